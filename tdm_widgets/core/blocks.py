@@ -1,0 +1,135 @@
+"""Streaming over the scan: the one place that knows numpy from dask.
+
+A *kernel* takes one block of whole diffraction patterns ``(by, bx, det_y, det_x)``
+plus the matching window of every scan-shaped side array and returns a partial
+result; partial results are merged pairwise. Numpy data is walked in row blocks
+(views, never copies); dask data is walked chunk by chunk through ``dask.delayed``
+so that the same graph runs on the threaded scheduler or on a ``dask.distributed``
+cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+#: Target size of one block converted to float64 inside a kernel [bytes].
+BLOCK_BYTES = 32 * 2**20
+
+
+def is_lazy(data) -> bool:
+    """True for a dask array."""
+    return hasattr(data, "dask") and hasattr(data, "chunks")
+
+
+def row_blocks(shape: Sequence[int], block_bytes: int = BLOCK_BYTES) -> list[slice]:
+    """Slices of scan rows whose float64 copy holds about ``block_bytes``."""
+    sy, sx, dy, dx = shape
+    rows = max(1, int(block_bytes // max(1, sx * dy * dx * 8)))
+    return [slice(y, min(y + rows, sy)) for y in range(0, sy, rows)]
+
+
+def whole_patterns(data):
+    """A dask array rechunked (if needed) so each chunk holds whole patterns."""
+    if len(data.chunks[2]) == 1 and len(data.chunks[3]) == 1:
+        return data
+    return data.rechunk({2: -1, 3: -1})
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, delay=1.0, disable=not enabled, leave=False)
+
+
+def compute(*values, progress: bool = True, desc: str = "tdm"):
+    """Compute dask collections, with a progress bar after one second."""
+    import dask
+
+    if not progress:
+        return dask.compute(*values)
+    try:
+        from distributed import get_client
+
+        get_client()
+    except (ImportError, ValueError):
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar(minimum=1.0):
+            return dask.compute(*values)
+    return dask.compute(*values)
+
+
+def reduce_scan(data, kernel: Callable, merge: Callable, side: Sequence[np.ndarray] = (),
+                progress: bool = True, desc: str = "statistics"):
+    """One pass over the scan: ``merge`` of ``kernel(block, *side_windows)``.
+
+    Parameters
+    ----------
+    data : ndarray or dask.array.Array
+        4D data ``(scan_y, scan_x, det_y, det_x)``.
+    kernel : callable
+        ``kernel(block, *windows) -> partial``.
+    merge : callable
+        Associative ``merge(a, b) -> partial``.
+    side : sequence of ndarray
+        Arrays whose last two axes are the scan; each block gets its window.
+    progress : bool
+        Show a progress bar for passes longer than a second.
+
+    Returns
+    -------
+    object
+        The merged partial result.
+    """
+    if not is_lazy(data):
+        acc = None
+        blocks = row_blocks(data.shape)
+        with _progress(len(blocks), desc, progress) as bar:
+            for ys in blocks:
+                part = kernel(data[ys], *(a[..., ys, :] for a in side))
+                acc = part if acc is None else merge(acc, part)
+                bar.update()
+        return acc
+
+    import dask
+
+    data = whole_patterns(data)
+    ystarts = np.cumsum((0,) + data.chunks[0])
+    xstarts = np.cumsum((0,) + data.chunks[1])
+    delayed_blocks = data.to_delayed()
+    parts = []
+    dkernel = dask.delayed(kernel, pure=True)
+    for i in range(len(data.chunks[0])):
+        for j in range(len(data.chunks[1])):
+            ys = slice(ystarts[i], ystarts[i + 1])
+            xs = slice(xstarts[j], xstarts[j + 1])
+            parts.append(dkernel(delayed_blocks[i, j, 0, 0],
+                                 *(a[..., ys, xs] for a in side)))
+    dmerge = dask.delayed(merge, pure=True)
+    while len(parts) > 1:
+        parts = [dmerge(parts[k], parts[k + 1]) if k + 1 < len(parts) else parts[k]
+                 for k in range(0, len(parts), 2)]
+    (result,) = compute(parts[0], progress=progress, desc=desc)
+    return result
+
+
+def map_scan(data, kernel: Callable, n_out: int, progress: bool = True,
+             desc: str = "images"):
+    """Apply ``kernel(block) -> (by, bx, n_out)`` over the scan.
+
+    Numpy input gives a numpy ``(scan_y, scan_x, n_out)`` float64 array; dask input
+    gives a lazy dask array of the same shape (nothing is computed).
+    """
+    if not is_lazy(data):
+        out = np.empty(data.shape[:2] + (n_out,), dtype=np.float64)
+        blocks = row_blocks(data.shape)
+        with _progress(len(blocks), desc, progress) as bar:
+            for ys in blocks:
+                out[ys] = kernel(data[ys])
+                bar.update()
+        return out
+    data = whole_patterns(data)
+    return data.map_blocks(kernel, dtype=np.float64, drop_axis=(2, 3), new_axis=2,
+                           chunks=data.chunks[:2] + ((n_out,),))

@@ -1,0 +1,111 @@
+"""Template-derived masks: the Pearson correlation of templates with every
+pixel-STEM image (paper Eqs 3-5, 7 and 8), without forming the normalised matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .blocks import reduce_scan
+from .moments import block_moments, merge_moments
+from .stats import ColumnStats, finish_stats
+from .validate import check_data, detector_mask, region_mask, templates_stack
+
+NORMALIZATIONS = ("pcc", "pcc_over_mean")
+
+
+def column_statistics(data, region=None, progress: bool = True) -> ColumnStats:
+    """Mean and standard deviation of every detector pixel over the scan, one pass.
+
+    Parameters
+    ----------
+    data : ndarray or dask.array.Array
+        ``(scan_y, scan_x, det_y, det_x)``.
+    region : ndarray of bool, optional
+        ``(scan_y, scan_x)`` positions to use; all if None.
+    """
+    check_data(data)
+    stats, _ = _pass(data, None, region, progress)
+    return stats
+
+
+def _pass(data, templates, region, progress):
+    sy, sx, dy, dx = data.shape
+    reg = region_mask(region, (sy, sx))
+    t = np.zeros((0, sy, sx)) if templates is None else templates
+    mom = reduce_scan(data, block_moments, merge_moments, side=(reg, t),
+                      progress=progress, desc="TDM statistics")
+    stats = finish_stats(mom.n, mom.mean, mom.m2, (dy, dx), data.dtype)
+    return stats, mom
+
+
+def pcc_masks(data, template, normalization: str = "pcc", region=None,
+              detector_region=None, progress: bool = True):
+    """Pearson-correlation masks of ``k`` templates in one pass over the data.
+
+    ``m_j = sum_i (t_i - <t>)(D_ij - mu_j) / (n sigma_t sigma_j)`` over the ``n``
+    positions of ``region`` (Eq 5/8, a correlation coefficient in [-1, 1]); with
+    ``normalization="pcc_over_mean"`` each pixel-STEM image is also divided by its
+    mean, ``m'_j = m_j / mu_j`` (Eq 7).
+
+    Parameters
+    ----------
+    data : ndarray or dask.array.Array
+        ``(scan_y, scan_x, det_y, det_x)``, any real dtype; never copied whole.
+    template : array_like
+        ``(scan_y, scan_x)`` or a stack ``(k, scan_y, scan_x)``.
+    normalization : {"pcc", "pcc_over_mean"}
+        Eq 5 or Eq 7.
+    region : ndarray of bool, optional
+        Scan positions whose statistics define the mask (a partial template).
+    detector_region : ndarray of bool, optional
+        Detector pixels the mask may use; zero elsewhere.
+    progress : bool
+        Progress bar for passes longer than a second.
+
+    Returns
+    -------
+    masks : ndarray
+        ``(det_y, det_x)`` or ``(k, det_y, det_x)`` float64; 0 at constant pixels.
+    stats : ColumnStats
+        Statistics of the positions used.
+
+    Raises
+    ------
+    ValueError
+        For a template that is constant over the region, NaN/inf in data or template,
+        shapes that do not match, or an unknown normalisation.
+    """
+    check_data(data)
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}; "
+                         f"got {normalization!r}")
+    sy, sx, dy, dx = data.shape
+    t, single = templates_stack(template, (sy, sx))
+    reg = region_mask(region, (sy, sx))
+    det = detector_mask(detector_region, (dy, dx))
+    tr = t[:, reg]
+    t_ss = ((tr - tr.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    flat = t_ss <= (1e-12 * np.abs(tr).max(axis=1)) ** 2 * tr.shape[1]
+    if flat.any():
+        which = ", ".join(str(i) for i in np.flatnonzero(flat))
+        where = "within the region" if region is not None else "over the scan"
+        raise ValueError(f"template {which} is constant {where} (all-zero or uniform): "
+                         "it has no variance to correlate with")
+    stats, mom = _pass(data, t, reg, progress)
+    std = stats.std.reshape(-1)
+    valid = stats.valid.reshape(-1)
+    denom = np.sqrt(t_ss)[:, None] * np.sqrt(mom.n) * np.where(valid, std, 1.0)[None]
+    masks = np.where(valid[None], mom.proj / denom, 0.0)
+    if normalization == "pcc_over_mean":
+        mean = stats.mean.reshape(-1)
+        nonpos = valid & (mean <= 0)
+        if nonpos.any():
+            raise ValueError(
+                f"normalization='pcc_over_mean' (Eq 7) divides by each pixel's mean "
+                f"intensity, but {int(nonpos.sum())} varying pixels have mean <= 0; "
+                "use normalization='pcc' or data with positive intensities")
+        masks = np.where(valid[None], masks / np.where(valid, mean, 1.0)[None], 0.0)
+    masks = masks.reshape(-1, dy, dx)
+    if det is not None:
+        masks = masks * det
+    return (masks[0] if single else masks), stats

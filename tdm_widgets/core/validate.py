@@ -1,0 +1,87 @@
+"""Shape and value checks at the public boundary, with messages naming the argument."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def check_data(data) -> None:
+    """Require 4D data ``(scan_y, scan_x, det_y, det_x)`` of a real dtype."""
+    shape = getattr(data, "shape", None)
+    if shape is None or len(shape) != 4:
+        got = "no shape" if shape is None else f"{len(shape)}D shape {tuple(shape)}"
+        raise ValueError(
+            f"data must be 4D (scan_y, scan_x, det_y, det_x); got {got}")
+    if np.dtype(data.dtype).kind not in "biuf":
+        raise TypeError(f"data must be real-valued; got dtype {data.dtype}")
+    if min(shape) < 1:
+        raise ValueError(f"data has an empty axis: shape {tuple(shape)}")
+
+
+def templates_stack(template, scan_shape) -> tuple[np.ndarray, bool]:
+    """Validate a template or stack; return ``(k, scan_y, scan_x)`` float64 and whether
+    a single template was given."""
+    t = np.asarray(template)
+    if t.dtype.kind not in "biuf":
+        raise TypeError(f"template must be real-valued; got dtype {t.dtype}")
+    single = t.ndim == 2
+    if single:
+        t = t[None]
+    if t.ndim != 3 or t.shape[1:] != tuple(scan_shape):
+        raise ValueError(
+            f"template must have the scan shape {tuple(scan_shape)} or be a stack "
+            f"(k, {scan_shape[0]}, {scan_shape[1]}); got shape {np.shape(template)}")
+    if t.shape[0] == 0:
+        raise ValueError("template stack is empty (k = 0)")
+    t = t.astype(np.float64)
+    if not np.isfinite(t).all():
+        raise ValueError("template contains NaN or inf values")
+    return t, single
+
+
+def region_mask(region, scan_shape) -> np.ndarray:
+    """Validate a boolean scan-shaped region (None means the whole scan)."""
+    if region is None:
+        return np.ones(scan_shape, bool)
+    r = np.asarray(region)
+    if r.shape != tuple(scan_shape):
+        raise ValueError(f"region must have the scan shape {tuple(scan_shape)}; "
+                         f"got shape {r.shape}")
+    if r.dtype != bool:
+        raise TypeError(f"region must be a boolean array; got dtype {r.dtype}")
+    if np.count_nonzero(r) < 2:
+        raise ValueError(f"region must select at least two scan positions; it selects "
+                         f"{np.count_nonzero(r)}")
+    return r
+
+
+def masks_stack(mask, det_shape) -> tuple[np.ndarray, bool]:
+    """Validate a detector mask or stack; return ``(k, det_y, det_x)`` float64."""
+    m = np.asarray(mask)
+    if m.dtype.kind not in "biuf":
+        raise TypeError(f"mask must be real-valued; got dtype {m.dtype}")
+    single = m.ndim == 2
+    if single:
+        m = m[None]
+    if m.ndim != 3 or m.shape[1:] != tuple(det_shape):
+        raise ValueError(
+            f"mask must have the detector shape {tuple(det_shape)} or be a stack "
+            f"(k, {det_shape[0]}, {det_shape[1]}); got shape {np.shape(mask)}")
+    m = m.astype(np.float64)
+    if not np.isfinite(m).all():
+        raise ValueError("mask contains NaN or inf values")
+    return m, single
+
+
+def detector_mask(detector_region, det_shape) -> np.ndarray | None:
+    """Validate a boolean detector-shaped region (None means the whole detector)."""
+    if detector_region is None:
+        return None
+    r = np.asarray(detector_region)
+    if r.shape != tuple(det_shape) or r.dtype != bool:
+        raise ValueError(
+            f"detector_region must be a boolean array of the detector shape "
+            f"{tuple(det_shape)} or (inner_mrad, outer_mrad); got {r.dtype} {r.shape}")
+    if not r.any():
+        raise ValueError("detector_region selects no detector pixel")
+    return r

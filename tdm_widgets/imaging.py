@@ -1,0 +1,252 @@
+"""The public imaging functions: virtual detectors, template-derived masks, images.
+
+Each accepts a 4D HyperSpy signal (numpy-backed or lazy) or a 4D array
+``(scan_y, scan_x, det_y, det_x)`` and returns HyperSpy signals with calibrated axes
+and ``metadata.TDM`` recording what produced them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .core import geometry
+from .core.apply import apply_masks
+from .core.correlate import column_statistics, pcc_masks
+from .core.disk import BFDisk, find_bf_disk
+from .core.matrix import DataMatrix, sorted_matrix
+from .signals import Calibration, as_array, provenance, unwrap, wrap_detector_images, \
+    wrap_scan_images
+
+
+def _mean_pattern(data, progress=True):
+    from .core.blocks import compute, is_lazy
+
+    total = data.sum(axis=(0, 1), dtype=np.float64)
+    if is_lazy(data):
+        (total,) = compute(total, progress=progress, desc="mean pattern")
+    return np.asarray(total) / (data.shape[0] * data.shape[1])
+
+
+def bf_disk(s, semiangle_mrad: float | None = None, progress: bool = True) -> BFDisk:
+    """Bright-field disc centre and radius from the position-averaged pattern.
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D or ndarray
+        4D data.
+    semiangle_mrad : float, optional
+        Convergence semi-angle [mrad]; if given, ``mrad_per_px`` is set.
+
+    Returns
+    -------
+    BFDisk
+        ``center_px`` (y, x) and ``radius_px`` [detector px, sub-pixel] and
+        ``mrad_per_px`` [mrad / px].
+
+    Examples
+    --------
+    >>> disk = tdm_widgets.bf_disk(s, semiangle_mrad=23.5)  # doctest: +SKIP
+    >>> tdm_widgets.calibrate_detector(s, disk)              # doctest: +SKIP
+    """
+    data, _, _ = unwrap(s)
+    return find_bf_disk(_mean_pattern(data, progress), semiangle_mrad)
+
+
+def calibrate_detector(s, disk: BFDisk):
+    """Set a signal's detector axes to mrad from a :class:`BFDisk` (axes only, in place;
+    the data and any file are untouched). Returns ``s``."""
+    if disk.mrad_per_px is None:
+        raise ValueError("disk has no mrad_per_px: call bf_disk(s, semiangle_mrad=...)")
+    kx, ky = s.axes_manager.signal_axes
+    for ax, c in ((ky, disk.center_px[0]), (kx, disk.center_px[1])):
+        ax.scale, ax.offset, ax.units = disk.mrad_per_px, -c * disk.mrad_per_px, "mrad"
+    return s
+
+
+def _center_in_axis_units(center, cal: Calibration):
+    if center is None:
+        return (0.0, 0.0)
+    c = center.center_px if isinstance(center, BFDisk) else center
+    if len(c) != 2:
+        raise ValueError(f"center must be a BFDisk or (y, x) detector px; got {center}")
+    return tuple(o + sc * float(v) for o, sc, v in zip(cal.det_offset, cal.det_scale, c))
+
+
+def _need_mrad(cal: Calibration, what: str):
+    if not cal.det_mrad:
+        raise ValueError(
+            f"{what} needs the detector calibrated in mrad; its axes are in "
+            f"{cal.det_units!r}. Use tdm_widgets.calibrate_detector(s, "
+            "tdm_widgets.bf_disk(s, semiangle_mrad=...)) or from_array(..., mrad_per_px=...)")
+
+
+def detector_annulus(s_or_cal, det_shape, inner_mrad, outer_mrad, center=None):
+    """Boolean annulus ``inner <= r < outer`` [mrad] on the detector of ``s``.
+
+    The one geometry function behind :func:`virtual_image`, ``detector_region`` and
+    the widgets' outlines.
+    """
+    cal = s_or_cal if isinstance(s_or_cal, Calibration) else unwrap(s_or_cal)[1]
+    _need_mrad(cal, "an annulus in mrad")
+    return geometry.annulus(det_shape, float(inner_mrad), float(outer_mrad),
+                            cal.det_scale, cal.det_offset, _center_in_axis_units(center, cal))
+
+
+def virtual_image(s, inner_mrad: float, outer_mrad: float, center=None,
+                  progress: bool = True):
+    """Virtual image from a binary annular detector (BF, ABF or ADF).
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D or ndarray
+        4D data with the detector calibrated in mrad.
+    inner_mrad, outer_mrad : float
+        Detector radii [mrad]; ``inner_mrad=0`` gives a disc (BF).
+    center : BFDisk or tuple of float, optional
+        Detector centre, (y, x) [detector px]; the calibrated 0 mrad if None.
+
+    Returns
+    -------
+    hyperspy.signals.Signal2D
+        ``(scan_y, scan_x)`` image, axes in angstrom; lazy for lazy input.
+    """
+    data, cal, src = unwrap(s)
+    mask = detector_annulus(cal, data.shape[2:], inner_mrad, outer_mrad, center)
+    img = apply_masks(data, mask, progress=progress)
+    meta = provenance("virtual_image", src, inner_mrad=float(inner_mrad),
+                      outer_mrad=float(outer_mrad), n_pixels=int(mask.sum()),
+                      center_mrad=list(_center_in_axis_units(center, cal)))
+    return wrap_scan_images(img, cal, f"virtual {inner_mrad:g}-{outer_mrad:g} mrad", meta)
+
+
+def _detector_region(detector_region, data, cal, center=None):
+    if detector_region is None or isinstance(detector_region, np.ndarray):
+        return detector_region
+    if len(detector_region) == 2 and np.ndim(detector_region[0]) == 0:
+        return detector_annulus(cal, data.shape[2:], *detector_region, center=center)
+    return np.asarray(detector_region)
+
+
+def pcc_mask(s, template, normalization: str = "pcc", region=None, detector_region=None,
+             progress: bool = True):
+    """Template-derived mask: Pearson correlation of a template with every
+    pixel-STEM image (paper Eq 5/8; Eq 7 with ``normalization="pcc_over_mean"``).
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D or ndarray
+        4D data, numpy-backed or lazy.
+    template : array_like or Signal2D
+        ``(scan_y, scan_x)`` image, or a stack ``(k, scan_y, scan_x)`` for ``k``
+        masks from one pass.
+    normalization : {"pcc", "pcc_over_mean"}
+        Eq 5 (correlation coefficient) or Eq 7 (each pixel also divided by its mean
+        intensity).
+    region : ndarray of bool, optional
+        ``(scan_y, scan_x)``: a partial template whose statistics come from these
+        positions only; the mask applies to the whole scan.
+    detector_region : ndarray of bool or tuple of float, optional
+        Detector pixels the mask may use, as a boolean detector-shaped array or
+        ``(inner_mrad, outer_mrad)``; zero elsewhere.
+
+    Returns
+    -------
+    hyperspy.signals.Signal2D
+        Mask(s) ``(det_y, det_x)`` or ``(k, det_y, det_x)``, axes in mrad.
+        ``metadata.TDM`` holds the template, region, normalisation and the number of
+        zero-variance detector pixels (weight 0).
+    """
+    data, cal, src = unwrap(s)
+    t = as_array(template, "template")
+    det = _detector_region(detector_region, data, cal)
+    masks, stats = pcc_masks(data, t, normalization=normalization, region=region,
+                             detector_region=det, progress=progress)
+    meta = provenance(
+        "pcc_mask", src, normalization=normalization, template=t,
+        region=None if region is None else np.asarray(region),
+        detector_region=None if detector_region is None else (
+            list(map(float, detector_region)) if not isinstance(detector_region, np.ndarray)
+            else np.asarray(detector_region)),
+        n_positions=stats.n, n_zero_variance=stats.n_zero_variance)
+    return wrap_detector_images(masks, cal, f"TDM mask ({normalization})", meta)
+
+
+def column_stats(s, region=None, progress: bool = True):
+    """Per-detector-pixel mean and standard deviation over the scan (one pass).
+
+    Returns
+    -------
+    ColumnStats
+        ``mean``, ``std`` and ``valid`` (non-constant) arrays of the detector shape.
+    """
+    data, _, _ = unwrap(s)
+    return column_statistics(data, region=region, progress=progress)
+
+
+def apply_mask(s, mask, normalized: bool = False, stats=None, progress: bool = True):
+    """Apply a detector mask (or a stack) to the data.
+
+    ``normalized=False`` is Eq 2, ``D m`` on the raw data; ``normalized=True`` is
+    Eq 6, the mask applied to the column-normalised data, computed as the raw data
+    times ``m / sigma`` plus an offset.
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D or ndarray
+        4D data.
+    mask : array_like or Signal2D
+        ``(det_y, det_x)`` or ``(k, det_y, det_x)``.
+    normalized : bool
+        Eq 6 instead of Eq 2.
+    stats : ColumnStats, optional
+        Column statistics of ``s`` (from :func:`column_stats`), reused for Eq 6.
+
+    Returns
+    -------
+    hyperspy.signals.Signal2D
+        Image(s) ``(scan_y, scan_x)`` or ``(k, scan_y, scan_x)`` in angstrom; lazy
+        for lazy input.
+    """
+    data, cal, src = unwrap(s)
+    m = as_array(mask, "mask")
+    if normalized and stats is None:
+        stats = column_statistics(data, progress=progress)
+    img = apply_masks(data, m, normalized=normalized, stats=stats, progress=progress)
+    mask_meta = mask.metadata.get_item("TDM") if hasattr(mask, "metadata") else None
+    meta = provenance("apply_mask", src, normalized=bool(normalized),
+                      equation="Eq 6" if normalized else "Eq 2",
+                      mask=m, mask_provenance=mask_meta.as_dictionary()
+                      if hasattr(mask_meta, "as_dictionary") else None)
+    return wrap_scan_images(img, cal, "TDM image" if mask_meta else "masked image", meta)
+
+
+def data_matrix(s, center=None, normalized: bool = True, progress: bool = True
+                ) -> DataMatrix:
+    """The matrix D of Fig 1d: columns by radius from the BF-disc centre, rows by
+    intensity outside the BF disc (high angle), columns standardised by Eq 3.
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D or ndarray
+        4D data; the sorted copy is built in memory (p x q float32).
+    center : BFDisk, optional
+        BF disc; found with :func:`bf_disk` if None.
+    normalized : bool
+        Standardise each column (Eq 3).
+
+    Returns
+    -------
+    DataMatrix
+        ``matrix`` (p, q), ``row_order``, ``col_order`` and ``radius`` (detector axis
+        units, mrad when calibrated) of each sorted column.
+    """
+    data, cal, _ = unwrap(s)
+    disk = center if isinstance(center, BFDisk) else find_bf_disk(_mean_pattern(data, progress))
+    c = _center_in_axis_units(disk, cal)
+    shape = data.shape[2:]
+    radius = geometry.radius_map(shape, cal.det_scale, cal.det_offset, c)
+    r_px = geometry.radius_map(shape, center=disk.center_px)
+    high = apply_masks(data, r_px > disk.radius_px, progress=progress)
+    stats = column_statistics(data, progress=progress) if normalized else None
+    arr = np.asarray(data.compute() if hasattr(data, "compute") else data)
+    return sorted_matrix(arr, radius, np.asarray(high), stats)

@@ -1,0 +1,168 @@
+"""HyperSpy in and out: unwrap signals to arrays with calibrations, wrap results with
+axes in angstrom / mrad and provenance metadata."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._version import __version__
+from .core.validate import check_data
+
+#: Length units converted to angstrom.
+_TO_ANGSTROM = {"Å": 1.0, "A": 1.0, "angstrom": 1.0, "Angstrom": 1.0, "nm": 10.0,
+                "pm": 0.01, "µm": 1e4, "um": 1e4}
+#: Angle units converted to mrad.
+_TO_MRAD = {"mrad": 1.0, "rad": 1e3, "µrad": 1e-3, "urad": 1e-3}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Axis calibrations of 4D data, (y, x) order.
+
+    Attributes
+    ----------
+    scan_scale, scan_offset : tuple of float
+        Scan step and origin, in ``scan_units``.
+    scan_units : str
+        ``"Å"`` when the scan was calibrated, else the file's units (e.g. ``"px"``).
+    det_scale, det_offset : tuple of float
+        Detector pixel size and origin, in ``det_units``.
+    det_units : str
+        ``"mrad"`` when calibrated.
+    """
+
+    scan_scale: tuple[float, float] = (1.0, 1.0)
+    scan_offset: tuple[float, float] = (0.0, 0.0)
+    scan_units: str = "px"
+    det_scale: tuple[float, float] = (1.0, 1.0)
+    det_offset: tuple[float, float] = (0.0, 0.0)
+    det_units: str = "px"
+
+    @property
+    def det_mrad(self) -> bool:
+        """True when the detector axes are in mrad."""
+        return self.det_units == "mrad"
+
+
+def _axis_cal(axis, table, target):
+    units = str(getattr(axis, "units", "") or "")
+    scale, offset = float(axis.scale), float(axis.offset)
+    if units in table:
+        f = table[units]
+        return scale * f, offset * f, target
+    return scale, offset, units or "px"
+
+
+def unwrap(s):
+    """Return ``(data, calibration, signal_or_None)`` for a signal or a 4D array.
+
+    The data is the signal's own array (numpy or dask): never a copy.
+    """
+    try:
+        from hyperspy.signal import BaseSignal
+    except ImportError:  # pragma: no cover - hyperspy is a dependency
+        BaseSignal = ()
+    if isinstance(s, BaseSignal):
+        am = s.axes_manager
+        if am.navigation_dimension != 2 or am.signal_dimension != 2:
+            raise ValueError(
+                "data must be a 4D signal with 2 navigation (scan) and 2 signal "
+                f"(detector) axes; got navigation dimension {am.navigation_dimension}, "
+                f"signal dimension {am.signal_dimension}. For a series, pick one "
+                "member first, e.g. s.inav[:, :, 0]")
+        nx, ny = am.navigation_axes
+        kx, ky = am.signal_axes
+        sx = [_axis_cal(a, _TO_ANGSTROM, "Å") for a in (ny, nx)]
+        dx = [_axis_cal(a, _TO_MRAD, "mrad") for a in (ky, kx)]
+        scan_units = sx[0][2] if sx[0][2] == sx[1][2] else "px"
+        det_units = dx[0][2] if dx[0][2] == dx[1][2] else "px"
+        cal = Calibration((sx[0][0], sx[1][0]), (sx[0][1], sx[1][1]), scan_units,
+                          (dx[0][0], dx[1][0]), (dx[0][1], dx[1][1]), det_units)
+        data = s.data
+        check_data(data)
+        return data, cal, s
+    if isinstance(s, np.ndarray) or (hasattr(s, "dask") and hasattr(s, "chunks")):
+        check_data(s)
+        return s, Calibration(), None
+    raise TypeError(f"data must be a HyperSpy signal or a 4D array; got {type(s).__name__}")
+
+
+def _set_axes(sig, names, scales, offsets, units):
+    for ax, name, sc, off, u in zip(sig.axes_manager._axes, names, scales, offsets, units):
+        ax.name, ax.scale, ax.offset, ax.units = name, float(sc), float(off), u
+
+
+def provenance(operation: str, source, **parameters) -> dict:
+    """Metadata recording what produced a result."""
+    src = {}
+    if source is not None:
+        src["title"] = source.metadata.get_item("General.title", "")
+        src["original_filename"] = source.metadata.get_item(
+            "General.original_filename", "")
+    return {"operation": operation, "package": "tdm_widgets", "version": __version__,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "source": src, "parameters": parameters}
+
+
+def wrap_scan_images(images, cal: Calibration, title: str, meta: dict,
+                     stack_name: str = "template"):
+    """Scan-shaped image(s) ``(sy, sx)`` or ``(k, sy, sx)`` as a Signal2D in angstrom."""
+    import hyperspy.api as hs
+
+    lazy = hasattr(images, "dask")
+    sig = hs.signals.Signal2D(images)
+    if lazy:
+        sig = sig.as_lazy()
+    names, scales, offsets, units = [], [], [], []
+    if images.ndim == 3:
+        names.append(stack_name)
+        scales.append(1.0)
+        offsets.append(0.0)
+        units.append("")
+    names += ["y", "x"]
+    scales += list(cal.scan_scale)
+    offsets += list(cal.scan_offset)
+    units += [cal.scan_units] * 2
+    _set_axes(sig, names, scales, offsets, units)
+    sig.metadata.General.title = title
+    sig.metadata.set_item("TDM", meta)
+    return sig
+
+
+def wrap_detector_images(masks, cal: Calibration, title: str, meta: dict,
+                         stack_name: str = "template"):
+    """Detector-shaped mask(s) ``(dy, dx)`` or ``(k, dy, dx)`` as a Signal2D in mrad."""
+    import hyperspy.api as hs
+
+    sig = hs.signals.Signal2D(np.asarray(masks))
+    names, scales, offsets, units = [], [], [], []
+    if masks.ndim == 3:
+        names.append(stack_name)
+        scales.append(1.0)
+        offsets.append(0.0)
+        units.append("")
+    names += ["ky", "kx"]
+    scales += list(cal.det_scale)
+    offsets += list(cal.det_offset)
+    units += [cal.det_units] * 2
+    _set_axes(sig, names, scales, offsets, units)
+    sig.metadata.General.title = title
+    sig.metadata.set_item("TDM", meta)
+    return sig
+
+
+def as_array(x, name: str, ndim_options=(2, 3)):
+    """Plain array from a HyperSpy signal or array-like (for templates and masks)."""
+    try:
+        from hyperspy.signal import BaseSignal
+    except ImportError:  # pragma: no cover
+        BaseSignal = ()
+    arr = x.data if isinstance(x, BaseSignal) else x
+    arr = np.asarray(arr.compute() if hasattr(arr, "compute") else arr)
+    if arr.ndim not in ndim_options:
+        raise ValueError(f"{name} must be {' or '.join(f'{d}D' for d in ndim_options)}; "
+                         f"got shape {arr.shape}")
+    return arr
