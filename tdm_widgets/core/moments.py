@@ -68,9 +68,10 @@ def block_moments(block: np.ndarray, weights: np.ndarray, templates: np.ndarray
         z = np.zeros(q)
         return Moments(0, z, z.copy(), np.zeros((k, q)), np.zeros(k))
     x = x.astype(np.float64)  # one block at a time, never the whole data
-    mean = x.mean(axis=0)
-    x -= mean
-    m2 = np.einsum("ij,ij->j", x, x)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf reported by the caller
+        mean = x.mean(axis=0)
+        x -= mean
+        m2 = np.einsum("ij,ij->j", x, x)
     t = templates.reshape(k, by * bx)[:, sel]
     return Moments(n, mean, m2, t @ x, t.sum(axis=1))
 
