@@ -84,7 +84,9 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
     -------
     hyperspy.signals.Signal2D
         Navigation = scan, signal = detector, with the file's calibrations (scan in
-        angstrom and detector in mrad where the file records them).
+        angstrom and detector in mrad where the file records them). A simulated
+        series keeps its extra navigation axes (thickness, defocus); pick a member
+        with :func:`tdm_widgets.simulate.select` or ``s.inav``.
     """
     import hyperspy.api as hs
 
@@ -120,7 +122,7 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
                                  "4D; load it with hyperspy and pass the one you want")
             s = four_d[0]
         am = s.axes_manager
-        if am.navigation_dimension != 2 or am.signal_dimension != 2:
+        if am.navigation_dimension < 2 or am.signal_dimension != 2:
             raise ValueError(
                 f"{path} is not 4D scan x detector data: navigation dimension "
                 f"{am.navigation_dimension}, signal dimension {am.signal_dimension}")

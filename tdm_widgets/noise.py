@@ -10,8 +10,9 @@ from .signals import provenance, unwrap
 def add_poisson_noise(s, dose_e_per_A2: float, seed: int = 0):
     """Poisson counts for a dose, from patterns normalised to the incident beam.
 
-    Each pattern's intensities are fractions of the incident beam, so the expected
-    count at a pixel is ``I * dose * step_y * step_x`` (electrons per probe position).
+    Each pattern's intensities are fractions of the incident beam (divided by
+    ``metadata.Simulation.intensity_scale`` where a file stores them scaled), so the
+    expected count at a pixel is ``I * dose * step_y * step_x``.
 
     Parameters
     ----------
@@ -35,6 +36,7 @@ def add_poisson_noise(s, dose_e_per_A2: float, seed: int = 0):
                          f"per area into electrons per position; scan units are "
                          f"{cal.scan_units!r}")
     electrons = float(dose_e_per_A2) * abs(cal.scan_scale[0] * cal.scan_scale[1])
+    electrons /= float(s.metadata.get_item("Simulation.intensity_scale", 1.0))
     if hasattr(data, "dask"):
         import dask.array as da
 
@@ -45,12 +47,14 @@ def add_poisson_noise(s, dose_e_per_A2: float, seed: int = 0):
             nums = block_info[0]["num-chunks"]
             k = int(np.ravel_multi_index(idx, nums))
             rng = np.random.default_rng(seeds[k])
-            return rng.poisson(np.clip(block, 0, None) * electrons).astype(np.uint32)
+            lam = np.clip(block.astype(np.float64), 0, None) * electrons
+            return rng.poisson(lam).astype(np.uint32)
 
         counts = da.map_blocks(draw, data, dtype=np.uint32)
     else:
         rng = np.random.default_rng(seed)
-        counts = rng.poisson(np.clip(data, 0, None) * electrons).astype(np.uint32)
+        counts = rng.poisson(np.clip(data.astype(np.float64), 0, None) * electrons
+                             ).astype(np.uint32)
     out = s._deepcopy_with_new_data(counts)
     out.metadata.set_item("TDM.noise", provenance(
         "add_poisson_noise", s, dose_e_per_A2=float(dose_e_per_A2), seed=int(seed),

@@ -52,8 +52,10 @@ def finish_stats(n: int, mean: np.ndarray, m2: np.ndarray, det_shape, dtype
     """Turn accumulated moments into :class:`ColumnStats`.
 
     A pixel is constant when its standard deviation is below
-    ``ROUNDOFF_FACTOR * eps(dtype) * scale``, with ``scale`` the largest RMS intensity
-    of any pixel: variation that small is round-off of the stored values, not signal.
+    ``ROUNDOFF_FACTOR * eps(dtype) * |mean|`` (the precision of its own stored
+    values) or below ``ROUNDOFF_FACTOR * eps(float64) * scale``, with ``scale`` the
+    largest RMS intensity of any pixel (the precision of the accumulation): variation
+    that small is round-off, not signal.
 
     Raises
     ------
@@ -68,7 +70,8 @@ def finish_stats(n: int, mean: np.ndarray, m2: np.ndarray, det_shape, dtype
     var = np.maximum(m2 / n, 0.0)
     std = np.sqrt(var)
     scale = float(np.sqrt(np.max(mean**2 + var))) if mean.size else 0.0
-    tol = ROUNDOFF_FACTOR * roundoff_epsilon(dtype) * scale
+    tol = ROUNDOFF_FACTOR * np.maximum(roundoff_epsilon(dtype) * np.abs(mean),
+                                       np.finfo(np.float64).eps * scale)
     valid = std > tol
     if not valid.any():
         raise ValueError(

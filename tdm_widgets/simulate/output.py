@@ -1,0 +1,104 @@
+"""Simulation results as HyperSpy signals calibrated like loaded experimental data."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..io import from_array
+from ..signals import provenance
+
+
+def to_signal(results: list, title: str, command: str = ""):
+    """A Signal2D with the scan in angstrom, the detector in mrad and extra
+    navigation axes ``thickness`` [nm] and ``defocus`` [nm] where a series has more
+    than one value.
+
+    Parameters
+    ----------
+    results : list of SimulationResult
+        One run per defocus (each with the same thickness exit planes).
+    title : str
+        Signal title.
+    command : str
+        The command that generated it, for the manifest.
+
+    Returns
+    -------
+    hyperspy.signals.Signal2D
+        ``metadata.Simulation`` holds every parameter, the abTEM version, the column
+        positions per species and any ground truth [scan px], and the PACBED series
+        at full angular sampling.
+    """
+    import hyperspy.api as hs
+
+    first = results[0]
+    defocus = np.array([r.parameters["defocus_nm"] for r in results])
+    thick = np.asarray(first.thickness_nm, float)
+    data = np.stack([r.data for r in results])  # (n_def, n_t, sy, sx, dy, dx)
+    lead = [("defocus", defocus), ("thickness", thick)]
+    keep = [i for i, (_, v) in enumerate(lead) if len(v) > 1]
+    data = data.reshape(tuple(len(lead[i][1]) for i in keep) + data.shape[2:])
+    ref = from_array(first.data[0], scan_step_A=(first.scan_step_A[1], first.scan_step_A[0]),
+                     mrad_per_px=first.mrad_per_px)
+    s = hs.signals.Signal2D(data)
+    axes = s.axes_manager._axes
+    for ax, (name, vals) in zip(axes, [lead[i] for i in keep]):
+        ax.name, ax.units = name, "nm"
+        step = np.diff(vals)
+        if np.allclose(step, step[0], rtol=0.05):
+            ax.scale, ax.offset = float(np.mean(step)), float(vals[0])
+    for ax, r in zip(axes[len(keep):], ref.axes_manager._axes):
+        ax.name, ax.scale, ax.offset, ax.units = r.name, r.scale, r.offset, r.units
+    s.metadata.General.title = title
+    params = dict(first.parameters)
+    params["defocus_nm"] = defocus.tolist()
+    params["wall_seconds"] = float(sum(r.parameters["wall_seconds"] for r in results))
+    s.metadata.set_item("Simulation", {
+        "structure": params["structure"], "parameters": params,
+        "thickness_nm": thick, "defocus_nm": defocus,
+        "columns": {k: np.asarray(v, float) for k, v in first.columns.items()},
+        "truth": {k: np.asarray(v) for k, v in first.truth.items()},
+        "pacbed": np.stack([r.pacbed for r in results]).squeeze(0)
+        if len(results) == 1 else np.stack([r.pacbed for r in results]),
+        "pacbed_mrad_per_px": list(first.pacbed_mrad_per_px),
+        "intensity_units": "fraction of the incident beam per detector pixel",
+        "generator_command": command,
+    })
+    s.metadata.set_item("TDM", provenance("simulate", None, command=command))
+    s.metadata.set_item("Acquisition_instrument.TEM.beam_energy",
+                        params["energy_eV"] / 1e3)
+    s.metadata.set_item("Acquisition_instrument.TEM.convergence_angle",
+                        params["semiangle_mrad"])
+    return s
+
+
+def columns_of(s) -> dict:
+    """Column positions per species [scan px] stored with a simulated signal."""
+    cols = s.metadata.get_item("Simulation.columns")
+    if cols is None:
+        raise ValueError("signal has no Simulation.columns metadata")
+    return {k: np.asarray(v) for k, v in cols.as_dictionary().items()}
+
+
+def select(s, thickness_nm: float | None = None, defocus_nm: float | None = None):
+    """The 4D member of a simulated series nearest the given thickness and defocus
+    [nm]; a series axis not named takes its first value."""
+    out = s
+    picked = {}
+    for name, want in (("defocus", defocus_nm), ("thickness", thickness_nm)):
+        vals = s.metadata.get_item(f"Simulation.{name}_nm")
+        if vals is None or np.size(vals) < 2:
+            continue
+        vals = np.asarray(vals, float)
+        i = 0 if want is None else int(np.argmin(np.abs(vals - want)))
+        idx = [slice(None)] * out.axes_manager.navigation_dimension
+        pos = [ax.name for ax in out.axes_manager.navigation_axes].index(name)
+        idx[pos] = i
+        out = out.inav[tuple(idx)]
+        picked[name] = float(vals[i])
+    if picked:
+        out.metadata.General.title = s.metadata.General.title + "".join(
+            f" {k} {v:g} nm" for k, v in picked.items())
+        for k, v in picked.items():
+            out.metadata.set_item(f"Simulation.selected_{k}_nm", v)
+    return out
