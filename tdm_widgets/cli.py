@@ -49,6 +49,24 @@ def _simulate(args) -> int:
     return 0
 
 
+def _data(args) -> int:
+    from . import manifest
+
+    if args.action == "verify":
+        rows = manifest.verify()
+        for name, status in rows:
+            print(f"{name:<28} {status}")
+        bad = [n for n, st in rows if st not in ("ok",) and not st.startswith(
+            ("absent", "generated", "registered"))]
+        return 1 if bad else 0
+    if not args.name:
+        print("tdm data regenerate NAME")
+        return 2
+    diff = manifest.regenerate(args.name)
+    print(f"{args.name}: regenerated, largest relative difference {diff:.2e}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="tdm", description="Template-derived masks for 4D-STEM")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -70,6 +88,10 @@ def main(argv=None) -> int:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--float16", action="store_true", help="store as float16")
     s.set_defaults(func=_simulate)
+    dt = sub.add_parser("data", help="check data files against data_manifest.yaml")
+    dt.add_argument("action", choices=["verify", "regenerate"])
+    dt.add_argument("name", nargs="?")
+    dt.set_defaults(func=_data)
     args = p.parse_args(argv)
     return args.func(args)
 

@@ -179,7 +179,8 @@ def pbtio3_domain_wall(scan_cells=(6, 6)) -> Structure:
     """PbTiO3 [100] with a 90 degree {011} domain wall across the scan diagonal.
 
     Domain 1 (upper right of the wall in the image, y down) has c along y and P along
-    +y; domain 2 has c along x and P along -x, a head-to-tail (neutral) wall. Domain 2
+    +y; domain 2 has c along x and P along -x (before the twin rotation), a
+    head-to-tail (neutral) wall. Domain 2
     is rotated by the twin angle so that the lattice vector along the wall, (a, c) in
     domain 1 and (c, a) in domain 2, coincides: the wall is coherent and runs along
     (a, c). Both domains share the [100] beam axis. Simplification: the rotated lattice
@@ -202,6 +203,7 @@ def pbtio3_domain_wall(scan_cells=(6, 6)) -> Structure:
         normal = np.array([wall[1], -wall[0]])  # points to domain 1 (upper right)
         n = int(np.ceil(max(lx, ly) / min(PTO_A, PTO_C))) + 2
         symbols, pos, cols = [], [], {}
+        pol2 = tuple(rot @ np.array([-1.0, 0.0]))  # P along -c of domain 2, rotated
         # domain 1: c along y
         for s, f1, f2, f3 in PTO_SITES:
             for i in range(-n, n):
@@ -210,7 +212,7 @@ def pbtio3_domain_wall(scan_cells=(6, 6)) -> Structure:
                     # domain 2: swap the roles of a and c, P along -x, then rotate
                     local = np.array([(i + 1 - f3) * PTO_C, (j + f2) * PTO_A])
                     xy2 = centre + rot @ local
-                    for xy, dom, pol in ((xy1, 1, (0.0, 1.0)), (xy2, 2, (-1.0, 0.0))):
+                    for xy, dom, pol in ((xy1, 1, (0.0, 1.0)), (xy2, 2, pol2)):
                         side = (xy - centre) @ normal  # sites on the wall: domain 1
                         if (dom == 1) != (side >= -1e-6) or not (0 <= xy[0] < lx and 0 <= xy[1] < ly):
                             continue

@@ -1,0 +1,119 @@
+"""Structures, the ci preset end to end, determinism, and one pipeline for
+simulated and loaded data."""
+
+import numpy as np
+import pytest
+
+import tdm_widgets as tw
+from tdm_widgets.simulate import (PRESETS, columns_of, lifepo4_cell, lifepo4_defects,
+                                  pbtio3_cell, pbtio3_domain_wall, select, simulate)
+from tdm_widgets.simulate.columns import projected_columns
+from tdm_widgets.simulate.runner import detector_rebin_matrix, fft_friendly
+
+
+def test_lifepo4_stoichiometry_and_columns():
+    c = lifepo4_cell()
+    assert c.get_chemical_formula() == "Fe4Li4O16P4"
+    cols = projected_columns(c)
+    # [001]: 4 Li, 4 Fe, 4 P(+O1) and 12 O columns per cell
+    assert {k: len(v) for k, v in cols.items()} == {"Fe": 4, "Li": 4, "O": 12, "P": 4}
+
+
+def test_lifepo4_defects_ground_truth():
+    st = lifepo4_defects()
+    a, b, c = lifepo4_cell().cell.lengths()
+    nz = 4
+    atoms, truth = st.build((4, 5), nz, (a, b))
+    counts = {s: atoms.get_chemical_symbols().count(s) for s in ("Li", "Fe", "O", "P")}
+    per = 4 * 5 * nz
+    assert counts == {"Li": 4 * per - nz // 2, "Fe": 4 * per + nz // 2 + nz,
+                      "O": 16 * per - nz, "P": 4 * per}
+    # the anti-site column alternates Li, Fe along the beam
+    xy = truth["antisite_FeLi_A"][0]
+    near = np.flatnonzero(np.hypot(*(atoms.positions[:, :2] - xy).T) < 0.3)
+    seq = [atoms[i].symbol for i in near[np.argsort(atoms.positions[near, 2])]]
+    assert seq == ["Li", "Fe"] * (nz // 2)
+    # the extra Fe column is at its site, one Fe per cell, far from other columns
+    xy = truth["extra_Fe_A"][0]
+    d = np.hypot(*(atoms.positions[:, :2] - xy).T)
+    assert [atoms[i].symbol for i in np.flatnonzero(d < 0.3)] == ["Fe"] * nz
+    assert np.sort(d)[nz] > 1.0
+    # the vacancy column is empty
+    assert np.min(np.hypot(*(atoms.positions[:, :2] - truth["vacancy_O_A"][0]).T)) > 0.5
+
+
+def test_pbtio3_polar_cell():
+    c = pbtio3_cell()
+    assert c.get_chemical_formula() == "O3PbTi"
+    lx, ly, lz = c.cell.lengths()
+    assert ly / lx == pytest.approx(1.06)
+    ti = c.positions[c.get_chemical_symbols().index("Ti")]
+    assert ti[1] > ly / 2  # Ti displaced along +c (y): polarisation +y
+
+
+def test_domain_wall_geometry_and_polarisation():
+    st = pbtio3_domain_wall()
+    atoms, truth = st.build((10, 10), 2, (2 * 3.9, 2 * 3.9 * 1.06))
+    p, xy, dom = truth["polarisation_Ti"], truth["columns_Ti_A"], truth["domain_Ti"]
+    wall, point = truth["wall_direction"], truth["wall_point_A"][0]
+    normal = np.array([wall[1], -wall[0]])
+    side = (xy - point) @ normal
+    assert np.all((side >= -1e-6) == (dom == 1))
+    np.testing.assert_allclose(p[dom == 1], [[0, 1]] * int((dom == 1).sum()))
+    p2 = p[dom == 2]
+    np.testing.assert_allclose(p2, [p2[0]] * len(p2))
+    assert p2[0][0] < -0.99 and abs(np.degrees(np.arcsin(p2[0][1]))) < 5  # ~ -x, twin tilt
+    # head-to-tail: the polarisation component normal to the wall is continuous
+    assert p[dom == 1][0] @ normal == pytest.approx(p[dom == 2][0] @ normal)
+    # the wall runs diagonally, no two columns coincide
+    assert 30 < np.degrees(np.arctan2(wall[1], wall[0])) < 60
+    from scipy.spatial import cKDTree
+    allxy = np.concatenate([truth[k] for k in truth if k.startswith("columns")])
+    assert cKDTree(allxy).query(allxy, k=2)[0][:, 1].min() > 0.3
+
+
+def test_fft_friendly_and_rebin_conserves_intensity():
+    assert [fft_friendly(n) for n in (287, 289, 301, 310)] == [288, 300, 320, 320]
+    coords = (np.arange(83) - 41) * 0.81
+    R = detector_rebin_matrix(coords, 32, 2.0)
+    inside = np.abs(coords) < 30
+    np.testing.assert_allclose(R.sum(0)[inside], 1.0)
+
+
+@pytest.fixture(scope="module")
+def ci_signal():
+    return simulate("ci", "lifepo4", thickness_nm=(1.0, 2.0), progress=False)
+
+
+def test_ci_preset_end_to_end(ci_signal, tmp_path):
+    s = ci_signal
+    assert s.axes_manager.navigation_dimension == 3
+    assert [a.name for a in s.axes_manager.navigation_axes] == ["x", "y", "thickness"]
+    assert s.axes_manager.signal_axes[0].units == "mrad"
+    assert s.axes_manager.navigation_axes[0].units == "Å"
+    # intensities are fractions of the beam: a thin crystal scatters little beyond 40 mrad
+    sums = s.data.sum(axis=(-1, -2))
+    assert np.all((sums > 0.95) & (sums <= 1.001))
+    meta = s.metadata.Simulation
+    assert meta.parameters.abtem_version
+    assert {"Li", "Fe", "P", "O"} == set(columns_of(s))
+    # a simulated signal and a loaded file go through the same pcc_mask path
+    s.save(tmp_path / "ci.hspy")
+    loaded = select(tw.load(tmp_path / "ci.hspy"), thickness_nm=2.0)
+    direct = select(s, thickness_nm=2.0)
+    t = np.zeros(direct.data.shape[:2])
+    t[0, 0] = 1
+    np.testing.assert_allclose(tw.pcc_mask(loaded, t).data, tw.pcc_mask(direct, t).data)
+
+
+def test_same_seed_same_array(ci_signal):
+    again = simulate("ci", "lifepo4", thickness_nm=(1.0, 2.0), progress=False)
+    np.testing.assert_array_equal(again.data, ci_signal.data)
+
+
+def test_unknown_names():
+    with pytest.raises(ValueError, match="preset must be one of"):
+        simulate("huge", "lifepo4")
+    with pytest.raises(ValueError, match="structure must be one of"):
+        simulate("ci", "graphene")
+    assert set(PRESETS) == {"ci", "bundled", "paper"}
