@@ -117,3 +117,13 @@ def test_unknown_names():
     with pytest.raises(ValueError, match="structure must be one of"):
         simulate("ci", "graphene")
     assert set(PRESETS) == {"ci", "bundled", "paper"}
+
+
+def test_defocus_ensemble_member_equals_single_run():
+    """The ensemble's axis order: member i is the run at defocus i."""
+    ens = simulate("ci", "lifepo4", thickness_nm=(1.0,), defocus_nm=(-3.0, 4.0), progress=False)
+    one = simulate("ci", "lifepo4", thickness_nm=(1.0,), defocus_nm=4.0, progress=False)
+    assert [a.name for a in ens.axes_manager.navigation_axes] == ["x", "y", "defocus"]
+    member = select(ens, defocus_nm=4.0)
+    np.testing.assert_allclose(member.data, one.data, rtol=1e-4, atol=1e-7)
+    assert not np.allclose(select(ens, defocus_nm=-3.0).data, one.data, rtol=1e-2)

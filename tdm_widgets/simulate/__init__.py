@@ -20,8 +20,8 @@ STRUCTURES = {
 
 def simulate(preset: str, structure: str, thickness_nm=(20.0,), defocus_nm=(0.0,),
              seed: int = 0, progress: bool = True, command: str = "", **overrides):
-    """Simulate a 4D-STEM scan: a thickness series from one run's exit planes, one
-    run per defocus.
+    """Simulate a 4D-STEM scan: a thickness series from one run's exit planes, a
+    defocus series as one probe ensemble.
 
     Parameters
     ----------
@@ -49,10 +49,9 @@ def simulate(preset: str, structure: str, thickness_nm=(20.0,), defocus_nm=(0.0,
         raise ValueError(f"structure must be one of {list(STRUCTURES)}; got {structure!r}")
     p = replace(PRESETS[preset], **overrides)
     st = STRUCTURES[structure]()
-    defoci = [defocus_nm] if isinstance(defocus_nm, (int, float)) else list(defocus_nm)
-    results = [run_multislice(st, p, list(thickness_nm), defocus_nm=d, seed=seed,
-                              progress=progress) for d in defoci]
-    return to_signal(results, f"{structure} ({preset})", command)
+    res = run_multislice(st, p, list(thickness_nm), defocus_nm=defocus_nm, seed=seed,
+                         progress=progress)
+    return to_signal(res, f"{structure} ({preset})", command)
 
 
 __all__ = ["PRESETS", "Preset", "STRUCTURES", "Structure", "columns_of", "lifepo4",

@@ -8,15 +8,15 @@ from ..io import from_array
 from ..signals import provenance
 
 
-def to_signal(results: list, title: str, command: str = ""):
+def to_signal(result, title: str, command: str = ""):
     """A Signal2D with the scan in angstrom, the detector in mrad and extra
     navigation axes ``thickness`` [nm] and ``defocus`` [nm] where a series has more
     than one value.
 
     Parameters
     ----------
-    results : list of SimulationResult
-        One run per defocus (each with the same thickness exit planes).
+    result : SimulationResult
+        A run with ``(n_defocus, n_thickness, ...)`` data.
     title : str
         Signal title.
     command : str
@@ -31,15 +31,15 @@ def to_signal(results: list, title: str, command: str = ""):
     """
     import hyperspy.api as hs
 
-    first = results[0]
-    defocus = np.array([r.parameters["defocus_nm"] for r in results])
-    thick = np.asarray(first.thickness_nm, float)
-    data = np.stack([r.data for r in results])  # (n_def, n_t, sy, sx, dy, dx)
+    defocus = np.atleast_1d(np.asarray(result.parameters["defocus_nm"], float))
+    thick = np.asarray(result.thickness_nm, float)
     lead = [("defocus", defocus), ("thickness", thick)]
     keep = [i for i, (_, v) in enumerate(lead) if len(v) > 1]
-    data = data.reshape(tuple(len(lead[i][1]) for i in keep) + data.shape[2:])
-    ref = from_array(first.data[0], scan_step_A=(first.scan_step_A[1], first.scan_step_A[0]),
-                     mrad_per_px=first.mrad_per_px)
+    data = result.data.reshape(tuple(len(lead[i][1]) for i in keep) + result.data.shape[2:])
+    pacbed = result.pacbed.reshape(tuple(len(lead[i][1]) for i in keep)
+                                   + result.pacbed.shape[2:])
+    ref = from_array(result.data[0, 0], mrad_per_px=result.mrad_per_px,
+                     scan_step_A=(result.scan_step_A[1], result.scan_step_A[0]))
     s = hs.signals.Signal2D(data)
     axes = s.axes_manager._axes
     for ax, (name, vals) in zip(axes, [lead[i] for i in keep]):
@@ -50,17 +50,14 @@ def to_signal(results: list, title: str, command: str = ""):
     for ax, r in zip(axes[len(keep):], ref.axes_manager._axes):
         ax.name, ax.scale, ax.offset, ax.units = r.name, r.scale, r.offset, r.units
     s.metadata.General.title = title
-    params = dict(first.parameters)
-    params["defocus_nm"] = defocus.tolist()
-    params["wall_seconds"] = float(sum(r.parameters["wall_seconds"] for r in results))
+    params = dict(result.parameters)
     s.metadata.set_item("Simulation", {
         "structure": params["structure"], "parameters": params,
         "thickness_nm": thick, "defocus_nm": defocus,
-        "columns": {k: np.asarray(v, float) for k, v in first.columns.items()},
-        "truth": {k: np.asarray(v) for k, v in first.truth.items()},
-        "pacbed": np.stack([r.pacbed for r in results]).squeeze(0)
-        if len(results) == 1 else np.stack([r.pacbed for r in results]),
-        "pacbed_mrad_per_px": list(first.pacbed_mrad_per_px),
+        "columns": {k: np.asarray(v, float) for k, v in result.columns.items()},
+        "truth": {k: np.asarray(v) for k, v in result.truth.items()},
+        "pacbed": pacbed,
+        "pacbed_mrad_per_px": list(result.pacbed_mrad_per_px),
         "intensity_units": "fraction of the incident beam per detector pixel",
         "generator_command": command,
     })

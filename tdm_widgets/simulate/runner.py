@@ -134,11 +134,11 @@ class SimulationResult:
     Attributes
     ----------
     data : ndarray
-        ``(n_thickness, scan_y, scan_x, det_y, det_x)`` float32 intensities, each
-        pattern a fraction of the incident beam per detector pixel.
+        ``(n_defocus, n_thickness, scan_y, scan_x, det_y, det_x)`` float32
+        intensities, each pattern a fraction of the incident beam per detector pixel.
     pacbed : ndarray
-        ``(n_thickness, ky, kx)`` position-averaged patterns at the full simulated
-        angular sampling.
+        ``(n_defocus, n_thickness, ky, kx)`` position-averaged patterns at the full
+        simulated angular sampling.
     thickness_nm, scan_step_A, mrad_per_px, pacbed_mrad_per_px, columns, parameters
         Calibrations; ``columns`` maps species to (row, col) scan px of the perfect
         crystal's columns.
@@ -158,7 +158,7 @@ class SimulationResult:
     truth: dict = field(default_factory=dict)
 
 
-def run_multislice(structure, preset: Preset, thickness_nm, defocus_nm: float = 0.0,
+def run_multislice(structure, preset: Preset, thickness_nm, defocus_nm=(0.0,),
                    seed: int = 0, sigmas_A=None, progress: bool = True) -> SimulationResult:
     """Run one multislice 4D-STEM scan with exit planes.
 
@@ -171,8 +171,10 @@ def run_multislice(structure, preset: Preset, thickness_nm, defocus_nm: float = 
     thickness_nm : sequence of float
         Requested thicknesses [nm]; each is rounded to whole slices, and all come
         from the exit planes of one run.
-    defocus_nm : float
-        Probe defocus [nm] (abTEM convention: positive is underfocus).
+    defocus_nm : float or sequence of float
+        Probe defocus [nm] (abTEM convention: positive is underfocus). Several
+        values run as one probe ensemble (measured faster here than a loop, which
+        rebuilds the potential for every value).
     seed : int
         Frozen-phonon seed; the same preset and seed give the same array.
     sigmas_A : dict, optional
@@ -220,9 +222,12 @@ def run_multislice(structure, preset: Preset, thickness_nm, defocus_nm: float = 
     pot = abtem.Potential(fp, gpts=gpts, slice_thickness=dz, parametrization="kirkland",
                           projection="infinite",
                           exit_planes=tuple(int(n - 1) for n in n_slices))
+    defoci = np.atleast_1d(np.asarray(defocus_nm, float))
+    defocus = (abtem.distributions.from_values(defoci * 10) if len(defoci) > 1
+               else float(defoci[0]) * 10)
     probe = abtem.Probe(energy=PAPER_OPTICS["energy_eV"],
                         semiangle_cutoff=PAPER_OPTICS["semiangle_mrad"],
-                        Cs=PAPER_OPTICS["Cs_A"], defocus=defocus_nm * 10)
+                        Cs=PAPER_OPTICS["Cs_A"], defocus=defocus)
     probe.grid.match(pot)
     scan = abtem.GridScan(start=origin, end=(origin[0] + ncx * cx, origin[1] + ncy * cy),
                           gpts=scan_px, endpoint=False)
@@ -231,16 +236,16 @@ def run_multislice(structure, preset: Preset, thickness_nm, defocus_nm: float = 
     meas = probe.scan(pot, scan=scan, detectors=det)
     arr = np.asarray(meas.array, dtype=np.float32)
     elapsed = time.perf_counter() - t0
-    if arr.ndim == 4:
-        arr = arr[None]
-    # abTEM indexes (x, y); the toolkit's convention is (y, x)
-    arr = np.transpose(arr, (0, 2, 1, 4, 3))
+    # abTEM gives (thickness?, defocus?, x, y, kx, ky); the toolkit's order is
+    # (defocus, thickness, y, x, ky, kx)
+    arr = arr.reshape((len(n_slices), len(defoci)) + arr.shape[-4:])
+    arr = np.transpose(arr, (1, 0, 3, 2, 5, 4))
     kx, ky = (np.asarray(c) for c in meas.angular_coordinates)
     n_det = 2 * int(np.ceil(preset.max_angle_mrad / preset.mrad_per_px))
     ry = detector_rebin_matrix(ky, n_det, preset.mrad_per_px)
     rx = detector_rebin_matrix(kx, n_det, preset.mrad_per_px)
-    data = np.einsum("ij,tyxjk,lk->tyxil", ry, arr, rx, optimize=True).astype(np.float32)
-    pacbed = arr.mean(axis=(1, 2), dtype=np.float64).astype(np.float32)
+    data = np.einsum("ij,dtyxjk,lk->dtyxil", ry, arr, rx, optimize=True).astype(np.float32)
+    pacbed = arr.mean(axis=(2, 3), dtype=np.float64).astype(np.float32)
     step = (ncx * cx / scan_px[0], ncy * cy / scan_px[1])
     shape = (scan_px[1], scan_px[0])
     cols = columns_in_scan(projected_columns(cell, structure.merge_A), (cx, cy), (0.0, 0.0),
@@ -256,7 +261,7 @@ def run_multislice(structure, preset: Preset, thickness_nm, defocus_nm: float = 
         "structure": structure.name, "preset": asdict(preset), "repeat_xy": list(repeat),
         "scan_cells": [ncx, ncy], "gpts": list(gpts), "thickness_nm": thick.tolist(),
         "requested_thickness_nm": list(map(float, thickness_nm)),
-        "defocus_nm": float(defocus_nm), "seed": int(seed),
+        "defocus_nm": defoci.tolist(), "seed": int(seed),
         "sigmas_A": {k: float(v) for k, v in sig.items()},
         "slice_thickness_A": float(dz), "potential_sampling_A": list(map(float, pot.sampling)),
         "slab_extent_A": [float(v) for v in atoms.cell.lengths()],
