@@ -65,7 +65,7 @@ def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0
     return np.stack(out), names
 
 
-def specificity(image, columns: dict) -> dict[str, float]:
+def specificity(image, columns: dict, where=None) -> dict[str, float]:
     """Mean z-score of an image at each column type.
 
     ``z = (image at the columns - mean of image) / std of image``, read at the
@@ -77,33 +77,65 @@ def specificity(image, columns: dict) -> dict[str, float]:
         ``(scan_y, scan_x)`` image.
     columns : dict of str to array_like
         Species to ``(n, 2)`` (row, col) positions [scan px].
+    where : ndarray of bool, optional
+        Judge only these scan positions (the held-out part of a ``split="cells"``
+        cross-validation): mean, std and columns are taken there.
 
     Returns
     -------
     dict of str to float
-        Species to mean z-score [image standard deviations].
+        Species to mean z-score [image standard deviations]; NaN for a species with
+        no column inside ``where``.
     """
-    img = np.asarray(getattr(image, "data", image), float)
-    if hasattr(img, "compute"):
-        img = np.asarray(img.compute())
+    img = getattr(image, "data", image)
+    img = np.asarray(img.compute() if hasattr(img, "compute") else img, float)
     if img.ndim != 2:
         raise ValueError(f"image must be 2D; got shape {img.shape}")
-    sd = img.std()
+    sel = np.ones(img.shape, bool) if where is None else np.asarray(where, bool)
+    if sel.shape != img.shape or sel.sum() < 2:
+        raise ValueError("where must be a boolean image of the image's shape selecting "
+                         "at least two pixels")
+    sd = img[sel].std()
     if not np.isfinite(sd) or sd == 0:
         raise ValueError("image is constant or not finite: no contrast to measure")
-    z = (img - img.mean()) / sd
+    z = (img - img[sel].mean()) / sd
     out = {}
     for n, pos in columns.items():
         rc = _pixel_indices(pos, img.shape)
-        out[n] = float(z[rc[:, 0], rc[:, 1]].mean())
+        inside = sel[rc[:, 0], rc[:, 1]]
+        out[n] = float(z[rc[inside, 0], rc[inside, 1]].mean()) if inside.any() else np.nan
     return out
+
+
+def random_positions_template(columns: dict, shape, n: int, seed: int = 0,
+                              min_distance_px: float = 1.5) -> np.ndarray:
+    """Null-control template: single pixels at ``n`` random positions at least
+    ``min_distance_px`` from every column (the ``n`` farthest pixels if the scan is
+    too small for that). It shows what a template with no atomic meaning produces.
+
+    Returns
+    -------
+    ndarray
+        ``(scan_y, scan_x)`` float64 binary template.
+    """
+    rng = np.random.default_rng(seed)
+    allpos = np.concatenate([np.asarray(v, float).reshape(-1, 2) for v in columns.values()])
+    yy, xx = np.indices(shape)
+    d = np.min(np.hypot(yy[..., None] - allpos[:, 0], xx[..., None] - allpos[:, 1]), -1)
+    free = np.flatnonzero(d.ravel() > min_distance_px)
+    if free.size < n:
+        free = np.argsort(d.ravel())[-n:]
+    t = np.zeros(shape)
+    t.flat[rng.choice(free, size=n, replace=False)] = 1
+    return t
 
 
 def format_specificity(rows: dict[str, dict[str, float]]) -> str:
     """A plain-text table: one row per image, one column per column type."""
     cols = list(next(iter(rows.values())))
-    head = f"{'image':<12}" + "".join(f"{c:>9}" for c in cols)
+    width = max(12, max(len(k) for k in rows) + 1)
+    head = f"{'image':<{width}}" + "".join(f"{c:>9}" for c in cols)
     lines = [head, "-" * len(head)]
     for name, r in rows.items():
-        lines.append(f"{name:<12}" + "".join(f"{r[c]:>+9.2f}" for c in cols))
+        lines.append(f"{name:<{width}}" + "".join(f"{r[c]:>+9.2f}" for c in cols))
     return "\n".join(lines)

@@ -8,28 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from . import apply_mask, load, pcc_mask, virtual_image
-from .columns import format_specificity, point_templates, specificity
+from .columns import format_specificity, point_templates, random_positions_template, \
+    specificity
 from .simulate.output import columns_of, select
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 BUNDLED = DATA_DIR / "lifepo4_thickness.hspy"
 SPECIES = ("Li", "Fe", "P", "O")
-
-
-def random_null_template(columns, shape, n, seed=0):
-    """Single pixels at ``n`` random positions at least 1.5 px from every column (the
-    ``n`` farthest pixels on scans too small for that): a control that shows what a
-    template with no atomic meaning produces."""
-    rng = np.random.default_rng(seed)
-    allpos = np.concatenate([np.asarray(v) for v in columns.values()])
-    yy, xx = np.indices(shape)
-    d = np.min(np.hypot(yy[..., None] - allpos[:, 0], xx[..., None] - allpos[:, 1]), -1)
-    free = np.flatnonzero(d.ravel() > 1.5)
-    if free.size < n:
-        free = np.argsort(d.ravel())[-n:]
-    t = np.zeros(shape)
-    t.flat[rng.choice(free, size=n, replace=False)] = 1
-    return t
 
 
 def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
@@ -60,7 +45,8 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plotting import show_image, show_mask
+    from .plotting import show_image, show_mask, show_pattern
+    from .signals import unwrap
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -75,7 +61,7 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
     abf = virtual_image(s, 11.0, 23.5, progress=progress)
     adf = virtual_image(s, 30.0, 64.0, progress=progress)
     templates, names = point_templates(cols, shape, SPECIES, combined="all")
-    null = random_null_template(cols, shape, len(cols["Li"]), seed=seed)
+    null = random_positions_template(cols, shape, len(cols["Li"]), seed=seed)
     templates = np.concatenate([templates, null[None]])
     names.append("null")
     masks = pcc_mask(s, templates, detector_region=(0.0, 23.5), progress=progress)
@@ -95,10 +81,14 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
     show_image(axes[0, 0], abf, "virtual ABF 11-23.5 mrad", cols, bar=2)
     show_image(axes[0, 1], adf, "virtual ADF 30-64 mrad", cols, bar=2)
     axes[0, 0].legend(fontsize=6, loc="upper right", framealpha=0.6)
-    for ax in axes[0, 2:]:
+    cal = unwrap(s)[1]
+    mean_pattern = s.data.mean(axis=(0, 1), dtype=np.float64)
+    show_pattern(axes[0, 2], mean_pattern, cal.det_scale, cal.det_offset,
+                 radii=(11.0, 23.5, 30.0, 64.0), title="PACBED, ABF and ADF radii")
+    for ax in axes[0, 3:]:
         ax.set_axis_off()
-    t = series.metadata.Simulation.thickness_nm
-    axes[0, 3].text(0, 0.5, f"LiFePO4 [001], {s.metadata.Simulation.get_item('selected_thickness_nm', t[0]):.0f} nm\n"
+    t = s.metadata.get_item("Simulation.selected_thickness_nm", np.nan)
+    axes[0, 3].text(0, 0.5, f"LiFePO4 [001], {t:.0f} nm, abTEM\n"
                     "masks within the BF disc (23.5 mrad)\n"
                     "single-pixel templates; 'null' = random\npositions away from columns",
                     fontsize=7, va="center")

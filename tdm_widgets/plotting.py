@@ -46,7 +46,37 @@ def show_image(ax, sig, title="", columns=None, bar=None, cmap="gray"):
                        s=9, facecolors="none", edgecolors=SPECIES_COLORS.get(name, "c"),
                        linewidths=0.8, label=name)
     if bar:
-        scale_bar(ax, bar, units)
+        lum = (img - img.min()) / (np.ptp(img) or 1.0)
+        scale_bar(ax, bar, units, color="k" if lum.mean() > 0.5 else "w")
+    ax.set_title(title, fontsize=8)
+    ax.set_axis_off()
+
+
+def show_pattern(ax, pattern, scale, offset, radii=(), title="", limit=None):
+    """A diffraction pattern (log scale) in mrad with detector circles drawn by the
+    same geometry as :func:`tdm_widgets.virtual_image`.
+
+    Parameters
+    ----------
+    pattern : ndarray
+        ``(det_y, det_x)`` intensities.
+    scale, offset : tuple of float
+        Detector calibration (y, x) [mrad].
+    radii : sequence of float
+        Circle radii [mrad] around 0 mrad.
+    """
+    from .core.geometry import circle
+
+    p = np.asarray(pattern, float)
+    y0, x0 = offset[0] - scale[0] / 2, offset[1] - scale[1] / 2
+    ext = [x0, x0 + scale[1] * p.shape[1], y0 + scale[0] * p.shape[0], y0]
+    ax.imshow(np.log10(np.clip(p, p[p > 0].min(), None)), cmap="magma", extent=ext)
+    for r in radii:
+        cy, cx = circle(r)
+        ax.plot(cx, cy, color="c", lw=0.7)
+    if limit:
+        ax.set_xlim(-limit, limit)
+        ax.set_ylim(limit, -limit)
     ax.set_title(title, fontsize=8)
     ax.set_axis_off()
 

@@ -53,3 +53,10 @@ def annulus(shape, inner, outer, scale=(1.0, 1.0), offset=(0.0, 0.0), center=(0.
         raise ValueError(f"need 0 <= inner < outer; got inner={inner}, outer={outer}")
     r = radius_map(shape, scale, offset, center)
     return (r >= inner) & (r < outer)
+
+
+def circle(radius: float, center=(0.0, 0.0), n: int = 181) -> tuple[np.ndarray, np.ndarray]:
+    """(y, x) points of the circle ``r = radius`` that bounds :func:`annulus`, in the
+    same axis units, for drawing detector outlines."""
+    phi = np.linspace(0, 2 * np.pi, n)
+    return center[0] + radius * np.sin(phi), center[1] + radius * np.cos(phi)

@@ -56,7 +56,7 @@ def to_signal(result, title: str, command: str = ""):
         "thickness_nm": thick, "defocus_nm": defocus,
         "columns": {k: np.asarray(v, float) for k, v in result.columns.items()},
         "truth": {k: np.asarray(v) for k, v in result.truth.items()},
-        "pacbed": pacbed,
+        "pacbed": pacbed, "pacbed_thickness_nm": thick,
         "pacbed_mrad_per_px": list(result.pacbed_mrad_per_px),
         "intensity_units": "fraction of the incident beam per detector pixel",
         "generator_command": command,

@@ -1,0 +1,140 @@
+"""Cross-validated TDM images: the mask is never fitted to the data it images.
+
+A template-derived mask is fitted to the data it is applied to; with fewer scan
+positions than detector pixels a template can be reproduced from noise alone. Two
+honest splits:
+
+- ``split="dose"``: the counts of every pattern are split by binomial thinning into two
+  independent halves (for Poisson counts each half is Poisson at half the dose); the
+  mask from one half images the other, both ways, and the two images are averaged.
+- ``split="cells"``: the mask comes from one set of scan positions (``fit_region``)
+  and the image is judged on the others (``held_out`` in the result).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .core.apply import apply_masks
+from .core.blocks import is_lazy
+from .core.correlate import pcc_masks
+from .signals import as_array, provenance, unwrap, wrap_scan_images
+
+
+def _is_counts(data) -> bool:
+    return np.dtype(data.dtype).kind in "ui"
+
+
+def _thin(block, index, seed):
+    """First half of a binomial thinning, one generator per scan position so the draw
+    does not depend on how the data is chunked."""
+    out = np.empty(block.shape, dtype=block.dtype)
+    flat_b = block.reshape((-1,) + block.shape[2:])
+    flat_o = out.reshape(flat_b.shape)
+    for k, idx in enumerate(np.asarray(index).ravel()):
+        rng = np.random.default_rng((seed, int(idx)))
+        flat_o[k] = rng.binomial(flat_b[k], 0.5)
+    return out
+
+
+def thinned_halves(data, seed: int = 0):
+    """Two independent halves ``(A, D - A)`` of count data, lazily for dask input
+    and as two arrays for numpy input."""
+    sy, sx = data.shape[:2]
+    index = np.arange(sy * sx).reshape(sy, sx)
+    if is_lazy(data):
+        import dask.array as da
+
+        idx = da.from_array(index[:, :, None, None], chunks=data.chunks[:2] + ((1,), (1,)))
+        a = da.map_blocks(lambda b, i: _thin(b, i[:, :, 0, 0], seed), data, idx,
+                          dtype=data.dtype)
+    else:
+        a = _thin(np.asarray(data), index, seed)
+    return a, data - a
+
+
+@dataclass
+class CrossValidated:
+    """A cross-validated TDM image.
+
+    Attributes
+    ----------
+    image : hyperspy.signals.Signal2D
+        ``(scan_y, scan_x)`` or ``(k, scan_y, scan_x)``.
+    held_out : ndarray of bool
+        Scan positions whose pixels were not used to fit the mask (all of them for
+        ``split="dose"``, where the counts, not the positions, are held out).
+    """
+
+    image: object
+    held_out: np.ndarray
+
+
+def cross_validated_image(s, template, split: str = "dose", normalization: str = "pcc",
+                          detector_region=None, fit_region=None, normalized: bool = False,
+                          seed: int = 0, progress: bool = True) -> CrossValidated:
+    """A TDM image whose mask was fitted to independent data.
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D or ndarray
+        4D data; ``split="dose"`` needs integer counts.
+    template : array_like
+        ``(scan_y, scan_x)`` or ``(k, scan_y, scan_x)``.
+    split : {"dose", "cells"}
+        Binomial thinning of the counts, or a split of the scan positions.
+    normalization, detector_region, normalized
+        As in :func:`tdm_widgets.pcc_mask` and :func:`tdm_widgets.apply_mask`.
+    fit_region : ndarray of bool, optional
+        ``split="cells"``: the positions that fit the mask; default the left half of
+        the scan. The image is judged on the complement.
+    seed : int
+        Seed of the thinning.
+
+    Returns
+    -------
+    CrossValidated
+    """
+    from .imaging import _detector_region
+
+    data, cal, src = unwrap(s)
+    t = as_array(template, "template")
+    det = _detector_region(detector_region, data, cal)
+    kw = dict(normalization=normalization, detector_region=det, progress=progress)
+    if split == "dose":
+        if not _is_counts(data):
+            raise ValueError(
+                "split='dose' needs integer counts (it splits each count between two "
+                f"halves); this data is {data.dtype}. For noise-free simulations use "
+                "split='cells', or add noise first with tdm_widgets.add_poisson_noise")
+        a, b = thinned_halves(data, seed)
+        ma, sa = pcc_masks(a, t, **kw)
+        mb, sb = pcc_masks(b, t, **kw)
+        img = 0.5 * (_apply(b, ma, normalized, sb, progress)
+                     + _apply(a, mb, normalized, sa, progress))
+        held = np.ones(data.shape[:2], bool)
+    elif split == "cells":
+        sy, sx = data.shape[:2]
+        if fit_region is None:
+            fit_region = np.zeros((sy, sx), bool)
+            fit_region[:, : sx // 2] = True
+        fit_region = np.asarray(fit_region, bool)
+        if fit_region.all() or not fit_region.any():
+            raise ValueError("fit_region must leave some positions held out and fit on some")
+        m, _ = pcc_masks(data, t, region=fit_region, **kw)
+        img = _apply(data, m, normalized, None, progress)
+        held = ~fit_region
+    else:
+        raise ValueError(f"split must be 'dose' or 'cells'; got {split!r}")
+    meta = provenance("cross_validated_image", src, split=split, normalization=normalization,
+                      normalized=bool(normalized), seed=int(seed), template=t,
+                      held_out=held)
+    return CrossValidated(wrap_scan_images(img, cal, f"cross-validated TDM ({split})", meta),
+                          held)
+
+
+def _apply(data, masks, normalized, stats, progress):
+    img = apply_masks(data, masks, normalized=normalized, stats=stats, progress=progress)
+    return img.compute() if hasattr(img, "compute") else img

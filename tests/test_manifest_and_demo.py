@@ -1,0 +1,96 @@
+"""The data manifest matches the files; the main job runs on the bundled data."""
+
+import shlex
+
+import numpy as np
+import pytest
+
+import tdm_widgets as tw
+from tdm_widgets import manifest
+from tdm_widgets.cli import main
+from tdm_widgets.columns import specificity
+from tdm_widgets.demo import BUNDLED, run_demo
+
+
+def test_every_present_file_matches_the_manifest():
+    man = manifest.read_manifest()
+    rows = dict(manifest.verify(man))
+    for d in man["datasets"]:
+        if d.get("file"):  # committed files must be present and unchanged
+            assert rows[d["name"]] == "ok", (d["name"], rows[d["name"]])
+    names = [d["name"] for d in man["datasets"]]
+    assert len(names) == len(set(names))
+    for d in man["experimental"]:
+        assert d["register"] and d["description"]
+
+
+def test_manifest_shapes_dtypes_and_generators():
+    import hyperspy.api as hs
+    from tdm_widgets.cli import main as cli
+
+    for d in manifest.read_manifest()["datasets"]:
+        if d.get("file"):
+            s = hs.load(manifest.ROOT / d["file"], lazy=True)
+            assert list(s.data.shape) == d["shape"] and str(s.data.dtype) == d["dtype"]
+            assert s.metadata.Simulation.generator_command == d["generator"]
+            assert d["reductions"]
+        args = shlex.split(d["generator"])
+        assert args[:2] == ["tdm", "simulate"]
+        with pytest.raises(SystemExit) as e:  # the generator parses with the real CLI
+            cli(args[1:] + ["--help"])
+        assert e.value.code == 0
+
+
+def test_tampered_file_is_reported(tmp_path, monkeypatch):
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"abc")
+    man = {"datasets": [{"name": "x", "tier": "bundled", "file": str(f), "size_bytes": 3,
+                         "sha256": manifest.sha256(f)}], "experimental": []}
+    monkeypatch.setattr(manifest, "ROOT", tmp_path.parent.parent)
+    assert manifest.verify(man) == [("x", "ok")]
+    f.write_bytes(b"abd")
+    assert manifest.verify(man) == [("x", "sha256 mismatch")]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    return out, run_demo(out, BUNDLED, thickness_nm=70, progress=False)
+
+
+def test_demo_writes_figure_results_and_table(demo):
+    out, table = demo
+    for name in ("tdm_demo.png", "virtual_ABF.hspy", "virtual_ADF.hspy", "tdm_masks.hspy",
+                 "tdm_images.hspy", "contrast_table.txt"):
+        assert (out / name).stat().st_size > 0
+    assert set(table) == {"virtual ABF", "virtual ADF", "TDM Li", "TDM Fe", "TDM P", "TDM O",
+                          "TDM all", "TDM null"}
+    assert all(set(r) == {"Li", "Fe", "P", "O"} for r in table.values())
+
+
+def test_demo_results_reload_and_agree_with_the_api(demo):
+    import hyperspy.api as hs
+    from tdm_widgets.simulate import columns_of, select
+
+    out, table = demo
+    series = tw.load(BUNDLED)
+    s = select(series, thickness_nm=70)
+    abf = hs.load(out / "virtual_ABF.hspy")
+    np.testing.assert_allclose(abf.data, tw.virtual_image(s, 11, 23.5, progress=False).data)
+    images = hs.load(out / "tdm_images.hspy")
+    names = list(images.metadata.TDM.names)
+    cols = columns_of(series)
+    for i, n in enumerate(names):
+        assert specificity(images.data[i], cols) == pytest.approx(table[f"TDM {n}"])
+    masks = hs.load(out / "tdm_masks.hspy")
+    assert masks.metadata.TDM.parameters.detector_region == [0.0, 23.5]
+    # masks are zero outside the BF disc they were restricted to
+    kx, ky = masks.axes_manager.signal_axes
+    r = np.hypot(ky.axis[:, None], kx.axis[None, :])
+    assert np.all(masks.data[:, r >= 23.5] == 0) and np.any(masks.data[:, r < 23.5] != 0)
+
+
+def test_cli_demo(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--thickness", "40"]) == 0
+    text = capsys.readouterr().out
+    assert "TDM Li" in text and (tmp_path / "tdm_demo.png").exists()

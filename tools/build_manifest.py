@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Rewrite data_manifest.yaml from the dataset descriptions below and the files
+themselves (shape, dtype, size, sha256 and parameters are read off each file).
+
+Run after adding or regenerating data:  .venv/bin/python tools/build_manifest.py
+"""
+
+from pathlib import Path
+
+import yaml
+
+from tdm_widgets.manifest import MANIFEST, ROOT, entry_for
+
+COMMON_REDUCTIONS = [
+    "lateral slab about 30 A (paper 80 x 80 A): the probe wraps around sooner at large thickness",
+    "potential sampling 0.108 A (paper 0.073 A); antialiasing cutoff still above 64 mrad",
+    "detector integrated onto 2 mrad pixels out to 64 mrad (paper 0.334 mrad probe sampling)",
+    "stored as float16 scaled to intensity per 1e4 incident electrons (about 5e-4 relative precision)",
+]
+
+BUNDLED = [
+    dict(name="lifepo4_thickness", file="tdm_widgets/data/lifepo4_thickness.hspy",
+         notebooks=["demo (tdm demo)", "fig3", "si_robustness"],
+         reductions=COMMON_REDUCTIONS + [
+             "4 frozen-phonon configurations (paper 20)",
+             "thickness 20, 40, 60, 70, 90 nm kept from the exit planes at 20-90 nm every 10 nm of "
+             "one run (to stay near 20 MB); the PACBED of all eight planes is kept in "
+             "metadata.Simulation.pacbed",
+             "made by the same run_multislice code as the generator command, in a background run "
+             "started before the Structure refactor (runner of commit f0596db); the same preset and seed "
+             "give the same slab, grid and scan",
+         ]),
+    dict(name="pbtio3_thickness", file="data/bundled/pbtio3_thickness.hspy",
+         notebooks=["fig5", "fig6"],
+         reductions=COMMON_REDUCTIONS + ["4 frozen-phonon configurations (paper 20)"]),
+    dict(name="lifepo4_defects", file="data/bundled/lifepo4_defects.hspy",
+         notebooks=["fig4"],
+         reductions=COMMON_REDUCTIONS + ["2 frozen-phonon configurations (paper 20)",
+                                         "2 x 2 cells scanned, one defect per cell"]),
+    dict(name="lifepo4_defocus", file="data/bundled/lifepo4_defocus.hspy",
+         notebooks=["si_robustness"],
+         reductions=COMMON_REDUCTIONS + ["2 frozen-phonon configurations (paper 20)",
+                                         "defocus -6, -3, 0, 3, 6 nm at 70 nm"]),
+    dict(name="pbtio3_domain_wall", file="data/bundled/pbtio3_domain_wall.hspy",
+         notebooks=["fig5", "fig6"],
+         reductions=COMMON_REDUCTIONS + [
+             "1 frozen-phonon configuration (paper 20)", "scan step 0.4 A (paper ~0.3 A)",
+             "lattice of each domain kept tetragonal; the rotated domain is not periodic in "
+             "the box, whose edges (two cells from the scan) carry a seam"]),
+]
+
+GENERATED = [
+    dict(name="ci_lifepo4", tier="ci", file=None,
+         generator="tdm simulate ci lifepo4 --thickness 1 2 --out TMP",
+         parameters={"preset": "ci", "seconds": "about 5 on this machine"},
+         notebooks=[], note="generated inside tests/test_simulate.py"),
+    dict(name="paper_lifepo4_thickness", tier="paper", file=None,
+         generator="tdm simulate paper lifepo4 --thickness 20 30 40 50 60 70 80 90 "
+                   "--out data/paper/lifepo4_thickness.hspy",
+         parameters={"preset": "paper (Table 1)", "cost": "needs a GPU (abTEM cupy) or days "
+                     "of CPU: tdm simulate prints the estimate before it starts"},
+         notebooks=["simulation"]),
+    dict(name="paper_pbtio3_domain_wall", tier="paper", file=None,
+         generator="tdm simulate paper pbtio3_domain_wall --thickness 45 "
+                   "--out data/paper/pbtio3_domain_wall.hspy",
+         parameters={"preset": "paper (Table 1)"}, notebooks=["simulation"]),
+]
+
+EXPERIMENTAL = [
+    dict(name="experimental_lifepo4", description="LiFePO4 [001], about 72.5 nm, Merlin, "
+         "200 kV, 23.5 mrad (Xie et al. 2026; from the authors on request)",
+         register="add 'experimental_lifepo4: /path/to/file.mib' to "
+                  "~/.config/tdm_widgets/data.yaml", notebooks=["own_data"]),
+    dict(name="experimental_pbtio3", description="PbTiO3 [100] domain wall, about 49 nm, "
+         "Merlin, 200 kV, 23.5 mrad (Xie et al. 2026; from the authors on request)",
+         register="add 'experimental_pbtio3: /path/to/file.mib' to "
+                  "~/.config/tdm_widgets/data.yaml", notebooks=["own_data"]),
+]
+
+
+def main():
+    datasets = []
+    for d in BUNDLED:
+        path = ROOT / d["file"]
+        if path.exists():
+            datasets.append(entry_for(d["name"], path, "bundled", d["notebooks"],
+                                      d["reductions"]))
+    datasets += GENERATED
+    MANIFEST.write_text(
+        "# Every dataset the project ships or generates. Written by tools/build_manifest.py;\n"
+        "# check with `tdm data verify`, re-run a generator with `tdm data regenerate NAME`.\n"
+        + yaml.safe_dump({"version": 1, "datasets": datasets, "experimental": EXPERIMENTAL},
+                         sort_keys=False, width=100))
+    print(f"wrote {MANIFEST} ({len(datasets)} datasets)")
+
+
+if __name__ == "__main__":
+    main()
