@@ -6,19 +6,38 @@ Public API::
     bf_disk, calibrate_detector, virtual_image    virtual detectors
     pcc_mask, apply_mask, column_stats            template-derived masks and images
     data_matrix                                   the sorted matrix D of Fig 1d
-    point_templates, specificity                  templates from columns, contrast table
+    point_templates, specificity, ...             templates from columns, contrast
+    cross_validated_image, specificity_report     honest (held-out) TDM images
+    center_of_mass, icom, eigen_images, snr_db,   measurements around the masks
+    line_profile, match_thickness, displacement_vectors, refine_by_tdm
 """
 
 from ._version import __version__
+from .analysis.displacement import displacement_vectors, refine_by_tdm
+from .analysis.icom import center_of_mass, icom
+from .analysis.pacbed import match_thickness, resample_pattern
+from .analysis.pca import eigen_closeness, eigen_images
+from .analysis.profiles import line_profile
+from .analysis.snr import snr_db, unit_cell_average
+from .columns import format_specificity, point_templates, random_positions_template, \
+    specificity
 from .core.disk import BFDisk
 from .imaging import apply_mask, bf_disk, calibrate_detector, column_stats, data_matrix, \
     detector_annulus, pcc_mask, virtual_image
 from .io import from_array, load
 from .noise import add_poisson_noise
-from .columns import point_templates, specificity
+from .templates import Lattice, find_peaks, lattice_from_points, load_positions, \
+    rectangle_region, refine_lattice, refine_positions, replicate, save_positions
+from .validation import cross_validated_image, specificity_report
 
 __all__ = [
-    "__version__", "BFDisk", "add_poisson_noise", "apply_mask", "bf_disk",
-    "calibrate_detector", "column_stats", "data_matrix", "detector_annulus",
-    "from_array", "load", "pcc_mask", "point_templates", "specificity", "virtual_image",
+    "BFDisk", "Lattice", "__version__", "add_poisson_noise", "apply_mask", "bf_disk",
+    "calibrate_detector", "center_of_mass", "column_stats", "cross_validated_image",
+    "data_matrix", "detector_annulus", "displacement_vectors", "eigen_closeness",
+    "eigen_images", "find_peaks", "format_specificity", "from_array", "icom",
+    "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
+    "pcc_mask", "point_templates", "random_positions_template", "rectangle_region",
+    "refine_by_tdm", "refine_lattice", "refine_positions", "replicate", "resample_pattern",
+    "save_positions", "snr_db", "specificity", "specificity_report", "unit_cell_average",
+    "virtual_image",
 ]

@@ -14,9 +14,10 @@ def _pixel_indices(positions, scan_shape):
 
 
 def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0.0,
-                    combined: str | None = "all") -> tuple[np.ndarray, list[str]]:
+                    combined: str | None = "all", disc_px: float = 0.0
+                    ) -> tuple[np.ndarray, list[str]]:
     """Template stack from column positions: single pixels (the paper's binary
-    templates) or periodic Gaussians.
+    templates), binary discs or periodic Gaussians.
 
     Parameters
     ----------
@@ -27,8 +28,11 @@ def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0
     species : sequence of str, optional
         Which species, in order; all keys of ``columns`` if None.
     sigma_px : float
-        0 for single-pixel binary templates (nearest pixel set to 1), else the
-        Gaussian width [scan px], wrapped periodically.
+        0 for binary templates, else the Gaussian width [scan px], wrapped
+        periodically (the paper tunes positive vs negative correlation with it).
+    disc_px : float
+        With ``sigma_px=0``: 0 for single pixels (nearest pixel set to 1), else every
+        pixel within this radius [scan px] set to 1.
     combined : str or None
         Name of an extra template holding every listed column; None for none.
 
@@ -49,7 +53,7 @@ def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0
         if len(pos) == 0:
             raise ValueError(f"species {n!r} has no column positions")
         t = np.zeros(scan_shape)
-        if sigma_px <= 0:
+        if sigma_px <= 0 and disc_px <= 0:
             rc = _pixel_indices(pos, scan_shape)
             t[rc[:, 0], rc[:, 1]] = 1.0
         else:
@@ -57,10 +61,13 @@ def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0
             for r, c in pos:
                 dy = (yy - r + sy / 2) % sy - sy / 2
                 dx = (xx - c + sx / 2) % sx - sx / 2
-                t += np.exp(-(dy**2 + dx**2) / (2 * sigma_px**2))
+                if sigma_px > 0:
+                    t += np.exp(-(dy**2 + dx**2) / (2 * sigma_px**2))
+                else:
+                    t = np.maximum(t, (dy**2 + dx**2 <= disc_px**2).astype(float))
         out.append(t)
     if combined is not None:
-        out.append(np.maximum.reduce(out) if sigma_px <= 0 else np.sum(out, axis=0))
+        out.append(np.sum(out, axis=0) if sigma_px > 0 else np.maximum.reduce(out))
         names.append(combined)
     return np.stack(out), names
 

@@ -1,0 +1,160 @@
+"""iCoM, PCA link, SNR, line profiles, PACBED thickness and displacements, each
+against an answer known independently."""
+
+import numpy as np
+import pytest
+
+import tdm_widgets as tw
+from tdm_widgets.analysis.icom import integrate_gradient, wavelength_A
+
+from conftest import reference_normalised
+
+
+def test_wavelength_200kV():
+    assert wavelength_A(200e3) == pytest.approx(0.025079, rel=1e-4)
+
+
+def test_icom_recovers_a_known_phase():
+    """Patterns are discs shifted by the phase gradient; iCoM gives the phase back."""
+    ny, nx, step, energy = 24, 20, 0.25, 200e3
+    yy, xx = np.indices((ny, nx)) * step
+    Ly, Lx = ny * step, nx * step
+    phase = 0.8 * np.sin(2 * np.pi * yy / Ly) * np.cos(4 * np.pi * xx / Lx)
+    gy, gx = np.gradient(phase, step, axis=0), np.gradient(phase, step, axis=1)
+    # exact periodic gradient from Fourier space, so that integration is exact
+    ky = np.fft.fftfreq(ny, step)[:, None]
+    kx = np.fft.fftfreq(nx, step)[None, :]
+    F = np.fft.fft2(phase)
+    gy = np.real(np.fft.ifft2(2j * np.pi * ky * F))
+    gx = np.real(np.fft.ifft2(2j * np.pi * kx * F))
+    theta_mrad = np.stack([gy, gx]) / (2 * np.pi / wavelength_A(energy)) * 1e3
+    det = 48
+    k = (np.arange(det) - det // 2) * 1.0  # 1 mrad pixels
+    data = np.zeros((ny, nx, det, det))
+    for i in range(ny):
+        for j in range(nx):
+            r = np.hypot(k[:, None] - theta_mrad[0, i, j], k[None, :] - theta_mrad[1, i, j])
+            data[i, j] = np.clip(10.5 - r, 0, 1)  # anti-aliased disc, radius 10 mrad
+    s = tw.from_array(data, scan_step_A=step, mrad_per_px=1.0)
+    com = tw.center_of_mass(s).data
+    np.testing.assert_allclose(com, theta_mrad, atol=0.02 * np.abs(theta_mrad).max())
+    got = tw.icom(s, rotation_deg=0.0, transpose=False, energy_eV=energy).data
+    np.testing.assert_allclose(got, phase - phase.mean(), atol=0.03)
+    # the curl-free rotation is found from the data itself
+    rot = tw.icom(s, energy_eV=energy)
+    assert abs(rot.metadata.TDM.parameters.rotation_deg) < 1.0
+    assert not rot.metadata.TDM.parameters.transpose
+
+
+def test_integrate_gradient_inverts_fourier_derivative(rng):
+    phi = rng.standard_normal((16, 12))
+    phi -= phi.mean()
+    F = np.fft.fft2(phi)
+    ky = np.fft.fftfreq(16, 0.5)[:, None]
+    kx = np.fft.fftfreq(12, 0.5)[None, :]
+    gy = np.real(np.fft.ifft2(2j * np.pi * ky * F))
+    gx = np.real(np.fft.ifft2(2j * np.pi * kx * F))
+    # Nyquist components are lost by a real derivative; compare without them
+    got = integrate_gradient(gy, gx, (0.5, 0.5))
+    G = np.fft.fft2(got - phi)
+    G[8, :] = 0
+    G[:, 6] = 0
+    assert np.abs(G).max() < 1e-9
+
+
+def test_icom_matches_abtem_on_the_same_simulation():
+    """abTEM's integrated centre of mass on its own simulation vs ours on the same array."""
+    import abtem
+
+    from tdm_widgets.simulate.structures import lifepo4_cell
+
+    abtem.config.set({"dask.lazy": False, "diagnostics.progress_bar": False})
+    cell = lifepo4_cell()
+    cx, cy, cz = cell.cell.lengths()
+    pot = abtem.Potential(cell.repeat((2, 3, 2)), gpts=(128, 128), slice_thickness=cz)
+    probe = abtem.Probe(energy=200e3, semiangle_cutoff=23.5, defocus=0)
+    probe.grid.match(pot)
+    scan = abtem.GridScan(start=(0, 0), end=(cx, cy), gpts=(16, 10), endpoint=False)
+    meas = probe.scan(pot, scan=scan, detectors=abtem.PixelatedDetector(max_angle="valid"))
+    ref = np.asarray(meas.integrated_center_of_mass().array).T  # abTEM is (x, y)
+    arr = np.transpose(np.asarray(meas.array), (1, 0, 3, 2))
+    ka, kb = (np.asarray(c) for c in meas.angular_coordinates)
+    s = tw.from_array(arr, scan_step_A=(cy / 10, cx / 16),
+                      mrad_per_px=(kb[1] - kb[0], ka[1] - ka[0]),
+                      center_px=(int(np.argmin(np.abs(kb))), int(np.argmin(np.abs(ka)))))
+    ours = tw.icom(s, rotation_deg=0.0, transpose=False, energy_eV=200e3).data
+    # abTEM integrates the CoM in 1/A (phase / 2 pi) and sets its minimum to zero
+    ours = ours / (2 * np.pi)
+    np.testing.assert_allclose(ours - ours.min(), ref - ref.min(), atol=0.02 * np.ptp(ref))
+
+
+def test_eigen_images_match_dense_eigendecomposition(rng):
+    data = rng.gamma(3, 5, (6, 5, 7, 6)) * (1 + rng.random((6, 5, 1, 1)))
+    vals, imgs = tw.eigen_images(data, k=3)
+    D = data.reshape(30, 42)
+    Dh = reference_normalised(D)
+    C = Dh @ Dh.T / 30
+    w, v = np.linalg.eigh(C)
+    np.testing.assert_allclose(vals, w[::-1][:3], rtol=1e-6)
+    for i in range(3):
+        assert abs(abs(imgs[i].ravel() @ v[:, -1 - i]) - 1) < 1e-6
+    assert tw.eigen_closeness(data, imgs[0]) == pytest.approx(1.0, abs=1e-6)
+    assert tw.eigen_closeness(data, rng.random((6, 5))) < 0.999
+
+
+def test_snr_of_periodic_image_with_known_noise(rng):
+    cell = rng.standard_normal((8, 10)) * 2.0
+    img = np.tile(cell, (6, 5)) + rng.standard_normal((48, 50)) * 0.5
+    expected = 10 * np.log10(cell.var() / 0.25)
+    assert tw.snr_db(img, (8, 10)) == pytest.approx(expected, abs=0.3)
+    with pytest.raises(ValueError, match="whole cells"):
+        tw.snr_db(img, (7, 10))
+
+
+def test_line_profile_folds_unit_cells():
+    yy, xx = np.indices((20, 40))
+    img = np.cos(2 * np.pi * xx / 10.0) + 0 * yy
+    d, prof = tw.line_profile(img, (10, 0), (10, 40), width_px=3, period_px=10, step_px=0.5)
+    np.testing.assert_allclose(prof, np.cos(2 * np.pi * d / 10.0), atol=1e-3)
+
+
+def test_pacbed_held_out_thickness_recovered_within_one_step():
+    from tdm_widgets.demo import BUNDLED
+
+    s = tw.load(BUNDLED, lazy=True)
+    pac = np.asarray(s.metadata.Simulation.pacbed, float)
+    thick = np.asarray(s.metadata.Simulation.pacbed_thickness_nm)
+    assert len(thick) >= 5
+    rng = np.random.default_rng(0)
+    for i in range(1, len(thick) - 1):
+        held = rng.poisson(pac[i] / pac[i].sum() * 2e6).astype(float)  # a noisy measurement
+        others = np.delete(np.arange(len(thick)), i)
+        best, sim = tw.match_thickness(held, pac[others], thick[others])
+        step = np.max(np.diff(thick))
+        assert abs(best - thick[i]) <= step + 1e-6
+        assert sim.shape == (len(others),)
+
+
+def test_displacements_of_a_synthetic_polar_lattice():
+    """Ti at the centre of four O, displaced by a known vector."""
+    shape = (48, 48)
+    lat = tw.Lattice((6.0, 6.0), (0.0, 12.0), (12.0, 0.0))
+    o = tw.replicate(lat, {"O": [[0, 0.5], [0.5, 0]]}, shape)["O"]
+    ti_true = tw.replicate(lat, {"Ti": [[0.5, 0.5]]}, shape)["Ti"] + [0.35, -0.2]
+    img = _gauss(shape, np.concatenate([o, ti_true]))
+    ti = tw.refine_positions(img, np.rint(ti_true), window_px=2.5)
+    oo = tw.refine_positions(img, np.rint(o), window_px=2.5)
+    disp, _ = tw.displacement_vectors(ti, oo, max_distance_px=7)
+    ok = ~np.isnan(disp[:, 0])
+    assert ok.sum() >= 4
+    np.testing.assert_allclose(disp[ok], [[0.35, -0.2]] * ok.sum(), atol=0.05)
+
+
+def _gauss(shape, pos, sigma=1.0):
+    yy, xx = np.indices(shape)
+    img = np.zeros(shape)
+    for y, x in pos:
+        dy = (yy - y + shape[0] / 2) % shape[0] - shape[0] / 2
+        dx = (xx - x + shape[1] / 2) % shape[1] - shape[1] / 2
+        img += np.exp(-(dy**2 + dx**2) / (2 * sigma**2))
+    return img
