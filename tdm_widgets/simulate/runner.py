@@ -14,6 +14,9 @@ import numpy as np
 
 from .columns import columns_in_scan, projected_columns
 
+#: Probe positions per abTEM call: larger scans run in strips of rows (memory bound).
+MAX_POSITIONS_PER_RUN = 800
+
 #: Electron wavelength at 200 kV is computed by abTEM; these are the paper's optics.
 PAPER_OPTICS = {"energy_eV": 200e3, "semiangle_mrad": 23.5, "Cs_A": 3e4}
 
@@ -229,17 +232,25 @@ def run_multislice(structure, preset: Preset, thickness_nm, defocus_nm=(0.0,),
                         semiangle_cutoff=PAPER_OPTICS["semiangle_mrad"],
                         Cs=PAPER_OPTICS["Cs_A"], defocus=defocus)
     probe.grid.match(pot)
-    scan = abtem.GridScan(start=origin, end=(origin[0] + ncx * cx, origin[1] + ncy * cy),
-                          gpts=scan_px, endpoint=False)
     det = abtem.PixelatedDetector(max_angle=preset.max_angle_mrad + 3 * preset.mrad_per_px)
+    step_y = ncy * cy / scan_px[1]
+    rows = max(1, MAX_POSITIONS_PER_RUN // scan_px[0])
     t0 = time.perf_counter()
-    meas = probe.scan(pot, scan=scan, detectors=det)
-    arr = np.asarray(meas.array, dtype=np.float32)
+    strips = []
+    for y0 in range(0, scan_px[1], rows):  # strips of scan rows bound the memory
+        y1 = min(y0 + rows, scan_px[1])
+        scan = abtem.GridScan(start=(origin[0], origin[1] + y0 * step_y),
+                              end=(origin[0] + ncx * cx, origin[1] + y1 * step_y),
+                              gpts=(scan_px[0], y1 - y0), endpoint=False)
+        meas = probe.scan(pot, scan=scan, detectors=det)
+        strip = np.asarray(meas.array, dtype=np.float32)
+        # abTEM gives (thickness?, defocus?, x, y, kx, ky); the toolkit's order is
+        # (defocus, thickness, y, x, ky, kx)
+        strip = strip.reshape((len(n_slices), len(defoci)) + strip.shape[-4:])
+        strips.append(np.transpose(strip, (1, 0, 3, 2, 5, 4)))
+    arr = np.concatenate(strips, axis=2)
+    del strips
     elapsed = time.perf_counter() - t0
-    # abTEM gives (thickness?, defocus?, x, y, kx, ky); the toolkit's order is
-    # (defocus, thickness, y, x, ky, kx)
-    arr = arr.reshape((len(n_slices), len(defoci)) + arr.shape[-4:])
-    arr = np.transpose(arr, (1, 0, 3, 2, 5, 4))
     kx, ky = (np.asarray(c) for c in meas.angular_coordinates)
     n_det = 2 * int(np.ceil(preset.max_angle_mrad / preset.mrad_per_px))
     ry = detector_rebin_matrix(ky, n_det, preset.mrad_per_px)
