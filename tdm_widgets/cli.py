@@ -49,6 +49,53 @@ def _simulate(args) -> int:
     return 0
 
 
+def _apply(args) -> int:
+    import json
+
+    import numpy as np
+
+    from . import apply_mask, load, pcc_mask
+    from .columns import format_specificity, point_templates, specificity
+    from .simulate.output import select
+    from .templates import load_positions
+
+    s = select(load(args.datafile, lazy=args.lazy), thickness_nm=args.thickness,
+               defocus_nm=args.defocus)
+    columns, _, _ = load_positions(args.positions)
+    shape = s.data.shape[:2]
+    templates, names = point_templates(columns, shape, sigma_px=args.sigma)
+    det = tuple(args.detector_region) if args.detector_region else None
+    masks = pcc_mask(s, templates, normalization=args.normalization, detector_region=det)
+    images = apply_mask(s, masks, normalized=args.normalized)
+    if images._lazy:
+        images.compute()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for sig in (masks, images):
+        sig.metadata.set_item("TDM.names", names)
+    masks.save(out / "masks.hspy", overwrite=True)
+    images.save(out / "images.hspy", overwrite=True)
+    table = {f"TDM {n}": specificity(images.data[i], columns) for i, n in enumerate(names)}
+    if args.split:
+        from .validation import specificity_report
+
+        table.update({k: v for k, v in specificity_report(
+            s, columns, split=args.split, sigma_px=args.sigma, normalization=args.normalization,
+            detector_region=det, normalized=args.normalized).items()
+            if "cross-validated" in k or k.startswith("null")})
+    text = format_specificity(table)
+    (out / "specificity.txt").write_text(text + "\n")
+    params = {k: (v if not isinstance(v, Path) else str(v)) for k, v in vars(args).items()
+              if k != "func"}
+    (out / "parameters.json").write_text(json.dumps(
+        {"command": "tdm " + " ".join(sys.argv[1:]), "arguments": params,
+         "species": names, "n_zero_variance": int(masks.metadata.TDM.parameters.n_zero_variance),
+         "scan_shape": list(map(int, shape))}, indent=1, default=str))
+    print(text)
+    print(f"Wrote {out}/masks.hspy, images.hspy, specificity.txt, parameters.json")
+    return 0
+
+
 def _data(args) -> int:
     from . import manifest
 
@@ -88,6 +135,21 @@ def main(argv=None) -> int:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--float16", action="store_true", help="store as float16")
     s.set_defaults(func=_simulate)
+    ap = sub.add_parser("apply", help="masks, images and specificity for every species")
+    ap.add_argument("datafile")
+    ap.add_argument("--positions", required=True, help="positions JSON (tdm_widgets format)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--sigma", type=float, default=0.0, help="Gaussian template width [px]")
+    ap.add_argument("--normalization", choices=["pcc", "pcc_over_mean"], default="pcc")
+    ap.add_argument("--detector-region", type=float, nargs=2, metavar=("INNER", "OUTER"),
+                    help="mask only within this annulus [mrad]")
+    ap.add_argument("--normalized", action="store_true", help="Eq 6 instead of Eq 2")
+    ap.add_argument("--split", choices=["dose", "cells"], default=None,
+                    help="add cross-validated rows and a null control")
+    ap.add_argument("--thickness", type=float, default=None, help="series member [nm]")
+    ap.add_argument("--defocus", type=float, default=None, help="series member [nm]")
+    ap.add_argument("--lazy", action="store_true")
+    ap.set_defaults(func=_apply)
     dt = sub.add_parser("data", help="check data files against data_manifest.yaml")
     dt.add_argument("action", choices=["verify", "regenerate"])
     dt.add_argument("name", nargs="?")

@@ -10,10 +10,26 @@ from ..columns import point_templates
 from ..templates import refine_positions
 
 
-def displacement_vectors(centres, neighbours, n: int = 4, max_distance_px: float | None = None
+def displacement_vectors(centres, neighbours, n: int = 4, max_distance_px: float | None = None,
+                         min_distance_px: float = 0.0, period=None
                          ) -> tuple[np.ndarray, np.ndarray]:
     """Displacement of each centre column from the mean of its ``n`` nearest
     neighbour columns [px].
+
+    Parameters
+    ----------
+    centres, neighbours : array_like
+        ``(m, 2)`` and ``(k, 2)`` (y, x) positions [px].
+    n : int
+        Neighbours forming the cage (4 O around Ti in perovskite [100]).
+    max_distance_px : float, optional
+        Cages with a neighbour farther than this give NaN (image edges).
+    min_distance_px : float
+        Neighbours closer than this are skipped (in PbTiO3 [100] one O shares the
+        Ti column, 0.33 angstrom away in projection).
+    period : tuple of float, optional
+        (rows, cols) of a periodic image: neighbours are searched among periodic
+        copies too.
 
     Returns
     -------
@@ -24,12 +40,23 @@ def displacement_vectors(centres, neighbours, n: int = 4, max_distance_px: float
         ``(m, 2)`` mean neighbour position.
     """
     c = np.asarray(centres, float)
-    tree = cKDTree(np.asarray(neighbours, float))
-    d, idx = tree.query(c, k=n)
-    cage = tree.data[idx].mean(axis=1)
-    disp = c - cage
-    if max_distance_px is not None:
-        disp[np.any(d > max_distance_px, axis=1)] = np.nan
+    nb = np.asarray(neighbours, float)
+    if period is not None:
+        shifts = np.array([(i * period[0], j * period[1]) for i in (-1, 0, 1) for j in (-1, 0, 1)])
+        nb = (nb[None] + shifts[:, None]).reshape(-1, 2)
+    tree = cKDTree(nb)
+    extra = int(np.sum(tree.query_ball_point(c, min_distance_px, return_length=True))) \
+        if min_distance_px > 0 else 0
+    d, idx = tree.query(c, k=min(len(nb), n + extra + 1))
+    keep = d >= min_distance_px
+    disp = np.full(c.shape, np.nan)
+    cage = np.full(c.shape, np.nan)
+    for i in range(len(c)):
+        di, ii = d[i][keep[i]][:n], idx[i][keep[i]][:n]
+        if len(ii) < n or (max_distance_px is not None and di.max() > max_distance_px):
+            continue
+        cage[i] = nb[ii].mean(axis=0)
+        disp[i] = c[i] - cage[i]
     return disp, cage
 
 
