@@ -26,7 +26,8 @@ from .imaging import apply_mask, bf_disk, calibrate_detector, column_stats, data
     detector_annulus, pcc_mask, virtual_image
 from .io import from_array, load
 from .noise import add_poisson_noise
-from .templates import Lattice, find_peaks, lattice_from_points, load_positions, \
+from .templates import Lattice, find_peaks, lattice_from_peaks, lattice_from_points, \
+    load_positions, \
     rectangle_region, refine_lattice, refine_positions, replicate, save_positions
 from .validation import cross_validated_image, specificity_report
 
@@ -35,7 +36,7 @@ __all__ = [
     "calibrate_detector", "center_of_mass", "column_stats", "cross_validated_image",
     "data_matrix", "detector_annulus", "displacement_vectors", "eigen_closeness",
     "eigen_images", "find_peaks", "format_specificity", "from_array", "icom",
-    "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
+    "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
     "pcc_mask", "point_templates", "random_positions_template", "rectangle_region",
     "refine_by_tdm", "refine_lattice", "refine_positions", "replicate", "resample_pattern",
     "save_positions", "snr_db", "specificity", "specificity_report", "unit_cell_average",

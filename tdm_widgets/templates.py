@@ -58,6 +58,25 @@ def lattice_from_points(points) -> Lattice:
     raise ValueError(f"points must be 2 or 3 (y, x) positions; got shape {p.shape}")
 
 
+def lattice_from_peaks(peaks, min_length_px: float = 1.0) -> Lattice:
+    """Automatic lattice from peaks (e.g. :func:`find_peaks` of a virtual image):
+    origin at the peak nearest the centre of the peaks, ``a`` the shortest
+    difference vector, ``b`` the shortest one not parallel to it; then refined by
+    least squares through every peak."""
+    pk = np.asarray(peaks, float)
+    if len(pk) < 3:
+        raise ValueError(f"need at least 3 peaks for a lattice; got {len(pk)}")
+    o = pk[np.argmin(np.hypot(*(pk - pk.mean(0)).T))]
+    d = pk - o
+    d = d[np.hypot(*d.T) > min_length_px]
+    d = d[np.argsort(np.hypot(*d.T))]
+    a = d[0]
+    for v in d[1:]:
+        if abs(np.cross(a, v)) > 0.2 * np.hypot(*a) * np.hypot(*v):
+            return refine_lattice(Lattice(o, a, v), pk)
+    raise ValueError("peaks are collinear: no second lattice vector")
+
+
 def refine_lattice(lattice: Lattice, peaks) -> Lattice:
     """Least-squares lattice through peaks that lie on lattice points (each peak is
     assigned the nearest integer lattice index)."""

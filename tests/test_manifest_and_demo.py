@@ -94,3 +94,15 @@ def test_cli_demo(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--thickness", "40"]) == 0
     text = capsys.readouterr().out
     assert "TDM Li" in text and (tmp_path / "tdm_demo.png").exists()
+
+
+def test_regenerate_compares_with_the_committed_file(tmp_path, monkeypatch):
+    """A ci-tier generator re-run reproduces its file exactly (determinism)."""
+    out = tmp_path / "ci.hspy"
+    cmd = f"tdm simulate ci lifepo4 --thickness 1 --out {out}"
+    assert main(shlex.split(cmd)[1:]) == 0
+    man = {"datasets": [{"name": "ci", "tier": "ci", "file": str(out), "generator": cmd}]}
+    monkeypatch.setattr(manifest, "ROOT", tmp_path)
+    monkeypatch.setattr(manifest.subprocess, "run",
+                        lambda c, check, cwd: main(c[1:]))  # the same CLI, in-process
+    assert manifest.regenerate("ci", manifest=man) == 0.0

@@ -82,3 +82,14 @@ def test_rectangle_region_and_partial_template(rng):
     assert r.sum() == 12
     with pytest.raises(ValueError, match="fewer than two"):
         tw.rectangle_region((9, 12), 0, 1, 0, 1)
+
+
+def test_automatic_lattice_from_image_peaks():
+    true = tw.Lattice((5.0, 4.0), (0.0, 9.0), (8.0, 1.0))
+    cols = tw.replicate(true, {"A": [[0, 0]]}, (48, 48))["A"]
+    img = _gaussian_lattice((48, 48), cols, sigma=1.0)
+    lat = tw.lattice_from_peaks(tw.find_peaks(img, min_distance_px=3))
+    # the same lattice up to the choice of basis: every true point is a lattice point
+    f = lat.to_frac(cols)
+    np.testing.assert_allclose(f, np.rint(f), atol=0.02)
+    assert abs(np.cross(lat.a, lat.b)) == pytest.approx(abs(np.cross(true.a, true.b)), rel=0.01)
