@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .blocks import map_scan
+from .kernels import weighted_sums
 from .stats import ColumnStats
 from .validate import check_data, masks_stack
 
@@ -35,10 +36,10 @@ def physical_weights(masks: np.ndarray, stats: ColumnStats
     return w, -np.einsum("kij,ij->k", w, stats.mean)
 
 
-def _weighted_sum(weights_qk: np.ndarray):
+def _weighted_sum(weights_kq: np.ndarray):
     def kernel(block):
         by, bx, dy, dx = block.shape
-        out = np.asarray(block).reshape(by * bx, dy * dx) @ weights_qk
+        out = weighted_sums(block.reshape(by * bx, dy * dx), weights_kq)
         if not np.isfinite(out).all():
             raise ValueError("data contains NaN or inf values; replace them (e.g. with "
                              "a dead-pixel mask) before applying masks")
@@ -78,6 +79,6 @@ def apply_masks(data, mask, normalized: bool = False, stats: ColumnStats | None 
             stats = column_statistics(data, progress=progress)
         m, offsets = physical_weights(m, stats)
     k = m.shape[0]
-    images = map_scan(data, _weighted_sum(m.reshape(k, -1).T), k, progress=progress)
+    images = map_scan(data, _weighted_sum(m.reshape(k, -1)), k, progress=progress)
     images = images.transpose(2, 0, 1) + offsets[:, None, None]
     return images[0] if single else images

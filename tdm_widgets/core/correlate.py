@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from functools import partial
+
 from .blocks import reduce_scan
-from .moments import block_moments, merge_moments
+from .moments import block_sums, first_pattern, merge_sums
 from .stats import ColumnStats, finish_stats
 from .validate import check_data, detector_mask, region_mask, templates_stack
 
@@ -24,18 +26,54 @@ def column_statistics(data, region=None, progress: bool = True) -> ColumnStats:
         ``(scan_y, scan_x)`` positions to use; all if None.
     """
     check_data(data)
-    stats, _ = _pass(data, None, region, progress)
-    return stats
+    return _pass(data, None, region, progress)[0]
 
 
 def _pass(data, templates, region, progress):
+    """One pass: statistics of the region's positions and projections about the mean.
+
+    Returns ``(stats, proj, sums, shift)``."""
     sy, sx, dy, dx = data.shape
     reg = region_mask(region, (sy, sx))
     t = np.zeros((0, sy, sx)) if templates is None else templates
-    mom = reduce_scan(data, block_moments, merge_moments, side=(reg, t),
-                      progress=progress, desc="TDM statistics")
-    stats = finish_stats(mom.n, mom.mean, mom.m2, (dy, dx), data.dtype)
-    return stats, mom
+    shift = first_pattern(data)
+    sums = reduce_scan(data, partial(block_sums, shift=shift), merge_sums, side=(reg, t),
+                       progress=progress, desc="TDM statistics")
+    mean, m2, proj = sums.finish(shift)
+    stats = finish_stats(sums.n, mean, m2, (dy, dx), data.dtype)
+    return stats, proj, sums, shift
+
+
+def template_sum_of_squares(t, reg, region_given: bool) -> np.ndarray:
+    """``sum (t - <t>)^2`` of each template over the region; raises for a constant one."""
+    tr = t[:, reg]
+    t_ss = ((tr - tr.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    flat = t_ss <= (1e-12 * np.abs(tr).max(axis=1)) ** 2 * tr.shape[1]
+    if flat.any():
+        which = ", ".join(str(i) for i in np.flatnonzero(flat))
+        where = "within the region" if region_given else "over the scan"
+        raise ValueError(f"template {which} is constant {where} (all-zero or uniform): "
+                         "it has no variance to correlate with")
+    return t_ss
+
+
+def masks_from(stats: ColumnStats, proj, t_ss, normalization, det):
+    """Correlation masks from statistics and projections about the mean (no pass)."""
+    std = stats.std.reshape(-1)
+    valid = stats.valid.reshape(-1)
+    denom = np.sqrt(t_ss)[:, None] * np.sqrt(stats.n) * np.where(valid, std, 1.0)[None]
+    masks = np.where(valid[None], proj / denom, 0.0)
+    if normalization == "pcc_over_mean":
+        mean = stats.mean.reshape(-1)
+        nonpos = valid & (mean <= 0)
+        if nonpos.any():
+            raise ValueError(
+                f"normalization='pcc_over_mean' (Eq 7) divides by each pixel's mean "
+                f"intensity, but {int(nonpos.sum())} varying pixels have mean <= 0; "
+                "use normalization='pcc' or data with positive intensities")
+        masks = np.where(valid[None], masks / np.where(valid, mean, 1.0)[None], 0.0)
+    masks = masks.reshape((-1,) + stats.mean.shape)
+    return masks if det is None else masks * det
 
 
 def pcc_masks(data, template, normalization: str = "pcc", region=None,
@@ -83,29 +121,7 @@ def pcc_masks(data, template, normalization: str = "pcc", region=None,
     t, single = templates_stack(template, (sy, sx))
     reg = region_mask(region, (sy, sx))
     det = detector_mask(detector_region, (dy, dx))
-    tr = t[:, reg]
-    t_ss = ((tr - tr.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
-    flat = t_ss <= (1e-12 * np.abs(tr).max(axis=1)) ** 2 * tr.shape[1]
-    if flat.any():
-        which = ", ".join(str(i) for i in np.flatnonzero(flat))
-        where = "within the region" if region is not None else "over the scan"
-        raise ValueError(f"template {which} is constant {where} (all-zero or uniform): "
-                         "it has no variance to correlate with")
-    stats, mom = _pass(data, t, reg, progress)
-    std = stats.std.reshape(-1)
-    valid = stats.valid.reshape(-1)
-    denom = np.sqrt(t_ss)[:, None] * np.sqrt(mom.n) * np.where(valid, std, 1.0)[None]
-    masks = np.where(valid[None], mom.proj / denom, 0.0)
-    if normalization == "pcc_over_mean":
-        mean = stats.mean.reshape(-1)
-        nonpos = valid & (mean <= 0)
-        if nonpos.any():
-            raise ValueError(
-                f"normalization='pcc_over_mean' (Eq 7) divides by each pixel's mean "
-                f"intensity, but {int(nonpos.sum())} varying pixels have mean <= 0; "
-                "use normalization='pcc' or data with positive intensities")
-        masks = np.where(valid[None], masks / np.where(valid, mean, 1.0)[None], 0.0)
-    masks = masks.reshape(-1, dy, dx)
-    if det is not None:
-        masks = masks * det
+    t_ss = template_sum_of_squares(t, reg, region is not None)
+    stats, proj, _, _ = _pass(data, t, reg, progress)
+    masks = masks_from(stats, proj, t_ss, normalization, det)
     return (masks[0] if single else masks), stats

@@ -1,10 +1,10 @@
 """Column statistics and template projections of D in one streaming pass.
 
-For the rows (scan positions) selected by a region, the pass accumulates, per detector
-pixel j, the weighted count n, the mean, the centred sum of squares M2 and, for each
-template t_k, the projection ``P_kj = sum_i t_ki (D_ij - mean_j)``. Blocks are merged
-with the pairwise update of Chan, Golub and LeVeque, so nothing is accumulated as a raw
-sum of squares and the result does not depend on how the data is chunked.
+Every block contributes, for the scan positions selected by a region, sums about a
+fixed per-pixel shift (the first diffraction pattern, close to the mean): the count n,
+``S1 = sum (D - K)``, ``S2 = sum (D - K)^2`` and, for each template, ``P = sum t (D - K)``.
+Sums about a common shift merge by addition, in any order and any chunking, and the
+shift keeps the float64 variance ``S2 - S1^2 / n`` free of cancellation.
 """
 
 from __future__ import annotations
@@ -13,35 +13,49 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .kernels import shifted_sums
+
 
 @dataclass
-class Moments:
-    """Partial statistics of a set of scan positions.
+class Sums:
+    """Partial sums of a set of scan positions about a shift ``K``.
 
     Attributes
     ----------
     n : int
-        Number of scan positions.
-    mean : ndarray
-        ``(q,)`` mean of each detector pixel over the positions.
-    m2 : ndarray
-        ``(q,)`` sum of squared deviations from ``mean``.
+        Scan positions.
+    s1, s2 : ndarray
+        ``(q,)`` sums of ``D - K`` and ``(D - K)^2``.
     proj : ndarray
-        ``(k, q)`` template projections about ``mean``.
+        ``(k, q)`` sums of ``t (D - K)``.
     tsum : ndarray
-        ``(k,)`` sum of each template over the positions.
+        ``(k,)`` sums of ``t``.
     """
 
     n: int
-    mean: np.ndarray
-    m2: np.ndarray
+    s1: np.ndarray
+    s2: np.ndarray
     proj: np.ndarray
     tsum: np.ndarray
 
+    def finish(self, shift: np.ndarray):
+        """Mean, centred sum of squares and projections about the mean."""
+        d = self.s1 / self.n
+        mean = shift + d
+        m2 = self.s2 - self.s1 * d
+        proj = self.proj - np.outer(self.tsum, d)
+        return mean, m2, proj
 
-def block_moments(block: np.ndarray, weights: np.ndarray, templates: np.ndarray
-                  ) -> Moments:
-    """Moments of one block of whole patterns.
+
+def first_pattern(data) -> np.ndarray:
+    """The shift: the first diffraction pattern as float64 (NaN/inf replaced by 0)."""
+    p = data[0, 0]
+    p = np.asarray(p.compute() if hasattr(p, "compute") else p, dtype=np.float64)
+    return np.nan_to_num(p.reshape(-1), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def block_sums(block, weights, templates, shift) -> Sums:
+    """Sums of one block of whole patterns.
 
     Parameters
     ----------
@@ -51,42 +65,18 @@ def block_moments(block: np.ndarray, weights: np.ndarray, templates: np.ndarray
         ``(by, bx)`` boolean region window.
     templates : ndarray
         ``(k, by, bx)`` float64 template window.
-
-    Returns
-    -------
-    Moments
+    shift : ndarray
+        ``(q,)`` float64 shift.
     """
     by, bx, dy, dx = block.shape
-    q = dy * dx
-    k = templates.shape[0]
-    sel = np.asarray(weights, bool).reshape(-1)
-    x = np.asarray(block).reshape(by * bx, q)
-    if not sel.all():
-        x = x[sel]
-    n = x.shape[0]
-    if n == 0:
-        z = np.zeros(q)
-        return Moments(0, z, z.copy(), np.zeros((k, q)), np.zeros(k))
-    x = x.astype(np.float64)  # one block at a time, never the whole data
+    x = block.reshape(by * bx, dy * dx)
+    rows = np.flatnonzero(np.asarray(weights, bool).reshape(-1))
+    t = np.asarray(templates, np.float64).reshape(templates.shape[0], by * bx)
     with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf reported by the caller
-        mean = x.mean(axis=0)
-        x -= mean
-        m2 = np.einsum("ij,ij->j", x, x)
-    t = templates.reshape(k, by * bx)[:, sel]
-    return Moments(n, mean, m2, t @ x, t.sum(axis=1))
+        s1, s2, proj = shifted_sums(x, shift, rows, t)
+    return Sums(len(rows), s1, s2, proj, t[:, rows].sum(axis=1))
 
 
-def merge_moments(a: Moments, b: Moments) -> Moments:
-    """Combine the moments of two disjoint sets of positions (associative)."""
-    if a.n == 0:
-        return b
-    if b.n == 0:
-        return a
-    n = a.n + b.n
-    delta = b.mean - a.mean
-    mean = a.mean + delta * (b.n / n)
-    m2 = a.m2 + b.m2 + delta**2 * (a.n * b.n / n)
-    # re-centre each projection on the merged mean: sum t (x - c) = P + S (mean - c)
-    proj = (a.proj + np.outer(a.tsum, a.mean - mean)
-            + b.proj + np.outer(b.tsum, b.mean - mean))
-    return Moments(n, mean, m2, proj, a.tsum + b.tsum)
+def merge_sums(a: Sums, b: Sums) -> Sums:
+    """Combine the sums of two disjoint sets of positions (associative, commutative)."""
+    return Sums(a.n + b.n, a.s1 + b.s1, a.s2 + b.s2, a.proj + b.proj, a.tsum + b.tsum)
