@@ -24,7 +24,9 @@ from .columns import format_specificity, point_templates, random_positions_templ
 from .core.disk import BFDisk
 from .imaging import apply_mask, bf_disk, calibrate_detector, column_stats, data_matrix, \
     detector_annulus, pcc_mask, virtual_image
+from .core.engine import TDMEngine
 from .io import from_array, load
+from .live import LiveTDM, export_weighted_detector
 from .noise import add_poisson_noise
 from .templates import Lattice, find_peaks, lattice_from_peaks, lattice_from_points, \
     load_positions, \
@@ -32,10 +34,10 @@ from .templates import Lattice, find_peaks, lattice_from_peaks, lattice_from_poi
 from .validation import cross_validated_image, specificity_report
 
 __all__ = [
-    "BFDisk", "Lattice", "__version__", "add_poisson_noise", "apply_mask", "bf_disk",
+    "BFDisk", "Lattice", "LiveTDM", "TDMEngine", "__version__", "add_poisson_noise", "apply_mask", "bf_disk",
     "calibrate_detector", "center_of_mass", "column_stats", "cross_validated_image",
     "data_matrix", "detector_annulus", "displacement_vectors", "eigen_closeness",
-    "eigen_images", "find_peaks", "format_specificity", "from_array", "icom",
+    "eigen_images", "export_weighted_detector", "find_peaks", "format_specificity", "from_array", "icom",
     "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
     "pcc_mask", "point_templates", "random_positions_template", "rectangle_region",
     "refine_by_tdm", "refine_lattice", "refine_positions", "replicate", "resample_pattern",

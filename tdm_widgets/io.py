@@ -63,7 +63,8 @@ def from_array(array, scan_step_A: float | tuple[float, float] | None = None,
 
 def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int = 0,
          **kwargs):
-    """Load 4D-STEM data from any 4D format RosettaSciIO reads, or ``.npy``.
+    """Load 4D-STEM data from any 4D format RosettaSciIO reads, ``.npy``, or a plain
+    4D ``.zarr`` array (chunked along the scan for out-of-core work).
 
     Parameters
     ----------
@@ -93,7 +94,18 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
-    if path.suffix.lower() == ".npy":
+    if path.suffix.lower() == ".zarr":
+        import dask.array as da
+
+        try:
+            arr = da.from_zarr(str(path))
+        except Exception as err:
+            raise ValueError(f"could not read {path} as a zarr array: {err}") from err
+        if arr.ndim != 4:
+            raise ValueError(f"{path} holds a {arr.ndim}D array; 4D expected")
+        s = from_array(arr if lazy else arr.compute(), title=path.stem)
+        s.metadata.General.original_filename = path.name
+    elif path.suffix.lower() == ".npy":
         try:
             arr = np.load(path, mmap_mode="r")
         except ValueError as err:

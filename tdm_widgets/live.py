@@ -1,0 +1,111 @@
+"""Live use: TDM masks as physical weighted detectors, and images that grow as
+diffraction patterns arrive."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .core.apply import physical_weights
+from .core.kernels import weighted_sums
+from .core.validate import masks_stack
+from .signals import as_array
+
+
+def export_weighted_detector(mask, stats, path) -> dict:
+    """Write a mask as the physical detector that applies it to raw data (Eq 6).
+
+    ``image = sum_j D_j w_j + offset`` with ``w = m / sigma`` (0 at constant pixels)
+    and ``offset = -sum_j mu_j w_j``, so acquisition software that weights raw frames
+    by ``w`` reproduces ``apply_mask(s, mask, normalized=True)``.
+
+    Parameters
+    ----------
+    mask : array_like or Signal2D
+        ``(det_y, det_x)`` or ``(k, det_y, det_x)``.
+    stats : ColumnStats
+        Statistics of the data (``tdm_widgets.column_stats``).
+    path : str or Path
+        Prefix: writes ``PATH.npy`` (float64), ``PATH.tif`` (float32) and
+        ``PATH.json`` (offsets and provenance).
+
+    Returns
+    -------
+    dict
+        ``{"weights": ndarray, "offset": list of float}``.
+    """
+    import tifffile
+
+    m, _ = masks_stack(as_array(mask, "mask"), stats.mean.shape)
+    w, off = physical_weights(m, stats)
+    path = Path(path)
+    np.save(path.with_suffix(".npy"), w)
+    tifffile.imwrite(path.with_suffix(".tif"), w.astype(np.float32))
+    meta = {"offset": off.tolist(), "equation": "image = sum(D * w) + offset (Eq 6)",
+            "n_positions_in_statistics": stats.n, "n_zero_variance": stats.n_zero_variance}
+    if hasattr(mask, "metadata"):
+        meta["mask_provenance"] = {k: v for k, v in mask.metadata.TDM.as_dictionary().items()
+                                   if k in ("operation", "version", "created", "source")}
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    return {"weights": w, "offset": off.tolist()}
+
+
+class LiveTDM:
+    """TDM images computed while the scan is acquired.
+
+    Memory holds the images and at most one chunk of frames (e.g. one scan row).
+
+    Parameters
+    ----------
+    masks : array_like or Signal2D
+        ``(det_y, det_x)`` or ``(k, det_y, det_x)`` weights applied to raw frames (for
+        Eq 6 pass the ``weights`` of :func:`export_weighted_detector` and its
+        ``offset``).
+    scan_shape : tuple of int
+        ``(scan_y, scan_x)``.
+    offset : float or sequence of float
+        Added to every image pixel.
+
+    Examples
+    --------
+    >>> live = LiveTDM(masks, (128, 128))                # doctest: +SKIP
+    >>> for image in live.consume(rows_from_camera()):   # doctest: +SKIP
+    ...     update_display(image)
+    """
+
+    def __init__(self, masks, scan_shape, offset=0.0):
+        arr = as_array(masks, "masks")
+        self._m, self._single = masks_stack(arr, arr.shape[-2:])
+        self.scan_shape = tuple(scan_shape)
+        k = self._m.shape[0]
+        self._w = self._m.reshape(k, -1)
+        self._offset = np.broadcast_to(np.asarray(offset, float), (k,)).copy()
+        self.images = np.full((k,) + self.scan_shape, np.nan)
+        self.n_done = 0
+
+    def feed(self, frames) -> np.ndarray:
+        """Add the next frames in scan order: one ``(det_y, det_x)`` frame or a chunk
+        ``(n, det_y, det_x)`` (e.g. a scan row). Returns the images so far (NaN where
+        not yet scanned)."""
+        f = np.asarray(frames)
+        if f.ndim == 2:
+            f = f[None]
+        if f.shape[1:] != self._m.shape[1:]:
+            raise ValueError(f"frames must be {self._m.shape[1:]} detector images; got "
+                             f"{f.shape[1:]}")
+        n = f.shape[0]
+        p = self.scan_shape[0] * self.scan_shape[1]
+        if self.n_done + n > p:
+            raise ValueError(f"more frames than the scan holds ({p})")
+        vals = weighted_sums(f.reshape(n, -1), self._w) + self._offset
+        flat = self.images.reshape(self._m.shape[0], -1)
+        flat[:, self.n_done:self.n_done + n] = vals.T
+        self.n_done += n
+        return self.images[0] if self._single else self.images
+
+    def consume(self, chunks):
+        """Feed an iterator of frames or chunks, yielding the growing images."""
+        for c in chunks:
+            yield self.feed(c).copy()

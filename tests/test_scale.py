@@ -1,0 +1,124 @@
+"""Sparse edits, live use, the physical detector, out-of-core and dask.distributed."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import dask.array as da
+import numpy as np
+import pytest
+
+import tdm_widgets as tw
+from tdm_widgets.core.apply import apply_masks
+from tdm_widgets.core.correlate import pcc_masks
+
+
+def test_engine_edit_equals_recomputation(data4d, rng):
+    t = np.zeros((2,) + data4d.shape[:2])
+    t[0, 1, 1] = t[0, 5, 4] = 1
+    t[1] = rng.random(data4d.shape[:2])
+    eng = tw.TDMEngine(data4d, t)
+    delta = np.zeros(data4d.shape[:2])
+    delta[7, 2] = 1.0  # add one column to template 0
+    eng.edit(0, delta)
+    t2 = t.copy()
+    t2[0] += delta
+    np.testing.assert_allclose(eng.masks(), pcc_masks(data4d, t2)[0], rtol=1e-10, atol=1e-14)
+    m = eng.masks("pcc_over_mean")
+    np.testing.assert_allclose(eng.images(m, normalized=True),
+                               apply_masks(data4d, m, normalized=True), rtol=1e-10)
+    # lazy data: the edit reads only the touched patterns
+    lazy = tw.TDMEngine(da.from_array(data4d, chunks=(4, 4, 12, 10)), t)
+    lazy.edit(0, delta)
+    np.testing.assert_allclose(lazy.masks(), eng.masks(), rtol=1e-10, atol=1e-14)
+
+
+def test_live_tdm_equals_apply_mask_on_finished_scan(data4d, rng):
+    s = tw.from_array(data4d)
+    masks = tw.pcc_mask(s, rng.random((3,) + data4d.shape[:2]))
+    stats = tw.column_stats(s)
+    w, off = tw.core.apply.physical_weights(masks.data, stats)
+    live = tw.LiveTDM(w, data4d.shape[:2], offset=off)
+    rows = (data4d[y] for y in range(data4d.shape[0]))  # one scan row at a time
+    last = None
+    for last in live.consume(rows):
+        pass
+    np.testing.assert_allclose(last, tw.apply_mask(s, masks, normalized=True).data,
+                               rtol=1e-10)
+    partial = tw.LiveTDM(masks.data[0], data4d.shape[:2]).feed(data4d[0, 0])
+    assert np.isfinite(partial[0, 0]) and np.isnan(partial[0, 1])
+
+
+def test_exported_detector_reproduces_eq6(tmp_path, data4d, rng):
+    import tifffile
+
+    s = tw.from_array(data4d)
+    mask = tw.pcc_mask(s, rng.random(data4d.shape[:2]))
+    stats = tw.column_stats(s)
+    tw.export_weighted_detector(mask, stats, tmp_path / "det")
+    w = np.load(tmp_path / "det.npy")
+    off = json.loads((tmp_path / "det.json").read_text())["offset"][0]
+    raw = np.einsum("abij,ij->ab", data4d.astype(float), w[0]) + off
+    np.testing.assert_allclose(raw, tw.apply_mask(s, mask, normalized=True).data, rtol=1e-9)
+    np.testing.assert_allclose(tifffile.imread(tmp_path / "det.tif"), w.astype(np.float32))
+
+
+def test_distributed_cluster_gives_identical_results(data4d, rng):
+    distributed = pytest.importorskip("distributed")
+    t = rng.random((2,) + data4d.shape[:2])
+    lazy = da.from_array(data4d, chunks=(3, 9, 12, 10))
+    local = pcc_masks(lazy, t)[0]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        remote = pcc_masks(lazy, t)[0]
+        img = apply_masks(lazy, remote, normalized=True).compute()
+    np.testing.assert_array_equal(remote, local)
+    np.testing.assert_allclose(img, apply_masks(data4d, local, normalized=True), rtol=1e-12)
+
+
+OUT_OF_CORE = textwrap.dedent("""
+    import json, resource, sys
+    import numpy as np, dask, dask.array as da
+    import tdm_widgets as tw
+    from tdm_widgets.core.correlate import pcc_masks
+    from tdm_widgets.core.apply import apply_masks
+    path = sys.argv[1]
+    t = np.load(sys.argv[2])
+    s = tw.load(path, lazy=True)
+    dask.config.set(num_workers=2)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    m, _ = pcc_masks(s.data, t, progress=False)
+    img = apply_masks(s.data, m, progress=False).compute()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    np.save(sys.argv[3], m); np.save(sys.argv[4], img)
+    print(json.dumps({"before_kb": before, "peak_kb": peak}))
+""")
+
+
+def test_out_of_core_zarr_bounded_memory(tmp_path):
+    """A zarr dataset is processed chunk by chunk with peak resident memory at most
+    25 % of the data size, and the results equal the in-memory ones."""
+    rng = np.random.default_rng(0)
+    shape, chunks = (64, 64, 96, 96), (4, 64, 96, 96)  # 151 MB, whole patterns per chunk
+    z = da.random.RandomState(0).random(shape, chunks=chunks).astype(np.float32)
+    z.to_zarr(str(tmp_path / "big.zarr"))
+    t = np.zeros((3, 64, 64))
+    t[0, ::8, ::8] = 1
+    t[1] = rng.random((64, 64))
+    t[2, 3::8, 5::8] = 1
+    np.save(tmp_path / "t.npy", t)
+    (tmp_path / "run.py").write_text(OUT_OF_CORE)
+    res = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path / "big.zarr"),
+                          str(tmp_path / "t.npy"), str(tmp_path / "m.npy"),
+                          str(tmp_path / "i.npy")], capture_output=True, text=True, check=True)
+    mem = json.loads(res.stdout.strip().splitlines()[-1])
+    nbytes = np.prod(shape) * 4
+    grew = (mem["peak_kb"] - mem["before_kb"]) * 1024
+    assert grew <= 0.25 * nbytes, f"peak memory grew by {grew / 2**20:.0f} MiB"
+    data = da.from_zarr(str(tmp_path / "big.zarr")).compute()
+    m_ref, _ = pcc_masks(data, t, progress=False)
+    np.testing.assert_allclose(np.load(tmp_path / "m.npy"), m_ref, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(np.load(tmp_path / "i.npy"),
+                               apply_masks(data, m_ref, progress=False), rtol=1e-10)
