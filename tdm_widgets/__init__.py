@@ -13,7 +13,7 @@ Public API::
 """
 
 from ._version import __version__
-from .analysis.displacement import displacement_vectors, refine_by_tdm
+from .analysis.displacement import displacement_vectors, refine_by_tdm, start_dependence
 from .analysis.icom import center_of_mass, icom
 from .analysis.pacbed import match_thickness, resample_pattern
 from .analysis.pca import eigen_closeness, eigen_images
@@ -41,6 +41,6 @@ __all__ = [
     "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
     "pcc_mask", "point_templates", "random_positions_template", "rectangle_region",
     "refine_by_tdm", "refine_lattice", "refine_positions", "replicate", "resample_pattern",
-    "save_positions", "snr_db", "specificity", "specificity_report", "unit_cell_average",
+    "save_positions", "snr_db", "specificity", "specificity_report", "start_dependence", "unit_cell_average",
     "virtual_image",
 ]

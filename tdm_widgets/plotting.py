@@ -94,3 +94,23 @@ def show_mask(ax, sig, title="", limit_mrad=None, bar=None):
         scale_bar(ax, bar, units, color="k")
     ax.set_title(title, fontsize=8)
     ax.set_axis_off()
+
+
+def show_displacements(ax, image, centres, displacement, step_A=(1.0, 1.0), scale=0.1,
+                       title=""):
+    """Displacement map (Fig 5h): arrows at each column, coloured by direction, over
+    an image; ``centres`` and ``displacement`` in px (y, x), drawn in angstrom."""
+    img = np.asarray(getattr(image, "data", image), float)
+    sy, sx = step_A
+    ax.imshow(img, cmap="gray", extent=[-sx / 2, sx * (img.shape[1] - 0.5),
+                                         sy * (img.shape[0] - 0.5), -sy / 2])
+    c = np.asarray(centres, float)
+    d = np.asarray(displacement, float)
+    ok = ~np.isnan(d[:, 0])
+    angle = np.degrees(np.arctan2(d[ok, 0], d[ok, 1]))
+    q = ax.quiver(c[ok, 1] * sx, c[ok, 0] * sy, d[ok, 1] * sx, d[ok, 0] * sy, angle,
+                  cmap="hsv", clim=(-180, 180), angles="xy", scale_units="xy",
+                  scale=scale, width=0.006)
+    ax.set_title(title, fontsize=8)
+    ax.set_axis_off()
+    return q

@@ -177,13 +177,11 @@ def test_ti_o_displacement_on_simulated_polar_pbtio3():
     ideal = {"Pb": np.array([[0.0, 0.0]]), "Ti": np.array([[shape[0] / 2, shape[1] / 2]]),
              "O": np.array([[0.0, shape[1] / 2], [shape[0] / 2, 0.0],
                             [shape[0] / 2, shape[1] / 2]])}
-    results = []
-    for start in (truth, ideal):
-        pos, hist = tw.refine_by_tdm(s, start, ["Pb", "Ti", "O"], sigma_px=1.0,
-                                     window_px=2.0, detector_region=(0, 23.5))
-        assert hist[-1] < 0.01
-        d, _ = tw.displacement_vectors(pos["Ti"], pos["O"], min_distance_px=1.5, period=shape)
-        results.append(d[0])
+    rep = tw.start_dependence(s, [truth, ideal], ["Pb", "Ti", "O"], sigma_px=1.0,
+                              window_px=2.0, detector_region=(0, 23.5))
+    assert all(h[-1] < 0.01 for h in rep["histories"])
+    results = [d[0] for d in rep["displacements"]]
+    assert rep["spread_px"] < 0.05
     assert d_true[0, 0] < -1.0                      # 0.316 A along -y
     for d in results:
         assert d[0] < 0 and 0.3 < d[0] / d_true[0, 0] < 1.2

@@ -122,3 +122,15 @@ def test_out_of_core_zarr_bounded_memory(tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "m.npy"), m_ref, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(np.load(tmp_path / "i.npy"),
                                apply_masks(data, m_ref, progress=False), rtol=1e-10)
+
+
+def test_cupy_arrays_take_the_same_path(data4d, rng):
+    """Where cupy and a GPU are present, device arrays go through the generic kernels."""
+    cp = pytest.importorskip("cupy")
+    try:
+        cp.cuda.runtime.getDeviceCount()
+    except Exception:
+        pytest.skip("no GPU")
+    t = rng.random(data4d.shape[:2])
+    m_gpu, _ = pcc_masks(cp.asarray(data4d), t, progress=False)
+    np.testing.assert_allclose(m_gpu, pcc_masks(data4d, t, progress=False)[0], rtol=1e-9)

@@ -93,3 +93,29 @@ def refine_by_tdm(s, columns: dict, species, sigma_px: float = 1.0, window_px: f
         if shift < tol_px:
             break
     return pos, history
+
+
+def start_dependence(s, starts: list[dict], species, centre: str = "Ti", cage: str = "O",
+                     min_distance_px: float = 1.5, **kw) -> dict:
+    """Run :func:`refine_by_tdm` from several starting position sets and report how
+    far the displacement depends on where it started.
+
+    Returns
+    -------
+    dict
+        ``displacements`` (one ``(m, 2)`` array per start [px]), ``positions``,
+        ``histories`` and ``spread_px``: the largest difference between any two
+        starts' displacement of the same column.
+    """
+    shape = s.data.shape[:2]
+    disps, poss, hists = [], [], []
+    for st in starts:
+        pos, hist = refine_by_tdm(s, st, species, **kw)
+        d, _ = displacement_vectors(pos[centre], pos[cage], min_distance_px=min_distance_px,
+                                    period=shape)
+        disps.append(d)
+        poss.append(pos)
+        hists.append(hist)
+    stack = np.stack(disps)
+    spread = float(np.nanmax(np.ptp(stack, axis=0))) if len(starts) > 1 else 0.0
+    return {"displacements": disps, "positions": poss, "histories": hists, "spread_px": spread}
