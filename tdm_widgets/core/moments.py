@@ -50,7 +50,8 @@ class Sums:
 def first_pattern(data) -> np.ndarray:
     """The shift: the first diffraction pattern as float64 (NaN/inf replaced by 0)."""
     p = data[0, 0]
-    p = np.asarray(p.compute() if hasattr(p, "compute") else p, dtype=np.float64)
+    p = p.compute() if hasattr(p, "compute") else p
+    p = np.asarray(p.get() if hasattr(p, "get") else p, dtype=np.float64)  # cupy: to host
     return np.nan_to_num(p.reshape(-1), nan=0.0, posinf=0.0, neginf=0.0)
 
 
