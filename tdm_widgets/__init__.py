@@ -33,11 +33,19 @@ from .templates import Lattice, find_peaks, lattice_from_peaks, lattice_from_poi
     rectangle_region, refine_lattice, refine_positions, replicate, save_positions
 from .validation import cross_validated_image, specificity_report
 
+
+def explore(s, columns=None, **kwargs):
+    """The linked explorer (:class:`tdm_widgets.widgets.Explorer`) for a dataset;
+    display ``.widget`` in JupyterLab."""
+    from .widgets import explore as _explore
+
+    return _explore(s, columns, **kwargs)
+
 __all__ = [
     "BFDisk", "Lattice", "LiveTDM", "TDMEngine", "__version__", "add_poisson_noise", "apply_mask", "bf_disk",
     "calibrate_detector", "center_of_mass", "column_stats", "cross_validated_image",
     "data_matrix", "detector_annulus", "displacement_vectors", "eigen_closeness",
-    "eigen_images", "export_weighted_detector", "find_peaks", "format_specificity", "from_array", "icom",
+    "eigen_images", "explore", "export_weighted_detector", "find_peaks", "format_specificity", "from_array", "icom",
     "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
     "pcc_mask", "point_templates", "random_positions_template", "rectangle_region",
     "refine_by_tdm", "refine_lattice", "refine_positions", "replicate", "resample_pattern",

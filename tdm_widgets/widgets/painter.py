@@ -1,0 +1,182 @@
+"""TemplatePainter: click atom columns of each species on a real-space image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..columns import point_templates
+from ..plotting import SPECIES_COLORS
+from ..templates import Lattice, lattice_from_points, load_positions, replicate, \
+    save_positions
+from ._views import grid_view, selected_cells
+
+
+class TemplatePainter:
+    """Species layers of column positions painted on an image.
+
+    A click on the image adds a column of the current species at the clicked scan
+    pixel (snapped to the local extremum within ``snap_px`` if set) or removes the
+    column already there. Every click has a Python twin for scripts and tests.
+
+    Parameters
+    ----------
+    image : array_like or Signal2D
+        ``(scan_y, scan_x)`` image to paint on (e.g. a virtual ABF).
+    species : sequence of str
+        Layer names.
+    columns : dict, optional
+        Starting positions per species [scan px].
+    snap_px : int
+        Snap radius [scan px]; 0 for none.
+    snap_sign : {1, -1}
+        Snap to maxima (1, ADF) or minima (-1, ABF).
+    """
+
+    def __init__(self, image, species=("Li", "Fe", "P", "O"), columns=None, snap_px: int = 0,
+                 snap_sign: int = 1, title: str = "template painter"):
+        import bqplot as bq
+        import ipywidgets as ipw
+
+        img = getattr(image, "data", image)
+        self.image = np.asarray(img.compute() if hasattr(img, "compute") else img, float)
+        if self.image.ndim != 2:
+            raise ValueError(f"image must be 2D; got shape {self.image.shape}")
+        self.shape = self.image.shape
+        self.species = list(species)
+        self.columns = {s: np.zeros((0, 2)) for s in self.species}
+        for k, v in (columns or {}).items():
+            self.columns[k] = np.asarray(v, float).reshape(-1, 2)
+            if k not in self.species:
+                self.species.append(k)
+        self.snap_px, self.snap_sign = int(snap_px), int(snap_sign)
+        self.region = None
+        self.lattice: Lattice | None = None
+        self._listeners = []
+        self.fig, self.mark, self.scales = grid_view(self.image, title, clickable=True)
+        self._points = {}
+        for s in self.species:
+            sc = bq.Scatter(x=[], y=[], scales={"x": self.scales["x"], "y": self.scales["y"]},
+                            colors=[SPECIES_COLORS.get(s, "cyan")], default_size=40,
+                            stroke="black", marker="circle")
+            self._points[s] = sc
+        self.fig.marks = [self.mark] + list(self._points.values())
+        self.species_picker = ipw.ToggleButtons(options=self.species, value=self.species[0],
+                                                description="species")
+        self.sigma = ipw.FloatSlider(value=0.0, min=0.0, max=3.0, step=0.1,
+                                     description="Gaussian σ [px]", continuous_update=False)
+        self.sigma.observe(lambda _: self._notify(), "value")
+        self.status = ipw.Label("")
+        self.mark.observe(self._on_select, "selected")
+        self._redraw()
+        self.widget = ipw.VBox([self.species_picker, self.fig, self.sigma, self.status])
+
+    # -- state -------------------------------------------------------------------
+    @property
+    def current(self) -> str:
+        """The species that clicks edit."""
+        return self.species_picker.value
+
+    def templates(self, combined: str | None = "all"):
+        """``(k, scan_y, scan_x)`` templates of the non-empty layers and their names."""
+        cols = {k: v for k, v in self.columns.items() if len(v)}
+        if not cols:
+            raise ValueError("no columns painted yet")
+        return point_templates(cols, self.shape, sigma_px=self.sigma.value, combined=combined)
+
+    def on_change(self, callback) -> None:
+        """Call ``callback(painter)`` after every edit."""
+        self._listeners.append(callback)
+
+    def _notify(self):
+        for cb in self._listeners:
+            cb(self)
+
+    # -- the twins of clicks ---------------------------------------------------------
+    def _snap(self, y, x):
+        if not self.snap_px:
+            return float(y), float(x)
+        r = self.snap_px
+        best, val = (y, x), -np.inf
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                yy, xx = (y + dy) % self.shape[0], (x + dx) % self.shape[1]
+                v = self.snap_sign * self.image[yy, xx]
+                if v > val:
+                    best, val = (yy, xx), v
+        return float(best[0]), float(best[1])
+
+    def click(self, y: int, x: int, species: str | None = None) -> str:
+        """Add a column of ``species`` (default the current one) at scan pixel (y, x),
+        or remove the column within half a pixel of it. Returns "added" or "removed"."""
+        sp = species or self.current
+        pts = self.columns.setdefault(sp, np.zeros((0, 2)))
+        if len(pts):
+            d = np.hypot(pts[:, 0] - y, pts[:, 1] - x)
+            if d.min() <= 0.75:
+                self.columns[sp] = np.delete(pts, int(np.argmin(d)), axis=0)
+                self._redraw()
+                self._notify()
+                return "removed"
+        self.columns[sp] = np.vstack([pts, [self._snap(int(y), int(x))]])
+        self._redraw()
+        self._notify()
+        return "added"
+
+    def _on_select(self, change):
+        cells = selected_cells(change["new"], self.shape)
+        if len(cells):
+            self.click(int(cells[-1, 0]), int(cells[-1, 1]))
+
+    def set_lattice(self, origin, a_end, b_end) -> Lattice:
+        """Lattice from three picked points (origin, end of a, end of b) [scan px]."""
+        self.lattice = lattice_from_points(np.array([origin, a_end, b_end], float))
+        return self.lattice
+
+    def replicate(self) -> None:
+        """Tile the columns inside the first lattice cell over the field of view."""
+        if self.lattice is None:
+            raise ValueError("set_lattice first")
+        basis = {}
+        for s, pts in self.columns.items():
+            if len(pts):
+                f = self.lattice.to_frac(pts)
+                inside = np.all((f >= -1e-6) & (f < 1 - 1e-6), axis=1)
+                if inside.any():
+                    basis[s] = f[inside]
+        self.columns.update(replicate(self.lattice, basis, self.shape))
+        self._redraw()
+        self._notify()
+
+    def set_region(self, y0: int, y1: int, x0: int, x1: int) -> None:
+        """Rectangle reference region (a partial template); ``None`` to clear."""
+        from ..templates import rectangle_region
+
+        self.region = rectangle_region(self.shape, y0, y1, x0, x1)
+        self._notify()
+
+    def clear_region(self) -> None:
+        self.region = None
+        self._notify()
+
+    def save(self, path) -> None:
+        """Export the positions (and lattice) as JSON."""
+        save_positions(path, self.columns, self.lattice, scan_shape=self.shape)
+
+    def load(self, path) -> None:
+        """Import positions from a JSON file."""
+        cols, lat, _ = load_positions(Path(path))
+        self.columns = {s: np.zeros((0, 2)) for s in self.species}
+        self.columns.update(cols)
+        self.lattice = lat
+        self._redraw()
+        self._notify()
+
+    def _redraw(self):
+        for s, sc in self._points.items():
+            pts = self.columns.get(s, np.zeros((0, 2)))
+            sc.x, sc.y = pts[:, 1] + 0.5, pts[:, 0] + 0.5
+        n = {k: len(v) for k, v in self.columns.items()}
+        if hasattr(self, "status"):
+            self.status.value = "columns: " + ", ".join(f"{k} {v}" for k, v in n.items())
