@@ -26,7 +26,7 @@ def test_painter_clicks_snap_replicate_and_file(tmp_path):
     np.testing.assert_array_equal(p.columns["A"], [[4, 5]])
     assert p.click(4, 5) == "removed"
     p.snap_px = 0
-    p.mark.selected = [[2, 3]]                    # what a click in the browser sets
+    p._on_hit(p._hit, {"data": {"index": 2 * 16 + 3}})  # the browser's click message
     np.testing.assert_array_equal(p.columns["A"], [[2, 3]])
     p.species_picker.value = "B"
     p.click(3, 7)

@@ -8,8 +8,7 @@ import numpy as np
 MASK_COLORS = ["#2b6cb0", "#ffffff", "#ed8936"]
 
 
-def grid_view(array, title: str = "", diverging: bool = False, size_px: int = 260,
-              clickable: bool = False):
+def grid_view(array, title: str = "", diverging: bool = False, size_px: int = 260):
     """A bqplot Figure showing ``array`` as a grid of cells (row 0 at the top).
 
     Returns
@@ -29,8 +28,6 @@ def grid_view(array, title: str = "", diverging: bool = False, size_px: int = 26
         sc = bq.ColorScale(scheme="Greys", reverse=True)
     mark = bq.GridHeatMap(color=a, row=np.arange(a.shape[0]), column=np.arange(a.shape[1]),
                           scales={"row": sy, "column": sx, "color": sc},
-                          interactions={"click": "select"} if clickable else {},
-                          selected_style={"opacity": 1.0}, unselected_style={"opacity": 1.0},
                           stroke="transparent")
     ratio = a.shape[0] / a.shape[1]
     fig = bq.Figure(marks=[mark], title=title, padding_x=0, padding_y=0,
@@ -46,13 +43,3 @@ def update_grid(mark, scales, array, diverging: bool = False) -> None:
         v = float(np.max(np.abs(a))) or 1.0
         scales["color"].min, scales["color"].max = -v, v
     mark.color = a
-
-
-def selected_cells(selected, shape) -> np.ndarray:
-    """``(n, 2)`` (row, col) of a GridHeatMap selection (pairs or flat indices)."""
-    if selected is None:
-        return np.zeros((0, 2), int)
-    s = np.asarray(selected)
-    if s.ndim == 2 and s.shape[1] == 2:
-        return s.astype(int)
-    return np.stack(np.unravel_index(s.astype(int).ravel(), shape), 1)

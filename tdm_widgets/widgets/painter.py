@@ -10,7 +10,7 @@ from ..columns import point_templates
 from ..plotting import SPECIES_COLORS
 from ..templates import Lattice, lattice_from_points, load_positions, replicate, \
     save_positions
-from ._views import grid_view, selected_cells
+from ._views import grid_view
 
 
 class TemplatePainter:
@@ -54,21 +54,27 @@ class TemplatePainter:
         self.region = None
         self.lattice: Lattice | None = None
         self._listeners = []
-        self.fig, self.mark, self.scales = grid_view(self.image, title, clickable=True)
+        self.fig, self.mark, self.scales = grid_view(self.image, title)
         self._points = {}
         for s in self.species:
             sc = bq.Scatter(x=[], y=[], scales={"x": self.scales["x"], "y": self.scales["y"]},
                             colors=[SPECIES_COLORS.get(s, "cyan")], default_size=40,
                             stroke="black", marker="circle")
             self._points[s] = sc
-        self.fig.marks = [self.mark] + list(self._points.values())
+        # a transparent square per scan pixel catches clicks with the pixel's index
+        yy, xx = np.indices(self.shape)
+        self._hit = bq.Scatter(x=xx.ravel() + 0.5, y=yy.ravel() + 0.5, marker="square",
+                               default_size=max(16, int(60000 / self.image.size)),
+                               opacities=[0.01], colors=["white"],
+                               scales={"x": self.scales["x"], "y": self.scales["y"]})
+        self._hit.on_element_click(self._on_hit)
+        self.fig.marks = [self.mark, self._hit] + list(self._points.values())
         self.species_picker = ipw.ToggleButtons(options=self.species, value=self.species[0],
                                                 description="species")
         self.sigma = ipw.FloatSlider(value=0.0, min=0.0, max=3.0, step=0.1,
                                      description="Gaussian σ [px]", continuous_update=False)
         self.sigma.observe(lambda _: self._notify(), "value")
         self.status = ipw.Label("")
-        self.mark.observe(self._on_select, "selected")
         self._redraw()
         self.widget = ipw.VBox([self.species_picker, self.fig, self.sigma, self.status])
 
@@ -124,10 +130,9 @@ class TemplatePainter:
         self._notify()
         return "added"
 
-    def _on_select(self, change):
-        cells = selected_cells(change["new"], self.shape)
-        if len(cells):
-            self.click(int(cells[-1, 0]), int(cells[-1, 1]))
+    def _on_hit(self, _, event):
+        i = int(event["data"]["index"])
+        self.click(*np.unravel_index(i, self.shape))
 
     def set_lattice(self, origin, a_end, b_end) -> Lattice:
         """Lattice from three picked points (origin, end of a, end of b) [scan px]."""
