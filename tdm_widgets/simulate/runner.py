@@ -205,7 +205,9 @@ def run_multislice(structure, preset: Preset, thickness_nm, defocus_nm=(0.0,),
     scan_px = (px_cell[0] * ncx, px_cell[1] * ncy)
     repeat = preset.repeat_xy((cx, cy), (ncx, ncy), structure.margin_cells)
     gpts = preset.gpts((repeat[0] * cx, repeat[1] * cy))
-    est = preset.estimate_s((cx, cy), int(n_slices.max()), (ncx, ncy), structure.margin_cells)
+    n_def = len(np.atleast_1d(defocus_nm))
+    est = n_def * preset.estimate_s((cx, cy), int(n_slices.max()), (ncx, ncy),
+                                    structure.margin_cells)
     note = " (needs a GPU, abTEM's cupy device, or many hours)" if preset.name == "paper" else ""
     print(f"[tdm simulate] {structure.name}, preset {preset.name!r}: {n_slices.max()} slices, "
           f"{preset.num_configs} phonon configs, {scan_px[0] * scan_px[1]} positions, "
