@@ -90,11 +90,6 @@ def unwrap(s):
     raise TypeError(f"data must be a HyperSpy signal or a 4D array; got {type(s).__name__}")
 
 
-def _set_axes(sig, names, scales, offsets, units):
-    for ax, name, sc, off, u in zip(sig.axes_manager._axes, names, scales, offsets, units):
-        ax.name, ax.scale, ax.offset, ax.units = name, float(sc), float(off), u
-
-
 def provenance(operation: str, source, **parameters) -> dict:
     """Metadata recording what produced a result."""
     src = {}
@@ -107,51 +102,37 @@ def provenance(operation: str, source, **parameters) -> dict:
             "source": src, "parameters": parameters}
 
 
-def wrap_scan_images(images, cal: Calibration, title: str, meta: dict,
-                     stack_name: str = "template"):
-    """Scan-shaped image(s) ``(sy, sx)`` or ``(k, sy, sx)`` as a Signal2D in angstrom."""
+def _wrap(arr, axes, title, meta, stack_name):
+    """A Signal2D of ``(y, x)`` or ``(k, y, x)`` with the given calibrated 2D axes."""
     import hyperspy.api as hs
 
-    lazy = hasattr(images, "dask")
-    sig = hs.signals.Signal2D(images)
-    if lazy:
+    sig = hs.signals.Signal2D(arr)
+    if hasattr(arr, "dask"):
         sig = sig.as_lazy()
-    names, scales, offsets, units = [], [], [], []
-    if images.ndim == 3:
-        names.append(stack_name)
-        scales.append(1.0)
-        offsets.append(0.0)
-        units.append("")
-    names += ["y", "x"]
-    scales += list(cal.scan_scale)
-    offsets += list(cal.scan_offset)
-    units += [cal.scan_units] * 2
-    _set_axes(sig, names, scales, offsets, units)
+    if arr.ndim == 3:
+        axes = [(stack_name, 1.0, 0.0, "")] + axes
+    for ax, (name, scale, offset, units) in zip(sig.axes_manager._axes, axes):
+        ax.name, ax.scale, ax.offset, ax.units = name, float(scale), float(offset), units
     sig.metadata.General.title = title
     sig.metadata.set_item("TDM", meta)
     return sig
+
+
+def wrap_scan_images(images, cal: Calibration, title: str, meta: dict,
+                     stack_name: str = "template"):
+    """Scan-shaped image(s) ``(sy, sx)`` or ``(k, sy, sx)`` as a Signal2D in angstrom
+    (lazy for a dask array)."""
+    axes = [(n, sc, off, cal.scan_units)
+            for n, sc, off in zip(("y", "x"), cal.scan_scale, cal.scan_offset)]
+    return _wrap(images, axes, title, meta, stack_name)
 
 
 def wrap_detector_images(masks, cal: Calibration, title: str, meta: dict,
                          stack_name: str = "template"):
     """Detector-shaped mask(s) ``(dy, dx)`` or ``(k, dy, dx)`` as a Signal2D in mrad."""
-    import hyperspy.api as hs
-
-    sig = hs.signals.Signal2D(np.asarray(masks))
-    names, scales, offsets, units = [], [], [], []
-    if masks.ndim == 3:
-        names.append(stack_name)
-        scales.append(1.0)
-        offsets.append(0.0)
-        units.append("")
-    names += ["ky", "kx"]
-    scales += list(cal.det_scale)
-    offsets += list(cal.det_offset)
-    units += [cal.det_units] * 2
-    _set_axes(sig, names, scales, offsets, units)
-    sig.metadata.General.title = title
-    sig.metadata.set_item("TDM", meta)
-    return sig
+    axes = [(n, sc, off, cal.det_units)
+            for n, sc, off in zip(("ky", "kx"), cal.det_scale, cal.det_offset)]
+    return _wrap(np.asarray(masks), axes, title, meta, stack_name)
 
 
 def as_array(x, name: str, ndim_options=(2, 3)):

@@ -18,25 +18,32 @@ def check_data(data) -> None:
         raise ValueError(f"data has an empty axis: shape {tuple(shape)}")
 
 
+def _stack(x, name: str, shape, what: str) -> tuple[np.ndarray, bool]:
+    """A 2D array or a stack of them as ``(k, *shape)`` float64, and whether a single
+    one was given; raises naming ``name`` for a wrong dtype, shape, empty stack or
+    NaN/inf."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be real-valued; got dtype {a.dtype}")
+    single = a.ndim == 2
+    if single:
+        a = a[None]
+    if a.ndim != 3 or a.shape[1:] != tuple(shape):
+        raise ValueError(
+            f"{name} must have the {what} shape {tuple(shape)} or be a stack "
+            f"(k, {shape[0]}, {shape[1]}); got shape {np.shape(x)}")
+    if a.shape[0] == 0:
+        raise ValueError(f"{name} stack is empty (k = 0)")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or inf values")
+    return a, single
+
+
 def templates_stack(template, scan_shape) -> tuple[np.ndarray, bool]:
     """Validate a template or stack; return ``(k, scan_y, scan_x)`` float64 and whether
     a single template was given."""
-    t = np.asarray(template)
-    if t.dtype.kind not in "biuf":
-        raise TypeError(f"template must be real-valued; got dtype {t.dtype}")
-    single = t.ndim == 2
-    if single:
-        t = t[None]
-    if t.ndim != 3 or t.shape[1:] != tuple(scan_shape):
-        raise ValueError(
-            f"template must have the scan shape {tuple(scan_shape)} or be a stack "
-            f"(k, {scan_shape[0]}, {scan_shape[1]}); got shape {np.shape(template)}")
-    if t.shape[0] == 0:
-        raise ValueError("template stack is empty (k = 0)")
-    t = t.astype(np.float64)
-    if not np.isfinite(t).all():
-        raise ValueError("template contains NaN or inf values")
-    return t, single
+    return _stack(template, "template", scan_shape, "scan")
 
 
 def region_mask(region, scan_shape) -> np.ndarray:
@@ -57,20 +64,7 @@ def region_mask(region, scan_shape) -> np.ndarray:
 
 def masks_stack(mask, det_shape) -> tuple[np.ndarray, bool]:
     """Validate a detector mask or stack; return ``(k, det_y, det_x)`` float64."""
-    m = np.asarray(mask)
-    if m.dtype.kind not in "biuf":
-        raise TypeError(f"mask must be real-valued; got dtype {m.dtype}")
-    single = m.ndim == 2
-    if single:
-        m = m[None]
-    if m.ndim != 3 or m.shape[1:] != tuple(det_shape):
-        raise ValueError(
-            f"mask must have the detector shape {tuple(det_shape)} or be a stack "
-            f"(k, {det_shape[0]}, {det_shape[1]}); got shape {np.shape(mask)}")
-    m = m.astype(np.float64)
-    if not np.isfinite(m).all():
-        raise ValueError("mask contains NaN or inf values")
-    return m, single
+    return _stack(mask, "mask", det_shape, "detector")
 
 
 def detector_mask(detector_region, det_shape) -> np.ndarray | None:
