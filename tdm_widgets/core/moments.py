@@ -40,10 +40,11 @@ class Sums:
 
     def finish(self, shift: np.ndarray):
         """Mean, centred sum of squares and projections about the mean."""
-        d = self.s1 / self.n
-        mean = shift + d
-        m2 = self.s2 - self.s1 * d
-        proj = self.proj - np.outer(self.tsum, d)
+        with np.errstate(invalid="ignore"):  # NaN/inf in the data is reported by the caller
+            d = self.s1 / self.n
+            mean = shift + d
+            m2 = self.s2 - self.s1 * d
+            proj = self.proj - np.outer(self.tsum, d)
         return mean, m2, proj
 
 
