@@ -43,6 +43,15 @@ def test_painter_clicks_snap_replicate_and_file(tmp_path):
     np.testing.assert_array_equal(q.columns["B"], p.columns["B"])
     p.set_region(0, 6, 0, 8)
     assert p.region.sum() == 48
+    # the same through clicks in the lattice and region modes
+    p.mode.value = "lattice"
+    for yx in ((0, 0), (0, 8), (6, 0)):
+        p.press(*yx)
+    np.testing.assert_array_equal(p.lattice.b, [6, 0])
+    p.mode.value = "region"
+    p.press(2, 3)
+    p.press(4, 6)
+    assert p.region.sum() == 3 * 4 and p.region[2:5, 3:7].all()
 
 
 def test_mask_viewer_shows_what_it_is_given_and_draws_the_bf_circle(sim):

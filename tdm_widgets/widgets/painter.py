@@ -75,8 +75,23 @@ class TemplatePainter:
                                      description="Gaussian σ [px]", continuous_update=False)
         self.sigma.observe(lambda _: self._notify(), "value")
         self.status = ipw.Label("")
+        self.mode = ipw.ToggleButtons(options=[("columns", "columns"),
+                                               ("lattice: origin, a, b", "lattice"),
+                                               ("region: two corners", "region")],
+                                      description="click adds")
+        self._picks = []
+        replicate_btn = ipw.Button(description="replicate cell")
+        replicate_btn.on_click(lambda _: self.replicate())
+        clear_btn = ipw.Button(description="clear region")
+        clear_btn.on_click(lambda _: self.clear_region())
+        self.path = ipw.Text(value="positions.json", description="file")
+        save_btn, load_btn = ipw.Button(description="export"), ipw.Button(description="import")
+        save_btn.on_click(lambda _: self.save(self.path.value))
+        load_btn.on_click(lambda _: self.load(self.path.value))
         self._redraw()
-        self.widget = ipw.VBox([self.species_picker, self.fig, self.sigma, self.status])
+        self.widget = ipw.VBox([self.species_picker, self.mode, self.fig, self.sigma,
+                                ipw.HBox([replicate_btn, clear_btn]),
+                                ipw.HBox([self.path, save_btn, load_btn]), self.status])
 
     # -- state -------------------------------------------------------------------
     @property
@@ -131,8 +146,25 @@ class TemplatePainter:
         return "added"
 
     def _on_hit(self, _, event):
-        i = int(event["data"]["index"])
-        self.click(*np.unravel_index(i, self.shape))
+        y, x = np.unravel_index(int(event["data"]["index"]), self.shape)
+        self.press(int(y), int(x))
+
+    def press(self, y: int, x: int) -> None:
+        """What a click on the image does in the current mode: edit a column, collect
+        lattice points (origin, end of a, end of b) or region corners."""
+        if self.mode.value == "columns":
+            self.click(y, x)
+            return
+        self._picks.append((y, x))
+        if self.mode.value == "lattice" and len(self._picks) == 3:
+            self.set_lattice(*self._picks)
+            self._picks = []
+            self.status.value = f"lattice a={self.lattice.a}, b={self.lattice.b} [px]"
+        elif self.mode.value == "region" and len(self._picks) == 2:
+            (y0, x0), (y1, x1) = self._picks
+            self._picks = []
+            self.set_region(min(y0, y1), max(y0, y1) + 1, min(x0, x1), max(x0, x1) + 1)
+            self.status.value = f"region: {int(self.region.sum())} scan positions"
 
     def set_lattice(self, origin, a_end, b_end) -> Lattice:
         """Lattice from three picked points (origin, end of a, end of b) [scan px]."""
