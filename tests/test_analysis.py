@@ -187,3 +187,29 @@ def test_ti_o_displacement_on_simulated_polar_pbtio3():
         assert d[0] < 0 and 0.3 < d[0] / d_true[0, 0] < 1.2
         assert abs(d[1]) < 0.15
     assert np.max(np.abs(results[0] - results[1])) < 0.05  # start-independent
+
+
+def test_resample_pattern_onto_other_grids():
+    yy, xx = np.indices((41, 41))
+    p = np.exp(-((yy - 20) ** 2 + (xx - 20) ** 2) / 50.0)  # centred, 1 mrad pixels
+    same = tw.resample_pattern(p, (1.0, 1.0), (-20.0, -20.0), p.shape, (1.0, 1.0), (-20.0, -20.0))
+    np.testing.assert_allclose(same, p, atol=1e-12)
+    coarse = tw.resample_pattern(p, (1.0, 1.0), (-20.0, -20.0), (21, 21), (2.0, 2.0),
+                                 (-20.0, -20.0))
+    np.testing.assert_allclose(coarse, p[::2, ::2], atol=1e-12)  # on the fine grid's points
+
+
+def test_displacement_map_figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tdm_widgets.plotting import show_displacements
+
+    fig, ax = plt.subplots()
+    c = np.array([[5.0, 5.0], [5.0, 15.0], [15.0, 5.0]])
+    d = np.array([[0.3, 0.0], [np.nan, np.nan], [0.0, -0.3]])
+    q = show_displacements(ax, np.zeros((20, 20)), c, d, step_A=(0.3, 0.3))
+    assert q.N == 2  # NaN cages are left out
+    plt.close(fig)

@@ -186,3 +186,11 @@ def test_bundled_domain_wall_adf_matches_ground_truth():
     pol, dom = truth["polarisation_Ti"], truth["domain_Ti"]
     assert {1, 2} <= set(dom.tolist())
     assert pol[dom == 1][0] @ pol[dom == 2][0] < 0.1  # about 90 degrees apart
+
+
+def test_lifepo4_supercell_any_size():
+    from tdm_widgets.simulate import lifepo4
+
+    sc = lifepo4((2, 3), thickness_A=10.0)  # rounded up to 3 cells along c
+    assert len(sc) == 28 * 2 * 3 * 3
+    np.testing.assert_allclose(sc.cell.lengths(), [2 * 10.33, 3 * 6.01, 3 * 4.69])
