@@ -21,7 +21,7 @@ COMMON_REDUCTIONS = [
 BUNDLED = [
     dict(name="lifepo4_thickness", file="tdm_widgets/data/lifepo4_thickness.hspy",
          notebooks=["tdm demo", "notebooks/00_quickstart.ipynb", "notebooks/01_explorer.ipynb",
-                    "planned: fig3, si_robustness"],
+                    "notebooks/03_fig3_species_images.ipynb", "planned: si_robustness"],
          reductions=COMMON_REDUCTIONS + [
              "4 frozen-phonon configurations (paper 20)",
              "thickness 20, 40, 60, 70, 90 nm kept from the exit planes at 20-90 nm every 10 nm of "
@@ -35,7 +35,8 @@ BUNDLED = [
          notebooks=["tests/test_analysis.py (Ti-O displacement)", "planned: fig5, fig6"],
          reductions=COMMON_REDUCTIONS + ["4 frozen-phonon configurations (paper 20)"]),
     dict(name="lifepo4_defects", file="data/bundled/lifepo4_defects.hspy",
-         notebooks=["tests/test_simulate.py (defects vs ground truth)", "planned: fig4"],
+         notebooks=["notebooks/04_fig4_defects.ipynb",
+                    "tests/test_simulate.py (defects vs ground truth)"],
          reductions=COMMON_REDUCTIONS + ["2 frozen-phonon configurations (paper 20)",
                                          "2 x 2 cells scanned, one defect per cell"]),
     dict(name="lifepo4_defocus", file="data/bundled/lifepo4_defocus.hspy",
