@@ -21,7 +21,8 @@ COMMON_REDUCTIONS = [
 BUNDLED = [
     dict(name="lifepo4_thickness", file="tdm_widgets/data/lifepo4_thickness.hspy",
          notebooks=["tdm demo", "notebooks/00_quickstart.ipynb", "notebooks/01_explorer.ipynb",
-                    "notebooks/03_fig3_species_images.ipynb", "planned: si_robustness"],
+                    "notebooks/02_fig1_fig2_matrix_and_adf.ipynb",
+                    "notebooks/03_fig3_species_images.ipynb", "notebooks/07_si_robustness.ipynb"],
          reductions=COMMON_REDUCTIONS + [
              "4 frozen-phonon configurations (paper 20)",
              "thickness 20, 40, 60, 70, 90 nm kept from the exit planes at 20-90 nm every 10 nm of "
@@ -40,7 +41,7 @@ BUNDLED = [
          reductions=COMMON_REDUCTIONS + ["2 frozen-phonon configurations (paper 20)",
                                          "2 x 2 cells scanned, one defect per cell"]),
     dict(name="lifepo4_defocus", file="data/bundled/lifepo4_defocus.hspy",
-         notebooks=["planned: si_robustness"],
+         notebooks=["notebooks/07_si_robustness.ipynb"],
          reductions=COMMON_REDUCTIONS + ["2 frozen-phonon configurations (paper 20)",
                                          "defocus -6, -3, 0, 3, 6 nm at 70 nm"]),
     dict(name="pbtio3_domain_wall", file="data/bundled/pbtio3_domain_wall.hspy",
