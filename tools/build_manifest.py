@@ -22,7 +22,8 @@ BUNDLED = [
     dict(name="lifepo4_thickness", file="tdm_widgets/data/lifepo4_thickness.hspy",
          notebooks=["tdm demo", "notebooks/00_quickstart.ipynb", "notebooks/01_explorer.ipynb",
                     "notebooks/02_fig1_fig2_matrix_and_adf.ipynb",
-                    "notebooks/03_fig3_species_images.ipynb", "notebooks/07_si_robustness.ipynb"],
+                    "notebooks/03_fig3_species_images.ipynb", "notebooks/06_fig6_compare_methods.ipynb",
+                    "notebooks/07_si_robustness.ipynb", "notebooks/09_your_own_data.ipynb"],
          reductions=COMMON_REDUCTIONS + [
              "4 frozen-phonon configurations (paper 20)",
              "thickness 20, 40, 60, 70, 90 nm kept from the exit planes at 20-90 nm every 10 nm of "
@@ -33,7 +34,8 @@ BUNDLED = [
              "give the same slab, grid and scan",
          ]),
     dict(name="pbtio3_thickness", file="data/bundled/pbtio3_thickness.hspy",
-         notebooks=["tests/test_analysis.py (Ti-O displacement)", "planned: fig5, fig6"],
+         notebooks=["notebooks/06_fig6_compare_methods.ipynb",
+                    "tests/test_analysis.py (Ti-O displacement)"],
          reductions=COMMON_REDUCTIONS + ["4 frozen-phonon configurations (paper 20)"]),
     dict(name="lifepo4_defects", file="data/bundled/lifepo4_defects.hspy",
          notebooks=["notebooks/04_fig4_defects.ipynb",
@@ -45,7 +47,8 @@ BUNDLED = [
          reductions=COMMON_REDUCTIONS + ["2 frozen-phonon configurations (paper 20)",
                                          "defocus -6, -3, 0, 3, 6 nm at 70 nm"]),
     dict(name="pbtio3_domain_wall", file="data/bundled/pbtio3_domain_wall.hspy",
-         notebooks=["tests/test_simulate.py (ADF vs ground truth)", "planned: fig5, fig6"],
+         notebooks=["notebooks/05_fig5_domain_wall.ipynb",
+                    "tests/test_simulate.py (ADF vs ground truth)"],
          reductions=COMMON_REDUCTIONS + [
              "1 frozen-phonon configuration (paper 20)", "scan step 0.4 A (paper ~0.3 A)",
              "lattice of each domain kept tetragonal; the rotated domain is not periodic in "
@@ -62,22 +65,22 @@ GENERATED = [
                    "--out data/paper/lifepo4_thickness.hspy",
          parameters={"preset": "paper (Table 1)", "cost": "needs a GPU (abTEM cupy) or days "
                      "of CPU: tdm simulate prints the estimate before it starts"},
-         notebooks=["planned: simulation"]),
+         notebooks=["notebooks/08_simulation.ipynb"]),
     dict(name="paper_pbtio3_domain_wall", tier="paper", file=None,
          generator="tdm simulate paper pbtio3_domain_wall --thickness 45 "
                    "--out data/paper/pbtio3_domain_wall.hspy",
-         parameters={"preset": "paper (Table 1)"}, notebooks=["planned: simulation"]),
+         parameters={"preset": "paper (Table 1)"}, notebooks=["notebooks/08_simulation.ipynb"]),
 ]
 
 EXPERIMENTAL = [
     dict(name="experimental_lifepo4", description="LiFePO4 [001], about 72.5 nm, Merlin, "
          "200 kV, 23.5 mrad (Xie et al. 2026; from the authors on request)",
          register="add 'experimental_lifepo4: /path/to/file.mib' to "
-                  "~/.config/tdm_widgets/data.yaml", notebooks=["planned: own_data"]),
+                  "~/.config/tdm_widgets/data.yaml", notebooks=["notebooks/09_your_own_data.ipynb"]),
     dict(name="experimental_pbtio3", description="PbTiO3 [100] domain wall, about 49 nm, "
          "Merlin, 200 kV, 23.5 mrad (Xie et al. 2026; from the authors on request)",
          register="add 'experimental_pbtio3: /path/to/file.mib' to "
-                  "~/.config/tdm_widgets/data.yaml", notebooks=["planned: own_data"]),
+                  "~/.config/tdm_widgets/data.yaml", notebooks=["notebooks/09_your_own_data.ipynb"]),
 ]
 
 
