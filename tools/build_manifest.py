@@ -5,7 +5,6 @@ themselves (shape, dtype, size, sha256 and parameters are read off each file).
 Run after adding or regenerating data:  .venv/bin/python tools/build_manifest.py
 """
 
-from pathlib import Path
 
 import yaml
 
