@@ -23,7 +23,7 @@ def _mean_pattern(data, progress=True):
 
     total = data.sum(axis=(0, 1), dtype=np.float64)
     if is_lazy(data):
-        (total,) = compute(total, progress=progress, desc="mean pattern")
+        (total,) = compute(total, progress=progress)
     return np.asarray(total) / (data.shape[0] * data.shape[1])
 
 
@@ -241,12 +241,17 @@ def data_matrix(s, center=None, normalized: bool = True, progress: bool = True
         units, mrad when calibrated) of each sorted column.
     """
     data, cal, _ = unwrap(s)
-    disk = center if isinstance(center, BFDisk) else find_bf_disk(_mean_pattern(data, progress))
+    # the sorted copy needs the data in memory anyway: read a lazy signal once
+    arr = np.asarray(data.compute() if hasattr(data, "compute") else data)
+    stats = column_statistics(arr, progress=progress) if normalized else None
+    if isinstance(center, BFDisk):
+        disk = center
+    else:
+        mean = stats.mean if stats is not None else _mean_pattern(arr, progress)
+        disk = find_bf_disk(mean)
     c = _center_in_axis_units(disk, cal)
-    shape = data.shape[2:]
+    shape = arr.shape[2:]
     radius = geometry.radius_map(shape, cal.det_scale, cal.det_offset, c)
     r_px = geometry.radius_map(shape, center=disk.center_px)
-    high = apply_masks(data, r_px > disk.radius_px, progress=progress)
-    stats = column_statistics(data, progress=progress) if normalized else None
-    arr = np.asarray(data.compute() if hasattr(data, "compute") else data)
-    return sorted_matrix(arr, radius, np.asarray(high), stats)
+    high = apply_masks(arr, r_px > disk.radius_px, progress=progress)
+    return sorted_matrix(arr, radius, high, stats)
