@@ -28,7 +28,7 @@ from tdm_widgets.core.correlate import pcc_masks
 PROC = psutil.Process()
 
 
-def measure(fn, repeat=3):
+def measure(fn, repeat=5):
     """Best wall time [s] of ``repeat`` runs and the peak extra RSS [bytes]."""
     best, peak_extra = np.inf, 0
     for _ in range(repeat):

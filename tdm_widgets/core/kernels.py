@@ -1,7 +1,8 @@
 """Fused per-block kernels: each data element is read from memory once.
 
-Numpy blocks go through numba-compiled loops (column tiles that stay in cache, float64
-accumulators, parallel over tiles or rows); any other array type (e.g. cupy) goes
+Numpy blocks go through numba-compiled loops (column tiles that stay in cache, groups
+of four rows and four masks per sweep, float64 accumulators, parallel over tiles or
+rows); any other array type (e.g. cupy) goes
 through the equivalent array expressions of its own module. Both compute the same
 thing, and the tests hold them to each other.
 """
@@ -15,44 +16,70 @@ try:
 except ImportError:  # pragma: no cover - numba comes with hyperspy
     numba = None
 
-#: Detector pixels per cache tile of the moments kernel.
-TILE = 512
+#: Detector pixels per cache tile of the moments kernel (its float64 sums for a
+#: handful of templates stay in the per-core L2 cache).
+TILE = 2048
+
+#: LLVM fast-math flags that let the float64 reductions vectorise (reassociation,
+#: fused multiply-add) while keeping IEEE NaN and inf, so bad data still shows up.
+FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 
 if numba is not None:
-    @numba.njit(parallel=True, cache=True)
+    @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
     def _moments_numba(x, shift, rows, weights, s1, s2, proj):  # pragma: no cover
-        # per cache tile of pixels: each row is read once; the tile's sums and
-        # template projections accumulate in fresh local arrays (no aliasing, so the
-        # inner loops vectorise) and are added to the outputs at the end
+        # per cache tile of pixels, four rows at a time: each element is read from
+        # memory once and the tile's float64 sums (fresh local arrays, so the loops
+        # vectorise) are loaded and stored once per four rows; a template adds its
+        # four weighted rows in one sweep, skipped where its four weights are 0
         q = x.shape[1]
         k = weights.shape[0]
+        nr = rows.size
         ntile = (q + TILE - 1) // TILE
         for t in numba.prange(ntile):
             j0 = t * TILE
-            m = min(j0 + TILE, q) - j0
-            sh = shift[j0:j0 + m].copy()
+            j1 = min(j0 + TILE, q)
+            m = j1 - j0
+            sh = shift[j0:j1].copy()
             a1 = np.zeros(m)
             a2 = np.zeros(m)
             ap = np.zeros((k, m))
-            d = np.empty(m)
-            for r in range(rows.size):
-                xi = x[rows[r], j0:j0 + m]
+            for r in range(0, nr, 4):
+                # a group of four rows; past the end, the last row repeats with weight 0
+                i0 = rows[r]
+                i1 = rows[min(r + 1, nr - 1)]
+                i2 = rows[min(r + 2, nr - 1)]
+                i3 = rows[min(r + 3, nr - 1)]
+                xa, xb, xc, xd = x[i0, j0:j1], x[i1, j0:j1], x[i2, j0:j1], x[i3, j0:j1]
+                g1 = 1.0 if r + 1 < nr else 0.0
+                g2 = 1.0 if r + 2 < nr else 0.0
+                g3 = 1.0 if r + 3 < nr else 0.0
                 for j in range(m):
-                    v = np.float64(xi[j]) - sh[j]
-                    d[j] = v
-                    a1[j] += v
-                    a2[j] += v * v
+                    c = sh[j]
+                    u = np.float64(xa[j]) - c
+                    v = g1 * (np.float64(xb[j]) - c)
+                    y = g2 * (np.float64(xc[j]) - c)
+                    z = g3 * (np.float64(xd[j]) - c)
+                    a1[j] += (u + v) + (y + z)
+                    a2[j] += (u * u + v * v) + (y * y + z * z)
                 for kk in range(k):
-                    w = weights[kk, r]
-                    if w != 0.0:
+                    w0 = weights[kk, r]
+                    w1 = g1 * weights[kk, min(r + 1, nr - 1)]
+                    w2 = g2 * weights[kk, min(r + 2, nr - 1)]
+                    w3 = g3 * weights[kk, min(r + 3, nr - 1)]
+                    if w0 != 0.0 or w1 != 0.0 or w2 != 0.0 or w3 != 0.0:
+                        apk = ap[kk]
                         for j in range(m):
-                            ap[kk, j] += w * d[j]
-            s1[j0:j0 + m] += a1
-            s2[j0:j0 + m] += a2
-            proj[:, j0:j0 + m] += ap
+                            c = sh[j]
+                            apk[j] += ((w0 * (np.float64(xa[j]) - c)
+                                        + w1 * (np.float64(xb[j]) - c))
+                                       + (w2 * (np.float64(xc[j]) - c)
+                                          + w3 * (np.float64(xd[j]) - c)))
+            s1[j0:j1] += a1
+            s2[j0:j1] += a2
+            proj[:, j0:j1] += ap
 
-    @numba.njit(parallel=True, cache=True)
+    @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
     def _project_numba(x, shift, rows, weights, proj):  # pragma: no cover
         # template projections alone, for rows where some template is non-zero
         q = x.shape[1]
@@ -60,26 +87,73 @@ if numba is not None:
         ntile = (q + TILE - 1) // TILE
         for t in numba.prange(ntile):
             j0 = t * TILE
-            j1 = min(j0 + TILE, q)
+            m = min(j0 + TILE, q) - j0
+            sh = shift[j0:j0 + m]
             for r in range(rows.size):
-                i = rows[r]
+                xi = x[rows[r], j0:j0 + m]
                 for kk in range(k):
                     w = weights[kk, r]
                     if w != 0.0:
-                        for j in range(j0, j1):
-                            proj[kk, j] += w * (np.float64(x[i, j]) - shift[j])
+                        pk = proj[kk, j0:j0 + m]
+                        for j in range(m):
+                            pk[j] += w * (np.float64(xi[j]) - sh[j])
 
-    @numba.njit(parallel=True, fastmath=True, cache=True)
+    @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
     def _apply_numba(x, w, out):  # pragma: no cover - compiled
+        # four rows at a time against four masks at a time: each weight loaded
+        # serves four rows and each data value four masks (sixteen float64
+        # reductions in one vectorised loop); the four rows stay in cache for the
+        # leftover masks. Past the end, the last row is computed again (same value).
         n, q = x.shape
         k = w.shape[0]
-        for i in numba.prange(n):
-            for kk in range(k):
-                acc = 0.0
+        k4 = k - k % 4
+        for ib in numba.prange((n + 3) // 4):
+            i0 = 4 * ib
+            i1 = min(i0 + 1, n - 1)
+            i2 = min(i0 + 2, n - 1)
+            i3 = min(i0 + 3, n - 1)
+            xa, xb, xc, xd = x[i0], x[i1], x[i2], x[i3]
+            for kk in range(0, k4, 4):
+                w0, w1, w2, w3 = w[kk], w[kk + 1], w[kk + 2], w[kk + 3]
+                a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = 0.0
+                c0 = c1 = c2 = c3 = d0 = d1 = d2 = d3 = 0.0
                 for j in range(q):
-                    acc += np.float64(x[i, j]) * w[kk, j]
-                out[i, kk] = acc
-
+                    u = np.float64(xa[j])
+                    v = np.float64(xb[j])
+                    y = np.float64(xc[j])
+                    z = np.float64(xd[j])
+                    a0 += u * w0[j]
+                    a1 += u * w1[j]
+                    a2 += u * w2[j]
+                    a3 += u * w3[j]
+                    b0 += v * w0[j]
+                    b1 += v * w1[j]
+                    b2 += v * w2[j]
+                    b3 += v * w3[j]
+                    c0 += y * w0[j]
+                    c1 += y * w1[j]
+                    c2 += y * w2[j]
+                    c3 += y * w3[j]
+                    d0 += z * w0[j]
+                    d1 += z * w1[j]
+                    d2 += z * w2[j]
+                    d3 += z * w3[j]
+                out[i0, kk], out[i0, kk + 1], out[i0, kk + 2], out[i0, kk + 3] = a0, a1, a2, a3
+                out[i1, kk], out[i1, kk + 1], out[i1, kk + 2], out[i1, kk + 3] = b0, b1, b2, b3
+                out[i2, kk], out[i2, kk + 1], out[i2, kk + 2], out[i2, kk + 3] = c0, c1, c2, c3
+                out[i3, kk], out[i3, kk + 1], out[i3, kk + 2], out[i3, kk + 3] = d0, d1, d2, d3
+            for kk in range(k4, k):
+                wk = w[kk]
+                a = b = c = d = 0.0
+                for j in range(q):
+                    a += np.float64(xa[j]) * wk[j]
+                    b += np.float64(xb[j]) * wk[j]
+                    c += np.float64(xc[j]) * wk[j]
+                    d += np.float64(xd[j]) * wk[j]
+                out[i0, kk] = a
+                out[i1, kk] = b
+                out[i2, kk] = c
+                out[i3, kk] = d
 
 def _xp(a):
     mod = type(a).__module__.split(".")[0]
@@ -95,9 +169,23 @@ def use_numba(x) -> bool:
     return numba is not None and isinstance(x, np.ndarray)
 
 
-def _numba_ready(x):
-    """numba has no float16: such blocks (one at a time) go through float32."""
-    return x.astype(np.float32) if x.dtype == np.float16 else x
+#: numba has no float16: such data goes through float32 copies of this many bytes.
+HALF_CHUNK_BYTES = 2 * 2**20
+
+
+def _row_chunks(x, n: int) -> list[slice]:
+    """Slices of ``n`` rows: one for numba-ready data, copy-sized ones for float16."""
+    if x.dtype != np.float16:
+        return [slice(0, n)]
+    step = max(1, HALF_CHUNK_BYTES // (4 * x.shape[1]))
+    return [slice(c, min(c + step, n)) for c in range(0, n, step)]
+
+
+def _half_rows(x, rows) -> np.ndarray:
+    """float32 copy of the listed rows of float16 data (a slice when they are)."""
+    if rows[-1] - rows[0] + 1 == rows.size:
+        return x[rows[0]:rows[-1] + 1].astype(np.float32)
+    return x[rows].astype(np.float32)
 
 
 def shifted_sums(x, shift, rows, templates):
@@ -124,11 +212,15 @@ def shifted_sums(x, shift, rows, templates):
     q = x.shape[1]
     k = templates.shape[0]
     if use_numba(x):
-        x = _numba_ready(x)
         s1, s2, proj = np.zeros(q), np.zeros(q), np.zeros((k, q))
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         w = np.ascontiguousarray(templates[:, rows], dtype=np.float64)
-        _moments_numba(x, shift, rows, w, s1, s2, proj)
+        for c in _row_chunks(x, rows.size):  # the kernel adds to s1, s2 and proj
+            if x.dtype == np.float16:
+                xc, rc = _half_rows(x, rows[c]), np.arange(c.stop - c.start)
+            else:
+                xc, rc = x, rows[c]
+            _moments_numba(xc, shift, rc, w[:, c], s1, s2, proj)
         return s1, s2, proj
     xp = _xp(x)
     d = x[xp.asarray(rows)].astype(xp.float64) - xp.asarray(shift)
@@ -164,9 +256,11 @@ def sparse_projection(x, shift, rows, weights) -> np.ndarray:
 def weighted_sums(x, weights) -> np.ndarray:
     """``x @ weights.T`` accumulated in float64: ``(n, q) x (k, q) -> (n, k)``."""
     if use_numba(x):
-        x = _numba_ready(x)
         out = np.empty((x.shape[0], weights.shape[0]))
-        _apply_numba(x, np.ascontiguousarray(weights, dtype=np.float64), out)
+        w = np.ascontiguousarray(weights, dtype=np.float64)
+        for c in _row_chunks(x, x.shape[0]):
+            _apply_numba(x[c].astype(np.float32, copy=False) if x.dtype == np.float16
+                         else x[c], w, out[c])
         return out
     xp = _xp(x)
     out = x.astype(xp.float64) @ xp.asarray(weights).T
