@@ -3,7 +3,9 @@
 
 Prints one table per dataset: each operation's time, its ratio to the baseline read
 (numpy column sum of D, measured in the same run on the same array) and the extra
-resident memory while it ran. Datasets: the bundled simulation, a synthetic
+resident memory while it ran. A parallel read on all cores is printed too: it is this
+machine's floor for one pass (the kernels run on all cores, so they can beat the
+single-threaded baseline). Datasets: the bundled simulation, a synthetic
 128 x 128 x 128 x 128 float32 array (1 GiB) and the same as uint16 counts.
 
     .venv/bin/python benchmarks/bench_tdm.py [--small]
@@ -19,6 +21,11 @@ import time
 
 import numpy as np
 import psutil
+
+try:
+    import numba
+except ImportError:
+    numba = None
 
 import tdm_widgets as tw
 from tdm_widgets.columns import point_templates
@@ -55,8 +62,9 @@ def measure(fn, repeat=5):
     return best, peak_extra
 
 
-def templates_for(shape, k=5, seed=0):
-    """k sparse point templates on a square lattice with a random basis (like species)."""
+def templates_for(shape, k=5, seed=0, sigma_px=0.0):
+    """k point templates on a square lattice with a random basis (like species): single
+    pixels (sparse, as painted) or, with ``sigma_px``, periodic Gaussians (dense)."""
     rng = np.random.default_rng(seed)
     period = 8
     cols = {}
@@ -65,7 +73,7 @@ def templates_for(shape, k=5, seed=0):
         yy, xx = np.meshgrid(np.arange(off[0], shape[0], period),
                              np.arange(off[1], shape[1], period), indexing="ij")
         cols[f"s{i}"] = np.stack([yy.ravel(), xx.ravel()], 1)
-    t, _ = point_templates(cols, shape, combined="all")
+    t, _ = point_templates(cols, shape, combined="all", sigma_px=sigma_px)
     return t
 
 
@@ -93,6 +101,22 @@ def libertem_apply(data, masks):
     return lambda: ctx.run_udf(ds, udf)["intensity"].data
 
 
+if numba is not None:
+    @numba.njit(parallel=True, fastmath=True)
+    def _parallel_row_sums(x, out):
+        for i in numba.prange(x.shape[0]):
+            acc = 0.0
+            for j in range(x.shape[1]):
+                acc += x[i, j]
+            out[i] = acc
+
+
+def parallel_read(D):
+    """Sum every row on all cores (numba): how fast this machine can stream D."""
+    out = np.empty(D.shape[0])
+    return lambda: _parallel_row_sums(D, out)
+
+
 def run(name, data, with_naive=True):
     nbytes = data.nbytes
     D = data.reshape(data.shape[0] * data.shape[1], -1)
@@ -100,9 +124,17 @@ def run(name, data, with_naive=True):
     rows = []
     base, base_mem = measure(lambda: D.sum(axis=0))
     rows.append(("baseline read (numpy column sum)", base, base_mem))
+    if numba is not None and data.dtype != np.float16:
+        read = parallel_read(D)
+        read()  # compile outside timing
+        rows.append((f"parallel read (numba, {numba.get_num_threads()} threads)",
+                     *measure(read)))
     pcc_masks(data, t, progress=False)  # compile the kernels outside timing
     rows.append(("masks, 1 template", *measure(lambda: pcc_masks(data, t[:1], progress=False))))
     rows.append(("masks, 5 templates", *measure(lambda: pcc_masks(data, t, progress=False))))
+    dense = templates_for(data.shape[:2], sigma_px=2.0)
+    rows.append(("masks, 5 Gaussian templates (dense)", *measure(
+        lambda: pcc_masks(data, dense, progress=False))))
     masks, _ = pcc_masks(data, t, progress=False)
     rows.append(("5 images (Eq 2)", *measure(lambda: apply_masks(data, masks, progress=False))))
     rows.append(("masks + images, 5 templates", *measure(

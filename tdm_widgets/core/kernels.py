@@ -30,8 +30,9 @@ if numba is not None:
     def _moments_numba(x, shift, rows, weights, s1, s2, proj):  # pragma: no cover
         # per cache tile of pixels, four rows at a time: each element is read from
         # memory once and the tile's float64 sums (fresh local arrays, so the loops
-        # vectorise) are loaded and stored once per four rows; a template adds its
-        # four weighted rows in one sweep, skipped where its four weights are 0
+        # vectorise) are loaded and stored once per four rows. The templates with a
+        # non-zero weight in the four rows (few, for painted points) add them in
+        # pairs that share the shifted values; row k of ap is a zero-weight partner.
         q = x.shape[1]
         k = weights.shape[0]
         nr = rows.size
@@ -43,14 +44,16 @@ if numba is not None:
             sh = shift[j0:j1].copy()
             a1 = np.zeros(m)
             a2 = np.zeros(m)
-            ap = np.zeros((k, m))
+            ap = np.zeros((k + 1, m))
+            wl = np.zeros((k + 1, 4))
+            act = np.empty(k + 1, np.int64)
             for r in range(0, nr, 4):
                 # a group of four rows; past the end, the last row repeats with weight 0
-                i0 = rows[r]
-                i1 = rows[min(r + 1, nr - 1)]
-                i2 = rows[min(r + 2, nr - 1)]
-                i3 = rows[min(r + 3, nr - 1)]
-                xa, xb, xc, xd = x[i0, j0:j1], x[i1, j0:j1], x[i2, j0:j1], x[i3, j0:j1]
+                last = nr - 1
+                xa = x[rows[r], j0:j1]
+                xb = x[rows[min(r + 1, last)], j0:j1]
+                xc = x[rows[min(r + 2, last)], j0:j1]
+                xd = x[rows[min(r + 3, last)], j0:j1]
                 g1 = 1.0 if r + 1 < nr else 0.0
                 g2 = 1.0 if r + 2 < nr else 0.0
                 g3 = 1.0 if r + 3 < nr else 0.0
@@ -62,22 +65,36 @@ if numba is not None:
                     z = g3 * (np.float64(xd[j]) - c)
                     a1[j] += (u + v) + (y + z)
                     a2[j] += (u * u + v * v) + (y * y + z * z)
+                na = 0
                 for kk in range(k):
-                    w0 = weights[kk, r]
-                    w1 = g1 * weights[kk, min(r + 1, nr - 1)]
-                    w2 = g2 * weights[kk, min(r + 2, nr - 1)]
-                    w3 = g3 * weights[kk, min(r + 3, nr - 1)]
-                    if w0 != 0.0 or w1 != 0.0 or w2 != 0.0 or w3 != 0.0:
-                        apk = ap[kk]
-                        for j in range(m):
-                            c = sh[j]
-                            apk[j] += ((w0 * (np.float64(xa[j]) - c)
-                                        + w1 * (np.float64(xb[j]) - c))
-                                       + (w2 * (np.float64(xc[j]) - c)
-                                          + w3 * (np.float64(xd[j]) - c)))
+                    wl[na, 0] = weights[kk, r]
+                    wl[na, 1] = g1 * weights[kk, min(r + 1, last)]
+                    wl[na, 2] = g2 * weights[kk, min(r + 2, last)]
+                    wl[na, 3] = g3 * weights[kk, min(r + 3, last)]
+                    if wl[na, 0] != 0.0 or wl[na, 1] != 0.0 or wl[na, 2] != 0.0 \
+                            or wl[na, 3] != 0.0:
+                        act[na] = kk
+                        na += 1
+                if na % 2 == 1:
+                    wl[na, :] = 0.0
+                    act[na] = k
+                    na += 1
+                for p in range(0, na, 2):
+                    pa = ap[act[p]]
+                    pb = ap[act[p + 1]]
+                    wa0, wa1, wa2, wa3 = wl[p, 0], wl[p, 1], wl[p, 2], wl[p, 3]
+                    wb0, wb1, wb2, wb3 = wl[p + 1, 0], wl[p + 1, 1], wl[p + 1, 2], wl[p + 1, 3]
+                    for j in range(m):
+                        c = sh[j]
+                        u = np.float64(xa[j]) - c
+                        v = np.float64(xb[j]) - c
+                        y = np.float64(xc[j]) - c
+                        z = np.float64(xd[j]) - c
+                        pa[j] += (wa0 * u + wa1 * v) + (wa2 * y + wa3 * z)
+                        pb[j] += (wb0 * u + wb1 * v) + (wb2 * y + wb3 * z)
             s1[j0:j1] += a1
             s2[j0:j1] += a2
-            proj[:, j0:j1] += ap
+            proj[:, j0:j1] += ap[:k]
 
     @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
     def _project_numba(x, shift, rows, weights, proj):  # pragma: no cover
