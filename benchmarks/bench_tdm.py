@@ -137,8 +137,11 @@ def run(name, data, with_naive=True):
         lambda: pcc_masks(data, dense, progress=False))))
     masks, _ = pcc_masks(data, t, progress=False)
     rows.append(("5 images (Eq 2)", *measure(lambda: apply_masks(data, masks, progress=False))))
-    rows.append(("masks + images, 5 templates", *measure(
-        lambda: apply_masks(data, pcc_masks(data, t, progress=False)[0], progress=False))))
+    for label, tt in (("masks + images, 5 templates", t),
+                      ("masks + images, 5 Gaussian templates", dense)):
+        rows.append((label, *measure(
+            lambda: apply_masks(data, pcc_masks(data, tt, progress=False)[0],
+                                progress=False))))
     eng = tw.TDMEngine(data, t, progress=False)
     delta = np.zeros(data.shape[:2])
 
