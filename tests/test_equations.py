@@ -149,13 +149,17 @@ def test_compiled_kernels_equal_array_expressions(rng, monkeypatch, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.uint16])
 @pytest.mark.parametrize("k", [1, 4, 6, 9])
-def test_kernel_row_groups_mask_groups_and_tiles_match_numpy(rng, monkeypatch, dtype, k):
+@pytest.mark.parametrize("slabs", [1, 3])
+def test_kernel_row_groups_mask_groups_and_tiles_match_numpy(rng, monkeypatch, dtype, k,
+                                                               slabs):
     """Row counts that are not multiples of four, mask counts around the groups of
-    four, a detector wider than one cache tile and float16 copies of one row at a time
-    all give the float64 numpy sums."""
+    four, a detector wider than one cache tile, rows split into slabs (as on machines
+    with more threads than tiles) and float16 copies of one row at a time all give the
+    float64 numpy sums."""
     import tdm_widgets.core.kernels as kernels
 
     monkeypatch.setattr(kernels, "HALF_CHUNK_BYTES", 1)
+    monkeypatch.setattr(kernels, "_slabs", lambda q, nrows: slabs)
     n, q = 15, kernels.TILE + 202
     x = (rng.random((n, q)) * 900).astype(dtype)
     w = rng.standard_normal((k, q))

@@ -33,11 +33,17 @@ if numba is not None:
         # vectorise) are loaded and stored once per four rows. The templates with a
         # non-zero weight in the four rows (few, for painted points) add them in
         # pairs that share the shifted values; row k of ap is a zero-weight partner.
+        # With fewer tiles than threads the rows are split into slabs as well, each
+        # slab adding to its own row of the outputs (summed by the caller).
         q = x.shape[1]
         k = weights.shape[0]
         nr = rows.size
         ntile = (q + TILE - 1) // TILE
-        for t in numba.prange(ntile):
+        nslab = s1.shape[0]
+        ngroup = (nr + 3) // 4
+        for it in numba.prange(ntile * nslab):
+            t = it // nslab
+            sl = it % nslab
             j0 = t * TILE
             j1 = min(j0 + TILE, q)
             m = j1 - j0
@@ -47,7 +53,7 @@ if numba is not None:
             ap = np.zeros((k + 1, m))
             wl = np.zeros((k + 1, 4))
             act = np.empty(k + 1, np.int64)
-            for r in range(0, nr, 4):
+            for r in range(4 * (ngroup * sl // nslab), 4 * (ngroup * (sl + 1) // nslab), 4):
                 # a group of four rows; past the end, the last row repeats with weight 0
                 last = nr - 1
                 xa = x[rows[r], j0:j1]
@@ -92,9 +98,9 @@ if numba is not None:
                         z = np.float64(xd[j]) - c
                         pa[j] += (wa0 * u + wa1 * v) + (wa2 * y + wa3 * z)
                         pb[j] += (wb0 * u + wb1 * v) + (wb2 * y + wb3 * z)
-            s1[j0:j1] += a1
-            s2[j0:j1] += a2
-            proj[:, j0:j1] += ap[:k]
+            s1[sl, j0:j1] += a1
+            s2[sl, j0:j1] += a2
+            proj[sl, :, j0:j1] += ap[:k]
 
     @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
     def _project_numba(x, shift, rows, weights, proj):  # pragma: no cover
@@ -198,6 +204,13 @@ def _row_chunks(x, n: int) -> list[slice]:
     return [slice(c, min(c + step, n)) for c in range(0, n, step)]
 
 
+def _slabs(q: int, nrows: int) -> int:
+    """Row slabs of the statistics kernel: enough that tiles x slabs keeps every
+    thread busy (wide detectors need one), at least 256 rows each."""
+    ntile = -(-q // TILE)
+    return max(1, min(-(-numba.get_num_threads() // ntile), nrows // 256))
+
+
 def _half_rows(x, rows) -> np.ndarray:
     """float32 copy of the listed rows of float16 data (a slice when they are)."""
     if rows[-1] - rows[0] + 1 == rows.size:
@@ -229,7 +242,8 @@ def shifted_sums(x, shift, rows, templates):
     q = x.shape[1]
     k = templates.shape[0]
     if use_numba(x):
-        s1, s2, proj = np.zeros(q), np.zeros(q), np.zeros((k, q))
+        nslab = _slabs(q, len(rows))
+        s1, s2, proj = np.zeros((nslab, q)), np.zeros((nslab, q)), np.zeros((nslab, k, q))
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         w = np.ascontiguousarray(templates[:, rows], dtype=np.float64)
         for c in _row_chunks(x, rows.size):  # the kernel adds to s1, s2 and proj
@@ -238,7 +252,7 @@ def shifted_sums(x, shift, rows, templates):
             else:
                 xc, rc = x, rows[c]
             _moments_numba(xc, shift, rc, w[:, c], s1, s2, proj)
-        return s1, s2, proj
+        return s1.sum(axis=0), s2.sum(axis=0), proj.sum(axis=0)
     xp = _xp(x)
     d = x[xp.asarray(rows)].astype(xp.float64) - xp.asarray(shift)
     t = xp.asarray(templates[:, rows])
