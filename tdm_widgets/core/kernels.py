@@ -30,9 +30,10 @@ if numba is not None:
     def _moments_numba(x, shift, rows, weights, s1, s2, proj):  # pragma: no cover
         # per cache tile of pixels, four rows at a time: each element is read from
         # memory once and the tile's float64 sums (fresh local arrays, so the loops
-        # vectorise) are loaded and stored once per four rows. The templates with a
-        # non-zero weight in the four rows (few, for painted points) add them in
-        # pairs that share the shifted values; row k of ap is a zero-weight partner.
+        # vectorise) are loaded and stored once per four rows. Only templates with a
+        # non-zero weight in the four rows (few, for painted points) are added: the
+        # first in the same sweep as the sums, the others in pairs that share the
+        # shifted values (row k of ap is a scratch row for zero weights).
         # With fewer tiles than threads the rows are split into slabs as well, each
         # slab adding to its own row of the outputs (summed by the caller).
         q = x.shape[1]
@@ -63,14 +64,6 @@ if numba is not None:
                 g1 = 1.0 if r + 1 < nr else 0.0
                 g2 = 1.0 if r + 2 < nr else 0.0
                 g3 = 1.0 if r + 3 < nr else 0.0
-                for j in range(m):
-                    c = sh[j]
-                    u = np.float64(xa[j]) - c
-                    v = g1 * (np.float64(xb[j]) - c)
-                    y = g2 * (np.float64(xc[j]) - c)
-                    z = g3 * (np.float64(xd[j]) - c)
-                    a1[j] += (u + v) + (y + z)
-                    a2[j] += (u * u + v * v) + (y * y + z * z)
                 na = 0
                 for kk in range(k):
                     wl[na, 0] = weights[kk, r]
@@ -81,11 +74,26 @@ if numba is not None:
                             or wl[na, 3] != 0.0:
                         act[na] = kk
                         na += 1
-                if na % 2 == 1:
+                if na == 0:  # the sums alone; row k of ap takes the zero weights
+                    wl[0, :] = 0.0
+                    act[0] = k
+                    na = 1
+                pb = ap[act[0]]
+                wb0, wb1, wb2, wb3 = wl[0, 0], wl[0, 1], wl[0, 2], wl[0, 3]
+                for j in range(m):
+                    c = sh[j]
+                    u = np.float64(xa[j]) - c
+                    v = g1 * (np.float64(xb[j]) - c)
+                    y = g2 * (np.float64(xc[j]) - c)
+                    z = g3 * (np.float64(xd[j]) - c)
+                    a1[j] += (u + v) + (y + z)
+                    a2[j] += (u * u + v * v) + (y * y + z * z)
+                    pb[j] += (wb0 * u + wb1 * v) + (wb2 * y + wb3 * z)
+                if na % 2 == 0:
                     wl[na, :] = 0.0
                     act[na] = k
                     na += 1
-                for p in range(0, na, 2):
+                for p in range(1, na, 2):
                     pa = ap[act[p]]
                     pb = ap[act[p + 1]]
                     wa0, wa1, wa2, wa3 = wl[p, 0], wl[p, 1], wl[p, 2], wl[p, 3]
