@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Speed and memory of the TDM engine against a streaming read of the same array.
 
-Prints one table per dataset: each operation's time, its ratio to the baseline read
+Prints one table per dataset: each operation's time (best of five, after one
+unmeasured run), its ratio to the baseline read
 (numpy column sum of D, measured in the same run on the same array) and the extra
 resident memory while it ran. A parallel read on all cores is printed too: it is this
 machine's floor for one pass (the kernels run on all cores, so they can beat the
@@ -35,8 +36,14 @@ from tdm_widgets.core.correlate import pcc_masks
 PROC = psutil.Process()
 
 
-def measure(fn, repeat=5):
-    """Best wall time [s] of ``repeat`` runs and the peak extra RSS [bytes]."""
+def measure(fn, repeat=5, warm=True):
+    """Best wall time [s] of ``repeat`` runs and their peak extra RSS [bytes], after one
+    unmeasured run if ``warm`` (compilation, thread pools and allocator arenas are
+    one-off costs)."""
+    if warm:
+        out = fn()
+        if hasattr(out, "compute"):
+            out.compute()
     best, peak_extra = np.inf, 0
     for _ in range(repeat):
         base = PROC.memory_info().rss
@@ -126,10 +133,8 @@ def run(name, data, with_naive=True):
     rows.append(("baseline read (numpy column sum)", base, base_mem))
     if numba is not None and data.dtype != np.float16:
         read = parallel_read(D)
-        read()  # compile outside timing
         rows.append((f"parallel read (numba, {numba.get_num_threads()} threads)",
                      *measure(read)))
-    pcc_masks(data, t, progress=False)  # compile the kernels outside timing
     rows.append(("masks, 1 template", *measure(lambda: pcc_masks(data, t[:1], progress=False))))
     rows.append(("masks, 5 templates", *measure(lambda: pcc_masks(data, t, progress=False))))
     dense = templates_for(data.shape[:2], sigma_px=2.0)
@@ -155,7 +160,7 @@ def run(name, data, with_naive=True):
     rows.append(("LiberTEM ApplyMasksUDF, 5 masks (inline)", *measure(libertem_apply(data, masks))))
     if with_naive:
         rows.append(("naive: materialised D_hat, masks + images", *measure(
-            lambda: naive(data, t, masks), repeat=1)))
+            lambda: naive(data, t, masks), repeat=1, warm=False)))
     print(f"\n{name}: shape {data.shape} {data.dtype}, {nbytes / 2**20:.0f} MiB")
     print(f"{'operation':<50}{'time [s]':>10}{'x read':>8}{'extra mem':>12}{'% data':>8}")
     for label, dt, mem in rows:

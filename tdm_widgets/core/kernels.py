@@ -200,7 +200,8 @@ def use_numba(x) -> bool:
     return numba is not None and isinstance(x, np.ndarray)
 
 
-#: numba has no float16: such data goes through float32 copies of this many bytes.
+#: numba has no float16: such data goes through float32 copies of at most this many
+#: bytes, and of at most 1/32 of the block, so that small data stays small too.
 HALF_CHUNK_BYTES = 2 * 2**20
 
 
@@ -208,7 +209,7 @@ def _row_chunks(x, n: int) -> list[slice]:
     """Slices of ``n`` rows: one for numba-ready data, copy-sized ones for float16."""
     if x.dtype != np.float16:
         return [slice(0, n)]
-    step = max(1, HALF_CHUNK_BYTES // (4 * x.shape[1]))
+    step = max(1, min(HALF_CHUNK_BYTES, x.nbytes // 32) // (4 * x.shape[1]))
     return [slice(c, min(c + step, n)) for c in range(0, n, step)]
 
 
@@ -260,6 +261,7 @@ def shifted_sums(x, shift, rows, templates):
             else:
                 xc, rc = x, rows[c]
             _moments_numba(xc, shift, rc, w[:, c], s1, s2, proj)
+            del xc  # one float16 copy alive at a time
         return s1.sum(axis=0), s2.sum(axis=0), proj.sum(axis=0)
     xp = _xp(x)
     d = x[xp.asarray(rows)].astype(xp.float64) - xp.asarray(shift)
