@@ -52,7 +52,6 @@ def _simulate(args) -> int:
 def _apply(args) -> int:
     import json
 
-
     from . import apply_mask, load, pcc_mask
     from .columns import format_specificity, point_templates, specificity
     from .simulate.output import select

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .core.blocks import computed
+
 
 def _pixel_indices(positions, scan_shape):
     p = np.asarray(positions, float).reshape(-1, 2)
@@ -95,7 +97,7 @@ def specificity(image, columns: dict, where=None) -> dict[str, float]:
         no column inside ``where``.
     """
     img = getattr(image, "data", image)
-    img = np.asarray(img.compute() if hasattr(img, "compute") else img, float)
+    img = np.asarray(computed(img), float)
     if img.ndim != 2:
         raise ValueError(f"image must be 2D; got shape {img.shape}")
     sel = np.ones(img.shape, bool) if where is None else np.asarray(where, bool)

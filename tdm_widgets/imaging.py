@@ -11,6 +11,7 @@ import numpy as np
 
 from .core import geometry
 from .core.apply import apply_masks
+from .core.blocks import computed
 from .core.correlate import column_statistics, pcc_masks
 from .core.disk import BFDisk, find_bf_disk
 from .core.matrix import DataMatrix, sorted_matrix
@@ -242,7 +243,7 @@ def data_matrix(s, center=None, normalized: bool = True, progress: bool = True
     """
     data, cal, _ = unwrap(s)
     # the sorted copy needs the data in memory anyway: read a lazy signal once
-    arr = np.asarray(data.compute() if hasattr(data, "compute") else data)
+    arr = np.asarray(computed(data))
     stats = column_statistics(arr, progress=progress) if normalized else None
     if isinstance(center, BFDisk):
         disk = center

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._version import __version__
+from .core.blocks import computed
 from .core.validate import check_data
 
 #: Length units converted to angstrom.
@@ -142,7 +143,7 @@ def as_array(x, name: str, ndim_options=(2, 3)):
     except ImportError:  # pragma: no cover
         BaseSignal = ()
     arr = x.data if isinstance(x, BaseSignal) else x
-    arr = np.asarray(arr.compute() if hasattr(arr, "compute") else arr)
+    arr = np.asarray(computed(arr))
     if arr.ndim not in ndim_options:
         raise ValueError(f"{name} must be {' or '.join(f'{d}D' for d in ndim_options)}; "
                          f"got shape {arr.shape}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .core.apply import apply_masks
-from .core.blocks import is_lazy
+from .core.blocks import computed, is_lazy
 from .core.correlate import pcc_masks
 from .signals import as_array, provenance, unwrap, wrap_scan_images
 
@@ -137,7 +137,7 @@ def cross_validated_image(s, template, split: str = "dose", normalization: str =
 
 def _apply(data, masks, normalized, stats, progress):
     img = apply_masks(data, masks, normalized=normalized, stats=stats, progress=progress)
-    return img.compute() if hasattr(img, "compute") else img
+    return computed(img)
 
 
 def specificity_report(s, columns: dict, species=None, split: str = "dose",
@@ -167,7 +167,7 @@ def specificity_report(s, columns: dict, species=None, split: str = "dose",
     kw = dict(normalization=normalization, detector_region=detector_region)
     same = apply_mask(s, pcc_mask(s, t, progress=progress, **kw), normalized=normalized,
                       progress=progress).data
-    same = same.compute() if hasattr(same, "compute") else same
+    same = computed(same)
     cv = cross_validated_image(s, t, split=split, fit_region=fit_region,
                                normalized=normalized, seed=seed, progress=progress, **kw)
     rows = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.apply import apply_masks
+from ..core.blocks import computed
 from ..core.geometry import detector_coordinates
 from ..signals import provenance, unwrap, wrap_scan_images
 
@@ -30,17 +31,13 @@ def center_of_mass(s, progress: bool = True):
     ky, kx = detector_coordinates(data.shape[2:], cal.det_scale, cal.det_offset)
     masks = np.stack([np.ones(data.shape[2:]), np.broadcast_to(ky[:, None], data.shape[2:]),
                       np.broadcast_to(kx[None, :], data.shape[2:])])
-    tot, my, mx = np.asarray(_compute(apply_masks(data, masks, progress=progress)))
+    tot, my, mx = np.asarray(computed(apply_masks(data, masks, progress=progress)))
     if np.any(tot <= 0):
         raise ValueError("some patterns have zero or negative total intensity")
     com = np.stack([my / tot, mx / tot])
     sig = wrap_scan_images(com, cal, "centre of mass [mrad]",
                            provenance("center_of_mass", src), stack_name="component")
     return sig
-
-
-def _compute(x):
-    return x.compute() if hasattr(x, "compute") else x
 
 
 def curl_rotation(com_y, com_x, step=(1.0, 1.0)) -> tuple[float, bool]:

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh
 
 from ..core.apply import apply_masks
-from ..core.blocks import reduce_scan
+from ..core.blocks import computed, reduce_scan
 from ..core.correlate import column_statistics
 from ..signals import unwrap
 
@@ -28,7 +28,7 @@ def _projector(data, stats):
         w = (dtv - mean * v.sum()) * inv / p
         img = apply_masks(data, w.reshape(data.shape[2:]), normalized=True, stats=stats,
                           progress=False)
-        img = img.compute() if hasattr(img, "compute") else img
+        img = computed(img)
         return img.reshape(-1)
 
     return LinearOperator((p, p), matvec=matvec, dtype=np.float64)

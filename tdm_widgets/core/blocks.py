@@ -34,6 +34,11 @@ def row_blocks(shape: Sequence[int], block_bytes: int | None = None) -> list[sli
     return [slice(y, min(y + rows, sy)) for y in range(0, sy, rows)]
 
 
+def computed(x):
+    """``x`` computed if it is a dask collection, unchanged otherwise."""
+    return x.compute() if hasattr(x, "compute") else x
+
+
 def whole_patterns(data):
     """A dask array rechunked (if needed) so each chunk holds whole patterns."""
     if len(data.chunks[2]) == 1 and len(data.chunks[3]) == 1:

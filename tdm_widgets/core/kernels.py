@@ -2,9 +2,8 @@
 
 Numpy blocks go through numba-compiled loops (column tiles that stay in cache, groups
 of four rows and four masks per sweep, float64 accumulators, parallel over tiles or
-rows); any other array type (e.g. cupy) goes
-through the equivalent array expressions of its own module. Both compute the same
-thing, and the tests hold them to each other.
+rows); any other array type (e.g. cupy) goes through the equivalent array expressions
+of its own module. Both compute the same thing, and the tests hold them to each other.
 """
 
 from __future__ import annotations
@@ -185,6 +184,7 @@ if numba is not None:
                 out[i1, kk] = b
                 out[i2, kk] = c
                 out[i3, kk] = d
+
 
 def _xp(a):
     mod = type(a).__module__.split(".")[0]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .blocks import computed
 from .kernels import shifted_sums
 
 
@@ -50,8 +51,7 @@ class Sums:
 
 def first_pattern(data) -> np.ndarray:
     """The shift: the first diffraction pattern as float64 (NaN/inf replaced by 0)."""
-    p = data[0, 0]
-    p = p.compute() if hasattr(p, "compute") else p
+    p = computed(data[0, 0])
     p = np.asarray(p.get() if hasattr(p, "get") else p, dtype=np.float64)  # cupy: to host
     return np.nan_to_num(p.reshape(-1), nan=0.0, posinf=0.0, neginf=0.0)
 

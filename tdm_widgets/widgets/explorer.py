@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..columns import specificity
+from ..core.blocks import computed
 from ..core.engine import TDMEngine
 from ..signals import unwrap
 from .mask_viewer import MaskViewer
@@ -49,7 +50,7 @@ class Explorer:
         self.bf_mrad = bf_mrad
         if image is None:
             image = virtual_image(s, 11.0, bf_mrad, progress=True).data
-            image = image.compute() if hasattr(image, "compute") else image
+            image = computed(image)
         self.painter = TemplatePainter(image, species, columns, title="virtual ABF: click columns")
         self.debounce_s = float(debounce_s)
         self.engine = None
@@ -147,7 +148,7 @@ class Explorer:
                     self.engine.edit(k, delta)
         masks = self.engine.masks(self.normalization.value, det)
         images = self.engine.images(masks, normalized=self.application.value, progress=False)
-        images = images.compute() if hasattr(images, "compute") else images
+        images = computed(images)
         return masks, images
 
     def _cross_validated(self, templates, det):

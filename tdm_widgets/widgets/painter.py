@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.blocks import computed
 from ..columns import point_templates
 from ..plotting import SPECIES_COLORS
 from ..templates import Lattice, lattice_from_points, load_positions, replicate, \
@@ -40,7 +41,7 @@ class TemplatePainter:
         import ipywidgets as ipw
 
         img = getattr(image, "data", image)
-        self.image = np.asarray(img.compute() if hasattr(img, "compute") else img, float)
+        self.image = np.asarray(computed(img), float)
         if self.image.ndim != 2:
             raise ValueError(f"image must be 2D; got shape {self.image.shape}")
         self.shape = self.image.shape
