@@ -12,11 +12,13 @@ import numpy as np
 from .core import geometry
 from .core.apply import apply_masks
 from .core.blocks import computed
-from .core.correlate import column_statistics, pcc_masks
+from .core.correlate import column_statistics
 from .core.disk import BFDisk, find_bf_disk
+from .core.validate import templates_stack
 from .core.matrix import DataMatrix, sorted_matrix
-from .signals import Calibration, as_array, provenance, unwrap, wrap_detector_images, \
-    wrap_scan_images
+from .detector import center_in_axis_units, detector_annulus
+from .session import TDMSession, statistics_for
+from .signals import as_array, provenance, unwrap, wrap_scan_images
 
 
 def _mean_pattern(data, progress=True):
@@ -64,35 +66,6 @@ def calibrate_detector(s, disk: BFDisk):
     return s
 
 
-def _center_in_axis_units(center, cal: Calibration):
-    if center is None:
-        return (0.0, 0.0)
-    c = center.center_px if isinstance(center, BFDisk) else center
-    if len(c) != 2:
-        raise ValueError(f"center must be a BFDisk or (y, x) detector px; got {center}")
-    return tuple(o + sc * float(v) for o, sc, v in zip(cal.det_offset, cal.det_scale, c))
-
-
-def _need_mrad(cal: Calibration, what: str):
-    if not cal.det_mrad:
-        raise ValueError(
-            f"{what} needs the detector calibrated in mrad; its axes are in "
-            f"{cal.det_units!r}. Use tdm_widgets.calibrate_detector(s, "
-            "tdm_widgets.bf_disk(s, semiangle_mrad=...)) or from_array(..., mrad_per_px=...)")
-
-
-def detector_annulus(s_or_cal, det_shape, inner_mrad, outer_mrad, center=None):
-    """Boolean annulus ``inner <= r < outer`` [mrad] on the detector of ``s``.
-
-    The one geometry function behind :func:`virtual_image`, ``detector_region`` and
-    the widgets' outlines.
-    """
-    cal = s_or_cal if isinstance(s_or_cal, Calibration) else unwrap(s_or_cal)[1]
-    _need_mrad(cal, "an annulus in mrad")
-    return geometry.annulus(det_shape, float(inner_mrad), float(outer_mrad),
-                            cal.det_scale, cal.det_offset, _center_in_axis_units(center, cal))
-
-
 def virtual_image(s, inner_mrad: float, outer_mrad: float, center=None,
                   progress: bool = True):
     """Virtual image from a binary annular detector (BF, ABF or ADF).
@@ -116,16 +89,8 @@ def virtual_image(s, inner_mrad: float, outer_mrad: float, center=None,
     img = apply_masks(data, mask, progress=progress)
     meta = provenance("virtual_image", src, inner_mrad=float(inner_mrad),
                       outer_mrad=float(outer_mrad), n_pixels=int(mask.sum()),
-                      center_mrad=list(_center_in_axis_units(center, cal)))
+                      center_mrad=list(center_in_axis_units(center, cal)))
     return wrap_scan_images(img, cal, f"virtual {inner_mrad:g}-{outer_mrad:g} mrad", meta)
-
-
-def _detector_region(detector_region, data, cal, center=None):
-    if detector_region is None or isinstance(detector_region, np.ndarray):
-        return detector_region
-    if len(detector_region) == 2 and np.ndim(detector_region[0]) == 0:
-        return detector_annulus(cal, data.shape[2:], *detector_region, center=center)
-    return np.asarray(detector_region)
 
 
 def pcc_mask(s, template, normalization: str = "pcc", region=None, detector_region=None,
@@ -154,22 +119,28 @@ def pcc_mask(s, template, normalization: str = "pcc", region=None, detector_regi
     -------
     hyperspy.signals.Signal2D
         Mask(s) ``(det_y, det_x)`` or ``(k, det_y, det_x)``, axes in mrad.
-        ``metadata.TDM`` holds the template, region, normalisation and the number of
-        zero-variance detector pixels (weight 0).
+        ``metadata.TDM`` records the templates (shape and checksum), region,
+        normalisation and the number of zero-variance detector pixels (weight 0).
+        The mask keeps the column statistics of ``s``, so
+        ``apply_mask(s, mask, normalized=True)`` makes no second statistics pass.
+
+    Examples
+    --------
+    >>> import numpy as np, tdm_widgets as tw
+    >>> data = np.random.default_rng(0).poisson(9.0, (8, 8, 6, 6)).astype(np.uint16)
+    >>> t = np.zeros((8, 8)); t[::4, ::4] = 1
+    >>> mask = tw.pcc_mask(data, t, progress=False)
+    >>> mask.data.shape, bool(np.abs(mask.data).max() <= 1)
+    ((6, 6), True)
+    >>> tw.apply_mask(data, mask, normalized=True, progress=False).data.shape
+    (8, 8)
     """
-    data, cal, src = unwrap(s)
-    t = as_array(template, "template")
-    det = _detector_region(detector_region, data, cal)
-    masks, stats = pcc_masks(data, t, normalization=normalization, region=region,
-                             detector_region=det, progress=progress)
-    meta = provenance(
-        "pcc_mask", src, normalization=normalization, template=t,
-        region=None if region is None else np.asarray(region),
-        detector_region=None if detector_region is None else (
-            list(map(float, detector_region)) if not isinstance(detector_region, np.ndarray)
-            else np.asarray(detector_region)),
-        n_positions=stats.n, n_zero_variance=stats.n_zero_variance)
-    return wrap_detector_images(masks, cal, f"TDM mask ({normalization})", meta)
+    session = TDMSession(s, region=region, detector_region=detector_region,
+                         normalization=normalization, progress=progress)
+    stack, single = templates_stack(as_array(template, "template"), session.scan_shape)
+    for i, ti in enumerate(stack):
+        session.set_template(f"template {i}", ti)
+    return session.masks(squeeze=single)
 
 
 def column_stats(s, region=None, progress: bool = True):
@@ -211,6 +182,8 @@ def apply_mask(s, mask, normalized: bool = False, stats=None, progress: bool = T
     data, cal, src = unwrap(s)
     m = as_array(mask, "mask")
     if normalized and stats is None:
+        stats = statistics_for(mask, data)  # kept by pcc_mask for the same data
+    if normalized and stats is None:
         stats = column_statistics(data, progress=progress)
     img = apply_masks(data, m, normalized=normalized, stats=stats, progress=progress)
     mask_meta = mask.metadata.get_item("TDM") if hasattr(mask, "metadata") else None
@@ -250,7 +223,7 @@ def data_matrix(s, center=None, normalized: bool = True, progress: bool = True
     else:
         mean = stats.mean if stats is not None else _mean_pattern(arr, progress)
         disk = find_bf_disk(mean)
-    c = _center_in_axis_units(disk, cal)
+    c = center_in_axis_units(disk, cal)
     shape = arr.shape[2:]
     radius = geometry.radius_map(shape, cal.det_scale, cal.det_offset, c)
     r_px = geometry.radius_map(shape, center=disk.center_px)

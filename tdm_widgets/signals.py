@@ -4,6 +4,7 @@ axes in angstrom / mrad and provenance metadata."""
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,8 +92,41 @@ def unwrap(s):
     raise TypeError(f"data must be a HyperSpy signal or a 4D array; got {type(s).__name__}")
 
 
+def array_record(a) -> dict:
+    """What provenance keeps of an array: shape, dtype, non-zero count and a sha256
+    checksum of its bytes (not the array itself).
+
+    Examples
+    --------
+    >>> array_record(np.zeros((2, 3)))["shape"]
+    [2, 3]
+    """
+    a = np.ascontiguousarray(computed(a))
+    return {"shape": list(a.shape), "dtype": str(a.dtype),
+            "nonzero": int(np.count_nonzero(a)),
+            "sha256": hashlib.sha256(a.tobytes()).hexdigest()}
+
+
+def _recorded(value):
+    if isinstance(value, np.ndarray) or (hasattr(value, "dask") and hasattr(value, "shape")):
+        return array_record(value)
+    if isinstance(value, dict):
+        return {k: _recorded(v) for k, v in value.items()}
+    return value
+
+
 def provenance(operation: str, source, **parameters) -> dict:
-    """Metadata recording what produced a result."""
+    """Metadata recording what produced a result.
+
+    Array parameters (templates, masks, regions) are recorded by
+    :func:`array_record`, so a saved file stays small however large the scan.
+
+    Examples
+    --------
+    >>> meta = provenance("pcc_mask", None, template=np.eye(3))
+    >>> sorted(meta["parameters"]["template"])
+    ['dtype', 'nonzero', 'sha256', 'shape']
+    """
     src = {}
     if source is not None:
         src["title"] = source.metadata.get_item("General.title", "")
@@ -100,7 +134,7 @@ def provenance(operation: str, source, **parameters) -> dict:
             "General.original_filename", "")
     return {"operation": operation, "package": "tdm_widgets", "version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "source": src, "parameters": parameters}
+            "source": src, "parameters": _recorded(parameters)}
 
 
 def _wrap(arr, axes, title, meta, stack_name):

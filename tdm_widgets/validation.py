@@ -20,6 +20,7 @@ import numpy as np
 from .core.apply import apply_masks
 from .core.blocks import computed, is_lazy
 from .core.correlate import pcc_masks
+from .detector import resolve_detector_region
 from .signals import as_array, provenance, unwrap, wrap_scan_images
 
 
@@ -97,11 +98,9 @@ def cross_validated_image(s, template, split: str = "dose", normalization: str =
     -------
     CrossValidated
     """
-    from .imaging import _detector_region
-
     data, cal, src = unwrap(s)
     t = as_array(template, "template")
-    det = _detector_region(detector_region, data, cal)
+    det = resolve_detector_region(detector_region, data.shape[2:], cal)
     kw = dict(normalization=normalization, detector_region=det, progress=progress)
     if split == "dose":
         if not _is_counts(data):

@@ -26,22 +26,51 @@ def column_statistics(data, region=None, progress: bool = True) -> ColumnStats:
         ``(scan_y, scan_x)`` positions to use; all if None.
     """
     check_data(data)
-    return _pass(data, None, region, progress)[0]
+    return statistics_pass(data, None, region, progress)[0]
 
 
-def _pass(data, templates, region, progress):
-    """One pass: statistics of the region's positions and projections about the mean.
+def statistics_pass(data, templates, region, progress: bool = True):
+    """One pass: statistics of the region's positions and template projections.
 
-    Returns ``(stats, proj, sums, shift)``."""
+    Each template is centred on its median over the region before it is projected: a
+    correlation does not depend on a template's offset, a large offset would otherwise
+    cancel in float64, and the median of a sparse (point) template is its background,
+    so the centred template stays sparse for later edits.
+
+    Parameters
+    ----------
+    data : ndarray or dask.array.Array
+        ``(scan_y, scan_x, det_y, det_x)``, validated by the caller.
+    templates : ndarray or None
+        ``(k, scan_y, scan_x)`` float64, or None for the statistics alone.
+    region : ndarray of bool or None
+        Positions to use (all if None).
+    progress : bool
+        Progress bar for passes longer than a second.
+
+    Returns
+    -------
+    stats : ColumnStats
+    proj : ndarray
+        ``(k, q)`` projections of the centred templates about the column means.
+    sums : Sums
+        The merged partial sums (about ``shift``), for later sparse edits.
+    shift : ndarray
+        ``(q,)`` the per-pixel shift of the sums.
+    centers : ndarray
+        ``(k,)`` the constants subtracted from the templates.
+    """
     sy, sx, dy, dx = data.shape
     reg = region_mask(region, (sy, sx))
     t = np.zeros((0, sy, sx)) if templates is None else templates
+    centers = np.median(t[:, reg], axis=1) if t.shape[0] else np.zeros(0)
+    t = t - centers[:, None, None]
     shift = first_pattern(data)
     sums = reduce_scan(data, partial(block_sums, shift=shift), merge_sums, side=(reg, t),
                        progress=progress, desc="TDM statistics")
     mean, m2, proj = sums.finish(shift)
     stats = finish_stats(sums.n, mean, m2, (dy, dx), data.dtype)
-    return stats, proj, sums, shift
+    return stats, proj, sums, shift, centers
 
 
 def template_sum_of_squares(t, reg, region_given: bool) -> np.ndarray:
@@ -122,6 +151,6 @@ def pcc_masks(data, template, normalization: str = "pcc", region=None,
     reg = region_mask(region, (sy, sx))
     det = detector_mask(detector_region, (dy, dx))
     t_ss = template_sum_of_squares(t, reg, region is not None)
-    stats, proj, _, _ = _pass(data, t, reg, progress)
+    stats, proj, _, _, _ = statistics_pass(data, t, reg, progress)
     masks = masks_from(stats, proj, t_ss, normalization, det)
     return (masks[0] if single else masks), stats

@@ -1,5 +1,5 @@
-"""A stateful TDM engine: statistics and projections kept from one pass, so that a
-sparse template edit reads only the patterns it touches."""
+"""A stateful TDM engine: statistics and projections kept from one pass, so that
+adding, removing or editing a template reads only the patterns it touches."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 
 from .apply import apply_masks
 from .blocks import is_lazy
-from .correlate import NORMALIZATIONS, _pass, masks_from, template_sum_of_squares
+from .correlate import NORMALIZATIONS, masks_from, statistics_pass, template_sum_of_squares
 from .kernels import sparse_projection
 from .validate import check_data, detector_mask, region_mask, templates_stack
 
@@ -16,29 +16,54 @@ class TDMEngine:
     """Masks and images for ``k`` templates, with cheap template edits.
 
     The constructor makes the one pass over the data (column statistics and the
-    projections of every template); :meth:`edit` updates one template's projection
-    from the scan positions where it changed only; :meth:`masks` needs no pass;
-    :meth:`images` makes one pass.
+    projections of every template given); :meth:`edit`, :meth:`add_template` and
+    :meth:`set_template` update projections from the scan positions where a template
+    changed only; :meth:`masks` needs no pass; :meth:`images` makes one pass.
 
     Parameters
     ----------
     data : ndarray or dask.array.Array
         ``(scan_y, scan_x, det_y, det_x)``.
-    templates : array_like
-        ``(k, scan_y, scan_x)``.
+    templates : array_like, optional
+        ``(k, scan_y, scan_x)``; none (k = 0) if None: add them later.
     region : ndarray of bool, optional
         Positions whose statistics define the masks (a partial template).
+    progress : bool
+        Progress bar for passes longer than a second.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> data = rng.poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
+    >>> engine = TDMEngine(data, progress=False)
+    >>> t = np.zeros((6, 5)); t[2, 3] = 1
+    >>> engine.add_template(t)
+    0
+    >>> engine.masks().shape
+    (1, 4, 4)
     """
 
-    def __init__(self, data, templates, region=None, progress: bool = True):
+    def __init__(self, data, templates=None, region=None, progress: bool = True):
         check_data(data)
         self.data = data
-        self.scan_shape = data.shape[:2]
-        self.templates, _ = templates_stack(templates, self.scan_shape)
+        self.scan_shape = tuple(data.shape[:2])
+        if templates is None:
+            t = np.zeros((0,) + self.scan_shape)
+        else:
+            t, _ = templates_stack(templates, self.scan_shape)
         self.region = region_mask(region, self.scan_shape)
-        self._region_given = region is not None
-        self.stats, _, self._sums, self._shift = _pass(data, self.templates, self.region,
-                                                       progress)
+        self.region_given = region is not None
+        self.stats, _, self._sums, self._shift, self._centers = statistics_pass(
+            data, t, self.region, progress)
+        self.templates = t.copy()
+        #: Scan positions read by edits since the pass (a diagnostic for tests).
+        self.patterns_read = 0
+
+    @property
+    def k(self) -> int:
+        """Number of templates."""
+        return self.templates.shape[0]
 
     def _patterns(self, rows: np.ndarray):
         """The data as ``(p, q)`` rows, or just the listed rows for lazy data."""
@@ -49,6 +74,19 @@ class TDMEngine:
         picked = self.data.vindex[ys, xs].compute().reshape(len(rows), dy * dx)
         return picked, np.arange(len(rows))
 
+    def _project(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(k, q)`` sums of ``w (D - shift)`` and ``(k,)`` sums of ``w`` over the
+        region, reading only the rows where some weight is non-zero."""
+        flat = weights.reshape(weights.shape[0], -1)
+        rows = np.flatnonzero((flat != 0).any(axis=0) & self.region.reshape(-1))
+        q = int(np.prod(self.data.shape[2:]))
+        if not rows.size:
+            return np.zeros((flat.shape[0], q)), np.zeros(flat.shape[0])
+        x, r = self._patterns(rows)
+        self.patterns_read += rows.size
+        w = flat[:, rows]
+        return sparse_projection(x, self._shift, r, w), w.sum(axis=1)
+
     def edit(self, index: int, delta) -> None:
         """Add ``delta`` (scan-shaped, mostly zero) to template ``index``.
 
@@ -56,25 +94,52 @@ class TDMEngine:
         read from the data.
         """
         delta = np.asarray(delta, float)
-        if delta.shape != tuple(self.scan_shape):
+        if delta.shape != self.scan_shape:
             raise ValueError(f"delta must have the scan shape {self.scan_shape}; got "
                              f"{delta.shape}")
-        rows = np.flatnonzero((delta != 0) & self.region)
-        if rows.size:
-            x, r = self._patterns(rows)
-            w = delta.reshape(-1)[rows][None]
-            self._sums.proj[index] += sparse_projection(x, self._shift, r, w)[0]
-            self._sums.tsum[index] += w.sum()
+        if not np.isfinite(delta).all():
+            raise ValueError("delta contains NaN or inf values")
+        proj, tsum = self._project(delta[None])
+        self._sums.proj[index] += proj[0]
+        self._sums.tsum[index] += tsum[0]
         self.templates[index] += delta
+
+    def set_template(self, index: int, template) -> None:
+        """Replace template ``index``; reads only the positions where it changed."""
+        t, _ = templates_stack(template, self.scan_shape)
+        self.edit(index, t[0] - self.templates[index])
+
+    def add_template(self, template) -> int:
+        """Append a template and return its index; reads only the positions where it
+        differs from its median (its background: the columns of a point template)."""
+        t, _ = templates_stack(template, self.scan_shape)
+        center = float(np.median(t[0][self.region]))
+        proj, tsum = self._project(t - center)
+        s = self._sums
+        s.proj = np.concatenate([s.proj, proj])
+        s.tsum = np.concatenate([s.tsum, tsum])
+        self._centers = np.append(self._centers, center)
+        self.templates = np.concatenate([self.templates, t])
+        return self.k - 1
+
+    def remove_template(self, index: int) -> None:
+        """Drop template ``index`` (no pass)."""
+        keep = np.arange(self.k) != index
+        s = self._sums
+        s.proj, s.tsum = s.proj[keep], s.tsum[keep]
+        self._centers = self._centers[keep]
+        self.templates = self.templates[keep]
 
     def masks(self, normalization: str = "pcc", detector_region=None) -> np.ndarray:
         """``(k, det_y, det_x)`` correlation masks from the kept sums (no pass)."""
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}; "
                              f"got {normalization!r}")
-        t_ss = template_sum_of_squares(self.templates, self.region, self._region_given)
-        _, _, proj = self._sums.finish(self._shift)
         det = detector_mask(detector_region, self.data.shape[2:])
+        if not self.k:
+            return np.zeros((0,) + tuple(self.data.shape[2:]))
+        t_ss = template_sum_of_squares(self.templates, self.region, self.region_given)
+        _, _, proj = self._sums.finish(self._shift)
         return masks_from(self.stats, proj, t_ss, normalization, det)
 
     def images(self, masks, normalized: bool = False, progress: bool = True):

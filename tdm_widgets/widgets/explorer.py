@@ -137,7 +137,7 @@ class Explorer:
     def _same_data(self, templates, det):
         region = self.painter.region
         rebuild = (self.engine is None or self.engine.templates.shape != templates.shape
-                   or (region is None) != (not self.engine._region_given)
+                   or (region is None) != (not self.engine.region_given)
                    or (region is not None and not np.array_equal(region, self.engine.region)))
         if rebuild:
             self.engine = TDMEngine(self.data, templates, region=region, progress=True)

@@ -1,0 +1,404 @@
+"""A TDM session: one dataset, its one-pass statistics and its named templates.
+
+The session unwraps a signal once and owns what every face of the toolkit needs: the
+calibration, the column statistics and template projections (computed lazily in one
+pass and kept), named templates (species -> template), the reference region and the
+detector region. Masks cost no pass; images cost one pass for the TDM masks and any
+virtual detectors together; an edit (a column added or removed, a template replaced)
+reads only the scan positions it changes. The plain functions
+(:func:`tdm_widgets.pcc_mask`, :func:`tdm_widgets.apply_mask`), the explorer, the CLI
+and the demo are built on it.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+from .core.apply import apply_masks, physical_weights
+from .core.engine import TDMEngine
+from .core.validate import region_mask
+from .detector import describe_detector_region, detector_annulus, resolve_detector_region
+from .signals import provenance, unwrap, wrap_detector_images, wrap_scan_images
+from .columns import point_templates
+
+#: Statistics that produced a mask signal, with the data they belong to (weakly held:
+#: a mask forgets them when either is gone).
+_MASK_STATISTICS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def remember_statistics(mask_signal, data, stats) -> None:
+    """Attach the column statistics of ``data`` to a mask signal, so that applying the
+    mask to the same data with Eq 6 needs no second statistics pass."""
+    try:
+        _MASK_STATISTICS[mask_signal] = (weakref.ref(data), stats)
+    except TypeError:  # data that cannot be weakly referenced: nothing kept
+        pass
+
+
+def statistics_for(mask_signal, data):
+    """The statistics remembered for ``mask_signal`` if they belong to ``data``
+    (the very same array), else None."""
+    try:
+        ref, stats = _MASK_STATISTICS[mask_signal]
+    except (KeyError, TypeError):
+        return None
+    return stats if ref() is data else None
+
+
+class TDMSession:
+    """One 4D dataset with named templates: masks, images, edits, export and save.
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D or ndarray
+        4D data ``(scan_y, scan_x, det_y, det_x)``, numpy-backed or lazy.
+    templates : dict of str to array_like, optional
+        Name (species) to ``(scan_y, scan_x)`` template.
+    region : ndarray of bool, optional
+        Reference region: positions whose statistics define the masks (a partial
+        template); the masks apply to every position.
+    detector_region : ndarray of bool or tuple of float, optional
+        Detector pixels the masks may use, a boolean array or ``(inner_mrad,
+        outer_mrad)``.
+    normalization : {"pcc", "pcc_over_mean"}
+        Eq 5 or Eq 7.
+    progress : bool
+        Progress bars for passes longer than a second.
+
+    Examples
+    --------
+    >>> import numpy as np, tdm_widgets as tw
+    >>> rng = np.random.default_rng(0)
+    >>> s = tw.from_array(rng.poisson(9.0, (8, 8, 6, 6)).astype(np.uint16),
+    ...                   scan_step_A=0.3, mrad_per_px=2.0)
+    >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [5, 5]]}, progress=False)
+    >>> session.masks().data.shape            # no pass beyond the statistics
+    (2, 6, 6)
+    >>> session.add_column("A", 3, 4)         # reads one scan position
+    >>> session.images(virtual={"BF": (0, 4)}).metadata.TDM.names
+    ['A', 'all', 'BF']
+    """
+
+    def __init__(self, s, templates: dict | None = None, region=None,
+                 detector_region=None, normalization: str = "pcc", progress: bool = True):
+        self.data, self.calibration, self.source = unwrap(s)
+        self.signal = s if self.source is not None else None
+        self.scan_shape = tuple(self.data.shape[:2])
+        self.det_shape = tuple(self.data.shape[2:])
+        self.progress = progress
+        self.normalization = normalization
+        self._region = None if region is None else region_mask(region, self.scan_shape)
+        self.detector_region = detector_region
+        self._det = resolve_detector_region(detector_region, self.det_shape,
+                                            self.calibration)
+        self._names: list[str] = []
+        self._pending: list[np.ndarray] = []
+        self._engine: TDMEngine | None = None
+        self.columns: dict[str, np.ndarray] | None = None
+        self.sigma_px = 0.0
+        self.combined: str | None = None
+        for name, t in (templates or {}).items():
+            self.set_template(name, t)
+
+    @classmethod
+    def from_columns(cls, s, columns: dict, species=None, sigma_px: float = 0.0,
+                     combined: str | None = "all", **kwargs) -> "TDMSession":
+        """A session whose templates are made from column positions.
+
+        Parameters
+        ----------
+        s : hyperspy.signals.Signal2D or ndarray
+            4D data.
+        columns : dict of str to array_like
+            Species to ``(n, 2)`` (row, col) positions [scan px].
+        species : sequence of str, optional
+            Which species, in order (all if None).
+        sigma_px : float
+            0 for single-pixel templates, else the Gaussian width [scan px].
+        combined : str or None
+            Name of an extra template holding every column (None for none).
+        **kwargs
+            As for :class:`TDMSession`.
+        """
+        session = cls(s, **kwargs)
+        names = list(columns) if species is None else list(species)
+        session.columns = {n: np.asarray(columns[n], float).reshape(-1, 2) for n in names}
+        session.sigma_px = float(sigma_px)
+        session.combined = combined
+        session._sync_columns()
+        return session
+
+    # --- templates -------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        """Template names, in order."""
+        return list(self._names)
+
+    @property
+    def templates(self) -> dict[str, np.ndarray]:
+        """Name to template (copies)."""
+        stack = self._engine.templates if self._engine is not None else self._pending
+        return {n: np.array(t) for n, t in zip(self._names, stack)}
+
+    def set_template(self, name: str, template) -> None:
+        """Add a named template, or replace one (reads only the positions where it
+        changed once the statistics exist)."""
+        t = np.asarray(getattr(template, "data", template), float)
+        if t.shape != self.scan_shape:
+            raise ValueError(f"template {name!r} must have the scan shape "
+                             f"{self.scan_shape}; got {t.shape}")
+        if name in self._names:
+            i = self._names.index(name)
+            if self._engine is not None:
+                self._engine.set_template(i, t)
+            else:
+                self._pending[i] = t
+            return
+        if self._engine is not None:
+            self._engine.add_template(t)
+        else:
+            self._pending.append(t)
+        self._names.append(name)
+
+    def remove_template(self, name: str) -> None:
+        """Drop a named template (no pass)."""
+        i = self._index(name)
+        if self._engine is not None:
+            self._engine.remove_template(i)
+        else:
+            del self._pending[i]
+        del self._names[i]
+        if self.columns is not None:
+            self.columns.pop(name, None)
+
+    def _index(self, name: str) -> int:
+        if name not in self._names:
+            raise ValueError(f"no template named {name!r}; have {self._names}")
+        return self._names.index(name)
+
+    def _sync_columns(self) -> None:
+        """Templates made again from the columns; only changed positions are read."""
+        names = list(self.columns)
+        for n in names:
+            if not len(self.columns[n]) and n in self._names:
+                self.remove_template(n)
+        live = [n for n in names if len(self.columns[n])]
+        if not live:
+            return
+        stack, made = point_templates({n: self.columns[n] for n in live}, self.scan_shape,
+                                      sigma_px=self.sigma_px, combined=self.combined)
+        for n, t in zip(made, stack):
+            self.set_template(n, t)
+
+    def _require_columns(self, species: str) -> None:
+        if self.columns is None:
+            raise ValueError("this session was not made from columns: use "
+                             "TDMSession.from_columns, or set_template")
+        if species not in self.columns:
+            self.columns[species] = np.zeros((0, 2))
+
+    def add_column(self, species: str, y: float, x: float) -> None:
+        """Add a column of ``species`` at scan position (y, x) [px]; reads only the
+        positions whose template values change."""
+        self._require_columns(species)
+        p = np.array([[y, x]], float)
+        if not (np.isfinite(p).all() and -0.5 <= y < self.scan_shape[0] - 0.5
+                and -0.5 <= x < self.scan_shape[1] - 0.5):
+            raise ValueError(f"column position (y, x) = ({y}, {x}) is outside the scan "
+                             f"of shape {self.scan_shape} [px]")
+        self.columns[species] = np.vstack([self.columns[species], p])
+        self._sync_columns()
+
+    def remove_column(self, species: str, y: float, x: float) -> None:
+        """Remove the column of ``species`` nearest to (y, x) [px] (within 1 px)."""
+        self._require_columns(species)
+        pos = self.columns[species]
+        if not len(pos):
+            raise ValueError(f"species {species!r} has no column to remove")
+        d = np.hypot(pos[:, 0] - y, pos[:, 1] - x)
+        if d.min() > 1.0:
+            raise ValueError(f"no {species} column within 1 px of ({y}, {x})")
+        self.columns[species] = np.delete(pos, int(np.argmin(d)), axis=0)
+        self._sync_columns()
+
+    def set_width(self, sigma_px: float) -> None:
+        """Change the Gaussian width of every column template [scan px] (0: single
+        pixels); Gaussians touch every position, so this reads the scan once."""
+        if not np.isfinite(sigma_px) or sigma_px < 0:
+            raise ValueError(f"sigma_px must be >= 0; got {sigma_px}")
+        if self.columns is None:
+            raise ValueError("set_width needs a session made from columns")
+        self.sigma_px = float(sigma_px)
+        self._sync_columns()
+
+    # --- region and statistics -------------------------------------------------
+    @property
+    def region(self):
+        """The reference region (None: every position)."""
+        return self._region
+
+    def set_region(self, region) -> None:
+        """A new reference region; the statistics are made again at the next use."""
+        new = None if region is None else region_mask(region, self.scan_shape)
+        if (new is None and self._region is None) or (
+                new is not None and self._region is not None and np.array_equal(new, self._region)):
+            return
+        if self._engine is not None:
+            self._pending = list(self._engine.templates)
+            self._engine = None
+        self._region = new
+
+    def set_detector_region(self, detector_region) -> None:
+        """Detector pixels the masks may use (no pass)."""
+        self._det = resolve_detector_region(detector_region, self.det_shape,
+                                            self.calibration)
+        self.detector_region = detector_region
+
+    @property
+    def engine(self) -> TDMEngine:
+        """The array engine, made (one pass) on first use."""
+        if self._engine is None:
+            stack = np.stack(self._pending) if self._pending else None
+            self._engine = TDMEngine(self.data, stack, region=self._region,
+                                     progress=self.progress)
+            self._pending = []
+        return self._engine
+
+    @property
+    def stats(self):
+        """Column statistics of the reference region (the one pass, made once)."""
+        return self.engine.stats
+
+    # --- results ---------------------------------------------------------------
+    def _provenance(self, operation: str, **extra) -> dict:
+        return provenance(operation, self.source, names=self.names,
+                          templates=self.templates, normalization=self.normalization,
+                          region=self._region,
+                          detector_region=describe_detector_region(self.detector_region),
+                          n_positions=self.stats.n,
+                          n_zero_variance=self.stats.n_zero_variance, **extra)
+
+    def mask_array(self, names=None) -> np.ndarray:
+        """``(k, det_y, det_x)`` masks of the named templates (all if None); no pass."""
+        m = self.engine.masks(self.normalization, self._det)
+        return m if names is None else m[[self._index(n) for n in names]]
+
+    def masks(self, names=None, squeeze: bool = False):
+        """Calibrated, named masks: a ``(k, det_y, det_x)`` Signal2D in mrad whose
+        ``metadata.TDM.names`` lists the templates (``(det_y, det_x)`` for one name
+        with ``squeeze``); costs no pass."""
+        names = self.names if names is None else list(names)
+        m = self.mask_array(names)
+        sig = wrap_detector_images(m[0] if squeeze and len(names) == 1 else m,
+                                   self.calibration, f"TDM mask ({self.normalization})",
+                                   self._provenance("pcc_mask", names_shown=names))
+        sig.metadata.set_item("TDM.names", names)
+        remember_statistics(sig, self.data, self.stats)
+        return sig
+
+    def images(self, names=None, virtual: dict | None = None, normalized: bool = False,
+               compute: bool = True):
+        """Images of the TDM masks and of virtual annular detectors, in one pass.
+
+        Parameters
+        ----------
+        names : sequence of str, optional
+            Templates whose images to make (all if None; ``[]`` for none).
+        virtual : dict of str to (float, float), optional
+            Virtual detectors, name to ``(inner_mrad, outer_mrad)``, applied in the
+            same pass.
+        normalized : bool
+            TDM images by Eq 6 (the masks on the column-normalised data) instead
+            of Eq 2.
+        compute : bool
+            Compute lazy results (False keeps them lazy).
+
+        Returns
+        -------
+        hyperspy.signals.Signal2D
+            ``(k, scan_y, scan_x)`` in angstrom; ``metadata.TDM.names`` lists them.
+        """
+        names = self.names if names is None else list(names)
+        virtual = dict(virtual or {})
+        weights, offsets = [], []
+        if names:
+            m = self.mask_array(names)
+            if normalized:
+                m, off = physical_weights(m, self.stats)
+            else:
+                off = np.zeros(len(names))
+            weights.append(m)
+            offsets.append(off)
+        for inner, outer in virtual.values():
+            weights.append(detector_annulus(self.calibration, self.det_shape, inner,
+                                            outer)[None].astype(float))
+            offsets.append(np.zeros(1))
+        if not weights:
+            raise ValueError("images needs at least one template name or virtual detector")
+        w = np.concatenate(weights)
+        img = apply_masks(self.data, w, progress=self.progress)
+        img = img + np.concatenate(offsets)[:, None, None]
+        if compute and hasattr(img, "compute"):
+            from .core.blocks import compute as compute_lazy
+
+            (img,) = compute_lazy(img, progress=self.progress)
+        all_names = names + list(virtual)
+        meta = self._provenance("images", images=all_names, normalized=bool(normalized),
+                                equation="Eq 6" if normalized else "Eq 2",
+                                virtual={k: [float(a), float(b)] for k, (a, b) in virtual.items()})
+        sig = wrap_scan_images(img, self.calibration, "TDM and virtual images", meta,
+                               stack_name="image")
+        sig.metadata.set_item("TDM.names", all_names)
+        return sig
+
+    def cross_validated(self, split: str = "dose", names=None, normalized: bool = False,
+                        seed: int = 0, fit_region=None):
+        """Cross-validated images of the named templates (see
+        :func:`tdm_widgets.cross_validated_image`): the masks never see the data they
+        image."""
+        from .validation import cross_validated_image
+
+        names = self.names if names is None else list(names)
+        t = np.stack([self.templates[n] for n in names])
+        sig = self.signal if self.signal is not None else self.data
+        cv = cross_validated_image(sig, t, split=split, normalization=self.normalization,
+                                   detector_region=self._det, fit_region=fit_region,
+                                   normalized=normalized, seed=seed, progress=self.progress)
+        cv.image.metadata.set_item("TDM.names", names)
+        return cv
+
+    def export_weighted_detector(self, name: str, path) -> dict:
+        """Write the mask of template ``name`` as a physical weighted detector (Eq 6),
+        see :func:`tdm_widgets.export_weighted_detector`."""
+        from .live import export_weighted_detector
+
+        return export_weighted_detector(self.masks([name], squeeze=True), self.stats, path)
+
+    def save(self, folder, normalized: bool = False, virtual: dict | None = None) -> Path:
+        """Write ``masks.hspy``, ``images.hspy``, ``positions.json`` (when made from
+        columns) and ``session.json`` (provenance) to ``folder``; returns the folder.
+
+        The input file is never written: ``folder`` must not hold it.
+        """
+        folder = Path(folder)
+        src = self.source.metadata.get_item("General.original_filename", "") \
+            if self.source is not None else ""
+        folder.mkdir(parents=True, exist_ok=True)
+        masks = self.masks()
+        images = self.images(normalized=normalized, virtual=virtual)
+        for sig, fname in ((masks, "masks.hspy"), (images, "images.hspy")):
+            if src and fname == src:
+                raise ValueError(f"folder {folder} would overwrite the input {src}")
+            sig.save(folder / fname, overwrite=True)
+        if self.columns is not None:
+            from .templates import save_positions
+
+            save_positions(folder / "positions.json",
+                           {n: np.round(p, 6) for n, p in self.columns.items()})
+        record = self._provenance("save", normalized=bool(normalized))
+        (folder / "session.json").write_text(json.dumps(record, indent=1, default=str))
+        return folder
