@@ -133,3 +133,15 @@ def test_pcc_over_mean_refuses_nonpositive_means(rng):
 def test_uncalibrated_detector_needs_mrad(data4d):
     with pytest.raises(ValueError, match="calibrated in mrad"):
         tw.virtual_image(tw.from_array(data4d), 0, 10)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_negative_counts_in_the_dose_split(rng, lazy):
+    """Dark-subtracted (signed) counts cannot be split by dose: a clear error naming
+    the data and the alternative, not numpy's 'n < 0'."""
+    counts = rng.poisson(4.0, size=(6, 6, 5, 5)).astype(np.int16)
+    counts[2, 3, 1, 1] = -2
+    data = da.from_array(counts, chunks=(3, 3, 5, 5)) if lazy else counts
+    with pytest.raises(ValueError, match=r"data has negative counts \(minimum -2.*"
+                                         r"split='cells'"):
+        tw.cross_validated_image(data, rng.random((6, 6)), split="dose")

@@ -8,7 +8,7 @@ import pytest
 import tdm_widgets as tw
 from tdm_widgets.core import kernels
 from tdm_widgets.core.apply import apply_masks
-from tdm_widgets.core.correlate import column_statistics, pcc_masks
+from tdm_widgets.core.correlate import pcc_masks
 from tdm_widgets.core.engine import TDMEngine
 
 from conftest import reference_pcc
