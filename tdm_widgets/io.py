@@ -204,6 +204,9 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+    if navigation_shape is not None and path.suffix.lower() in (".npy", ".zarr"):
+        raise ValueError(f"navigation_shape is for files that store a flat list of "
+                         f"frames (e.g. .mib); {path.name} stores its own 4D shape")
     if path.suffix.lower() == ".zarr":
         import dask.array as da
 

@@ -145,3 +145,105 @@ def test_negative_counts_in_the_dose_split(rng, lazy):
     with pytest.raises(ValueError, match=r"data has negative counts \(minimum -2.*"
                                          r"split='cells'"):
         tw.cross_validated_image(data, rng.random((6, 6)), split="dose")
+
+
+@pytest.mark.parametrize("pos,match", [
+    ([[-1.0, -1.0]], "outside the scan"), ([[3.0, 9.6]], "outside the scan"),
+    ([[np.nan, 2.0]], "NaN or inf"), ([[1.0, 2.0, 3.0]], r"\(n, 2\)")])
+def test_positions_outside_the_scan_or_nan_are_errors(pos, match):
+    """Not wrapped into the scan: point_templates names the species and the scan."""
+    with pytest.raises(ValueError, match=r"columns\['O'\].*" if "n, 2" not in match
+                       else match):
+        tw.point_templates({"Fe": [[1, 1]], "O": pos}, (4, 10))
+    with pytest.raises(ValueError, match=match):
+        tw.point_templates({"O": pos}, (4, 10), sigma_px=1.0)
+    # the edges themselves are inside: [-0.5, size - 0.5)
+    t, _ = tw.point_templates({"O": [[-0.5, 9.4], [3.4, 0.0]]}, (4, 10), combined=None)
+    assert t[0, 0, 9] == 1 and t[0, 3, 0] == 1 and t.sum() == 2
+
+
+def test_positions_file_from_another_scan_or_not_json(tmp_path):
+    path = tmp_path / "pos.json"
+    tw.save_positions(path, {"O": [[1, 2], [5, 7]]}, scan_shape=(8, 9))
+    cols, _, _ = tw.load_positions(path, (8, 9))
+    np.testing.assert_array_equal(cols["O"], [[1, 2], [5, 7]])
+    with pytest.raises(ValueError, match=r"scan of shape \(8, 9\); this scan is \(6, 9\)"):
+        tw.load_positions(path, (6, 9))
+    tw.save_positions(path, {"O": [[1, 2], [5, 7]]})  # no shape recorded: range checked
+    with pytest.raises(ValueError, match="outside the scan"):
+        tw.load_positions(path, (5, 9))
+    (tmp_path / "bad.json").write_text("O: 1, 2")
+    with pytest.raises(ValueError, match="not a JSON positions file"):
+        tw.load_positions(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text('{"a": 1}')
+    with pytest.raises(ValueError, match="not a tdm_widgets positions file"):
+        tw.load_positions(tmp_path / "other.json")
+
+
+def _cli_error(capsys, argv):
+    """Run the CLI; return its single stderr line (exit code 2, no traceback)."""
+    from tdm_widgets.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err.strip().splitlines()
+    err = [e for e in err if "WARNING" not in e]  # hyperspy's reader warnings
+    assert code == 2, err
+    assert len(err) == 1 and err[0].startswith("tdm: error: "), err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys):
+    from merlin_writer import write_mib
+
+    from tdm_widgets.demo import BUNDLED
+    from tdm_widgets.manifest import ROOT
+
+    positions = str(ROOT / "data/bundled/lifepo4_positions.json")
+    out = str(tmp_path / "out")
+    assert "must be finite" in _cli_error(capsys, ["demo", "--thickness", "nan"])
+    assert "must be positive" in _cli_error(capsys, ["demo", "--dose", "-5"])
+    assert "invalid choice" in _cli_error(capsys, ["simulate", "huge", "lifepo4",
+                                                   "--out", out])
+    assert "needs a dataset NAME" in _cli_error(capsys, ["data", "regenerate"])
+    assert "no such file" in _cli_error(capsys, ["apply", str(tmp_path / "x.mib"),
+                                                 "--positions", positions, "--out", out])
+    counts = np.random.default_rng(0).poisson(3.0, (4, 6, 8, 8))
+    mib = write_mib(tmp_path / "scan.mib", counts, 12)
+    msg = _cli_error(capsys, ["apply", str(mib), "--positions", positions, "--out", out,
+                              "--navigation-shape", "5", "4"])
+    assert "navigation_shape=(5, 4)" in msg and "24 frames" in msg
+    # positions made for the bundled 20 x 34 scan do not fit this 4 x 6 scan
+    msg = _cli_error(capsys, ["apply", str(mib), "--positions", positions, "--out", out,
+                              "--navigation-shape", "6", "4", "--scan-step", "0.3"])
+    assert "(20, 34); this scan is (4, 6)" in msg
+    (tmp_path / "bad.json").write_text("{not json")
+    assert "not a JSON positions file" in _cli_error(
+        capsys, ["apply", str(BUNDLED), "--positions", str(tmp_path / "bad.json"),
+                 "--out", out])
+    assert "--scan-step: must be positive" in _cli_error(
+        capsys, ["apply", str(mib), "--positions", positions, "--out", out,
+                 "--scan-step", "0"])
+
+
+def test_cli_apply_refuses_to_overwrite_its_input(tmp_path, capsys):
+    from tdm_widgets.manifest import ROOT
+
+    positions = ROOT / "data/bundled/lifepo4_positions.json"
+    data = tmp_path / "images.hspy"  # the name apply would write
+    data.write_bytes(b"precious")
+    msg = _cli_error(capsys, ["apply", str(data), "--positions", str(positions),
+                              "--out", str(tmp_path)])
+    assert "would overwrite the input" in msg
+    msg = _cli_error(capsys, ["apply", str(data), "--positions", str(positions),
+                              "--out", str(data)])
+    assert "would overwrite the input" in msg
+    pos = tmp_path / "parameters.json"
+    pos.write_text(positions.read_text())
+    msg = _cli_error(capsys, ["apply", str(ROOT / "data/bundled/lifepo4_positions.json"),
+                              "--positions", str(pos), "--out", str(tmp_path)])
+    assert "would overwrite the input" in msg
+    assert data.read_bytes() == b"precious"
