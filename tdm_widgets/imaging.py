@@ -89,6 +89,14 @@ def detector_annulus(s_or_cal, det_shape, inner_mrad, outer_mrad, center=None):
     """
     cal = s_or_cal if isinstance(s_or_cal, Calibration) else unwrap(s_or_cal)[1]
     _need_mrad(cal, "an annulus in mrad")
+    if not np.isfinite(np.concatenate([cal.det_scale, cal.det_offset])).all():
+        raise ValueError(f"the detector calibration is not finite (scale {cal.det_scale}, "
+                         f"offset {cal.det_offset} mrad); calibrate it again with "
+                         "tdm_widgets.calibrate_detector")
+    if not (np.isfinite(inner_mrad) and np.isfinite(outer_mrad)
+            and 0 <= inner_mrad < outer_mrad):
+        raise ValueError(f"annulus needs 0 <= inner_mrad < outer_mrad, both finite; got "
+                         f"inner_mrad={inner_mrad}, outer_mrad={outer_mrad}")
     return geometry.annulus(det_shape, float(inner_mrad), float(outer_mrad),
                             cal.det_scale, cal.det_offset, _center_in_axis_units(center, cal))
 
@@ -113,6 +121,12 @@ def virtual_image(s, inner_mrad: float, outer_mrad: float, center=None,
     """
     data, cal, src = unwrap(s)
     mask = detector_annulus(cal, data.shape[2:], inner_mrad, outer_mrad, center)
+    if not mask.any():
+        r = geometry.radius_map(data.shape[2:], cal.det_scale, cal.det_offset,
+                                _center_in_axis_units(center, cal))
+        raise ValueError(f"annulus {inner_mrad:g}-{outer_mrad:g} mrad selects no detector "
+                         f"pixel: the detector spans {r.min():.3g}-{r.max():.3g} mrad from "
+                         "the centre")
     img = apply_masks(data, mask, progress=progress)
     meta = provenance("virtual_image", src, inner_mrad=float(inner_mrad),
                       outer_mrad=float(outer_mrad), n_pixels=int(mask.sum()),

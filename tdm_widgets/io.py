@@ -221,8 +221,9 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
     elif path.suffix.lower() == ".npy":
         try:
             arr = np.load(path, mmap_mode="r")
-        except ValueError as err:
-            raise ValueError(f"could not read {path} as a .npy array: {err}") from err
+        except (ValueError, EOFError, OSError) as err:  # EOFError: an empty file
+            raise ValueError(f"could not read {path} as a .npy array: "
+                             f"{type(err).__name__}: {err or 'empty file'}") from err
         if lazy:
             import dask.array as da
 

@@ -247,3 +247,77 @@ def test_cli_apply_refuses_to_overwrite_its_input(tmp_path, capsys):
                               "--positions", str(pos), "--out", str(tmp_path)])
     assert "would overwrite the input" in msg
     assert data.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_template_offset_does_not_change_the_mask(data4d, rng, lazy):
+    """Templates are centred before the projections: 1e8 added to a template (exactly
+    representable here) leaves the mask unchanged to round-off, eager, lazy, in the
+    dose split and after an edit."""
+    from tdm_widgets.core.engine import TDMEngine
+
+    t = rng.integers(0, 4, data4d.shape[:2]).astype(float)
+    data = da.from_array(data4d, chunks=(4, 9, 12, 10)) if lazy else data4d
+    m0, _ = pcc_masks(data, t)
+    m1, _ = pcc_masks(data, t + 1e8)
+    np.testing.assert_allclose(m1, m0, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(m0, reference_pcc(data4d, t), rtol=1e-9, atol=1e-12)
+    eng = TDMEngine(data, np.stack([t + 1e8]), progress=False)
+    delta = np.zeros_like(t)
+    delta[2, 3] = 1.0
+    eng.edit(0, delta)
+    np.testing.assert_allclose(eng.masks()[0], pcc_masks(data4d, t + delta)[0],
+                               rtol=1e-10, atol=1e-12)
+    counts = (data4d * 3).astype(np.uint16)
+    np.testing.assert_allclose(
+        tw.cross_validated_image(counts, t + 1e8).image.data,
+        tw.cross_validated_image(counts, t).image.data, rtol=1e-9, atol=1e-9)
+
+
+def test_virtual_image_annulus_off_the_detector_or_nan_calibration(data4d):
+    s = tw.from_array(data4d, mrad_per_px=2.0)  # 12 x 10 px: at most ~16 mrad
+    with pytest.raises(ValueError, match="selects no detector pixel.*spans"):
+        tw.virtual_image(s, 40, 60)
+    with pytest.raises(ValueError, match="inner_mrad < outer_mrad"):
+        tw.virtual_image(s, 10, 5)
+    with pytest.raises(ValueError, match="inner_mrad < outer_mrad"):
+        tw.virtual_image(s, 0, np.nan)
+    with pytest.raises(ValueError, match="mrad_per_px must be positive and finite"):
+        tw.from_array(data4d, mrad_per_px=np.nan)
+    s.axes_manager.signal_axes[0].scale = np.nan
+    with pytest.raises(ValueError, match="calibration is not finite"):
+        tw.virtual_image(s, 0, 10)
+
+
+def test_live_feed_nan_frame(data4d):
+    w = np.ones(data4d.shape[2:])
+    live = tw.LiveTDM(w, data4d.shape[:2])
+    live.feed(data4d[0])
+    frame = data4d[1, 0].copy()
+    frame[3, 3] = np.nan
+    with pytest.raises(ValueError, match=r"frames 9\.\.9 contain NaN"):
+        live.feed(frame)
+    assert live.n_done == 9  # nothing stored: the next frame still goes to position 9
+
+
+def test_clear_messages_for_nan_intensities_empty_npy_and_foreign_stats(tmp_path, data4d):
+    data4d[1, 1, 2, 2] = np.nan
+    s = tw.from_array(data4d, scan_step_A=0.3)
+    with pytest.raises(ValueError, match="NaN or inf.*Poisson"):
+        tw.add_poisson_noise(s, 1000)
+    with pytest.raises(ValueError, match="NaN or inf.*Poisson"):
+        tw.add_poisson_noise(s.as_lazy(), 1000).data.compute()
+    with pytest.raises(ValueError, match="dose_e_per_A2 must be positive and finite"):
+        tw.add_poisson_noise(s, np.inf)
+    with pytest.raises(ValueError, match="exceed the uint32 range"):
+        tw.add_poisson_noise(tw.from_array(np.abs(np.nan_to_num(data4d)) + 1,
+                                           scan_step_A=0.3), 1e12)
+    (tmp_path / "empty.npy").write_bytes(b"")
+    with pytest.raises(ValueError, match="could not read .*empty.npy.*EOFError"):
+        tw.load(tmp_path / "empty.npy")
+    other = tw.column_stats(np.random.default_rng(0).random((4, 4, 6, 6)))
+    good = np.nan_to_num(data4d)
+    with pytest.raises(ValueError, match=r"stats are of a detector of shape \(6, 6\)"):
+        tw.apply_mask(good, np.ones(good.shape[2:]), normalized=True, stats=other)
+    with pytest.raises(ValueError, match=r"mask must have the detector shape \(6, 6\)"):
+        tw.export_weighted_detector(np.ones(good.shape[2:]), other, tmp_path / "det")

@@ -15,7 +15,7 @@ import numpy as np
 
 from .apply import physical_weights
 from .blocks import map_scan, reduce_scan
-from .correlate import NORMALIZATIONS, masks_from, template_sum_of_squares
+from .correlate import NORMALIZATIONS, centred, masks_from, template_sum_of_squares
 from .kernels import weighted_sums
 from .moments import block_sums, first_pattern, merge_sums
 from .stats import finish_stats
@@ -136,6 +136,7 @@ def dose_split_images(data, template, normalization: str = "pcc", detector_regio
     det = detector_mask(detector_region, (dy, dx))
     region = np.ones((sy, sx), bool)
     t_ss = template_sum_of_squares(t, region, False)
+    t = centred(t, region)
     index = np.arange(sy * sx).reshape(sy, sx)
     shift = 0.5 * first_pattern(data)  # either half's expected first pattern
     sums = reduce_scan(data, partial(_halves_sums, shift=shift, seed=seed), _merge_pairs,
