@@ -321,3 +321,87 @@ def test_clear_messages_for_nan_intensities_empty_npy_and_foreign_stats(tmp_path
         tw.apply_mask(good, np.ones(good.shape[2:]), normalized=True, stats=other)
     with pytest.raises(ValueError, match=r"mask must have the detector shape \(6, 6\)"):
         tw.export_weighted_detector(np.ones(good.shape[2:]), other, tmp_path / "det")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("huge", [1e16, 1e20])
+def test_one_huge_pixel_does_not_make_the_others_constant(data4d, rng, dtype, huge):
+    """Round-off is judged per pixel and against a robust bright level: one hot float
+    pixel at 1e16-1e20 leaves every other pixel's mask as the float64 reference."""
+    data = data4d.astype(dtype)
+    data[:, :, 4, 4] = (huge * (1 + 0.1 * rng.random(data.shape[:2]))).astype(dtype)
+    t = rng.random(data.shape[:2])
+    m, stats = pcc_masks(data, t)
+    assert stats.n_zero_variance == 0
+    np.testing.assert_allclose(m, reference_pcc(data.astype(float), t), rtol=1e-7,
+                               atol=1e-12)
+
+
+def test_float16_subnormal_steps_are_constant(data4d, rng):
+    """A float16 pixel holding only 0 or one subnormal step (6e-8) is round-off of
+    the storage format; a float16 pixel with real variation stays valid."""
+    data = (data4d / 100).astype(np.float16)
+    step = np.finfo(np.float16).smallest_subnormal
+    data[:, :, 0, 1] = rng.integers(0, 2, data.shape[:2]) * step
+    data[:, :, 0, 2] = (0.01 + 0.02 * rng.random(data.shape[:2])).astype(np.float16)
+    _, stats = pcc_masks(data, rng.random(data.shape[:2]))
+    assert not stats.valid[0, 1] and stats.valid[0, 2]
+    assert stats.n_zero_variance == 1
+
+
+def _vacuum_float32_scan(signal_px=None, signal=0.0):
+    """A specimen-free scan as a float32 multislice code makes it: the probe
+    (aperture x scan phase ramp) to real space and back with single-precision FFTs;
+    optionally one dark pixel modulated by a weak real signal."""
+    n = 48
+    ky, kx = np.meshgrid(np.fft.fftfreq(n), np.fft.fftfreq(n), indexing="ij")
+    aperture = (np.hypot(ky, kx) < 0.15).astype(np.complex64)
+    out = np.empty((9, 10, n, n), np.float32)
+    for y in range(9):
+        for x in range(10):
+            ramp = np.exp(-2j * np.pi * (ky * y * 0.37 + kx * x * 0.41)).astype(np.complex64)
+            psi = np.fft.ifft2(aperture * ramp)
+            assert psi.dtype == np.complex64
+            out[y, x] = np.fft.fftshift(np.abs(np.fft.fft2(psi)) ** 2) / np.float32(n * n)
+    if signal_px is not None:
+        bright = np.quantile(out.mean((0, 1)), 1 - 1 / 32)
+        mod = 1 + 0.3 * np.sin(np.arange(90).reshape(9, 10))
+        out[:, :, signal_px[0], signal_px[1]] = (signal * bright * mod).astype(np.float32)
+    return out
+
+
+def test_specimen_free_float32_simulation_has_no_signal():
+    """float32 round-off of a simulation scales with the pattern's brightest pixels,
+    not with each pixel's own mean: a vacuum scan is a vacuum (ValueError), while one
+    dark pixel with a real signal at 1e-6 of the bright-field level is kept."""
+    vac = _vacuum_float32_scan()
+    dark = vac.mean((0, 1)) < 1e-3 * vac.max()
+    sd = vac.std((0, 1))
+    assert (sd[dark] > 8 * np.finfo(np.float32).eps * np.abs(vac.mean((0, 1))[dark])).any()
+    t = np.zeros((9, 10))
+    t[::3, ::4] = 1
+    with pytest.raises(ValueError, match="no variation over the scan beyond round-off"):
+        pcc_masks(vac, t)
+    weak = _vacuum_float32_scan(signal_px=(2, 2), signal=1e-6)
+    _, stats = pcc_masks(weak, t)
+    assert stats.valid[2, 2] and stats.n_zero_variance == 48 * 48 - 1
+
+
+def test_eq7_weight_does_not_collect_on_subnormal_pixels():
+    """On the bundled float16 file the whole-detector Eq 7 Li mask no longer puts
+    almost all its weight on pixels that hold a few float16 subnormal steps."""
+    from tdm_widgets.demo import BUNDLED
+    from tdm_widgets.simulate import select
+    from tdm_widgets.simulate.output import columns_of
+
+    series = tw.load(BUNDLED)
+    s = select(series, thickness_nm=70)
+    t, names = tw.point_templates(columns_of(series), s.data.shape[:2], ["Li"],
+                                  combined=None)
+    m = tw.pcc_mask(s, t[0], normalization="pcc_over_mean").data
+    d = np.asarray(s.data).reshape(-1, m.size)
+    two_valued = np.array([np.unique(d[:, j]).size <= 2 for j in range(m.size)])
+    assert two_valued.any() and (m.ravel()[two_valued] == 0).all()
+    w = np.abs(m) / np.abs(m).sum()
+    assert w.max() < 0.2            # was 0.9999 at one 0-or-6e-8 pixel
+    assert np.abs(m).max() < 1e5    # was 3.4e7
