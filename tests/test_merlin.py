@@ -122,7 +122,7 @@ def test_load_checks_the_navigation_shape_against_the_frames(tmp_path):
 
 
 def test_lazy_mib_has_whole_pattern_row_chunks_and_a_scan_step(tmp_path, monkeypatch):
-    import tdm_widgets.io as io
+    from tdm_widgets import io
 
     counts, _ = _counts(12)
     path = write_mib(tmp_path / "scan.mib", counts, 12)

@@ -136,7 +136,7 @@ def test_dose_split_eager_equals_lazy_with_detector_split_chunks(normalized, dty
     """Both halves from one pass each, equal to storing the halves; the lazy result with
     chunks that split the detector equals the eager one (the draw is per position on
     whole patterns); uint64 counts (HyperSpy's rebin) and big-endian counts work."""
-    import tdm_widgets.core.split as split
+    from tdm_widgets.core import split
 
     rng = np.random.default_rng(5)
     counts = rng.poisson(6.0, size=(9, 10, 8, 6)).astype(dtype)
