@@ -1,4 +1,9 @@
-"""Command line: ``tdm demo``, ``tdm simulate``."""
+"""Command line: ``tdm demo``, ``tdm simulate``, ``tdm apply``, ``tdm data``.
+
+Bad input to any subcommand (a bad option value, a file that cannot be read, positions
+that do not fit the scan, an output that would overwrite the input) prints one line
+``tdm: error: ...`` to stderr and exits with code 2, without a traceback.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,70 @@ import shlex
 import sys
 from pathlib import Path
 
+import numpy as np
+
 
 #: Scale of float16 simulation files: intensities per 10^4 incident electrons.
 FLOAT16_SCALE = 1e4
+
+#: Files ``tdm apply`` writes into ``--out``.
+APPLY_OUTPUTS = ("masks.hspy", "images.hspy", "specificity.txt", "parameters.json")
+
+
+class UsageError(Exception):
+    """Bad input found after parsing: reported as one ``tdm: error:`` line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (no usage block), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"tdm: error: {self.prog.split()[-1]}: {message}\n"
+                  if " " in self.prog else f"tdm: error: {message}\n")
+
+
+def _finite(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not np.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be finite; got {text!r}")
+    return v
+
+
+def _positive(text: str) -> float:
+    v = _finite(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive; got {text!r}")
+    return v
+
+
+def _non_negative(text: str) -> float:
+    v = _finite(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0; got {text!r}")
+    return v
+
+
+def _count(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
+    return v
+
+
+def _check_out_not_input(out: Path, inputs) -> None:
+    """Refuse an output folder that is an input file, or would overwrite one."""
+    out = out.resolve()
+    for f in inputs:
+        f = Path(f).resolve()
+        if out == f or (out == f.parent and f.name in APPLY_OUTPUTS):
+            raise UsageError(f"--out {out} would overwrite the input {f}; choose another "
+                             "folder")
 
 
 def _demo(args) -> int:
@@ -57,17 +123,20 @@ def _apply(args) -> int:
     from .simulate.output import select
     from .templates import load_positions
 
-    s = select(load(args.datafile, lazy=args.lazy), thickness_nm=args.thickness,
-               defocus_nm=args.defocus)
-    columns, _, _ = load_positions(args.positions)
+    out = Path(args.out)
+    _check_out_not_input(out, (args.datafile, args.positions))
+    nav = tuple(args.navigation_shape) if args.navigation_shape else None
+    s = select(load(args.datafile, lazy=args.lazy, navigation_shape=nav,
+                    scan_step_A=args.scan_step),
+               thickness_nm=args.thickness, defocus_nm=args.defocus)
     shape = s.data.shape[:2]
+    columns, _, _ = load_positions(args.positions, shape)
     templates, names = point_templates(columns, shape, sigma_px=args.sigma)
     det = tuple(args.detector_region) if args.detector_region else None
     masks = pcc_mask(s, templates, normalization=args.normalization, detector_region=det)
     images = apply_mask(s, masks, normalized=args.normalized)
     if images._lazy:
         images.compute()
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for sig in (masks, images):
         sig.metadata.set_item("TDM.names", names)
@@ -105,31 +174,30 @@ def _data(args) -> int:
             ("absent", "generated", "registered"))]
         return 1 if bad else 0
     if not args.name:
-        print("tdm data regenerate NAME")
-        return 2
+        raise UsageError("tdm data regenerate needs a dataset NAME (see tdm data verify)")
     diff = manifest.regenerate(args.name)
     print(f"{args.name}: regenerated, largest relative difference {diff:.2e}")
     return 0
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="tdm", description="Template-derived masks for 4D-STEM")
+    p = _Parser(prog="tdm", description="Template-derived masks for 4D-STEM")
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="the main job on the bundled LiFePO4 simulation")
     d.add_argument("--out", default="demo_output")
     d.add_argument("--data", default=None, help="simulated LiFePO4 file (default: bundled)")
-    d.add_argument("--thickness", type=float, default=70.0, help="[nm]")
-    d.add_argument("--dose", type=float, default=None, help="Poisson noise [e/A^2]")
+    d.add_argument("--thickness", type=_positive, default=70.0, help="[nm]")
+    d.add_argument("--dose", type=_positive, default=None, help="Poisson noise [e/A^2]")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_demo)
     s = sub.add_parser("simulate", help="abTEM 4D-STEM simulation")
     s.add_argument("preset", choices=["ci", "bundled", "paper"])
     s.add_argument("structure")
     s.add_argument("--out", required=True)
-    s.add_argument("--thickness", type=float, nargs="+", default=[20.0], help="[nm]")
-    s.add_argument("--defocus", type=float, nargs="+", default=[0.0], help="[nm]")
-    s.add_argument("--configs", type=int, default=None, help="frozen-phonon configurations")
-    s.add_argument("--scan-step", type=float, default=None, help="probe step [A]")
+    s.add_argument("--thickness", type=_positive, nargs="+", default=[20.0], help="[nm]")
+    s.add_argument("--defocus", type=_finite, nargs="+", default=[0.0], help="[nm]")
+    s.add_argument("--configs", type=_count, default=None, help="frozen-phonon configurations")
+    s.add_argument("--scan-step", type=_positive, default=None, help="probe step [A]")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--float16", action="store_true", help="store as float16")
     s.set_defaults(func=_simulate)
@@ -137,15 +205,19 @@ def main(argv=None) -> int:
     ap.add_argument("datafile")
     ap.add_argument("--positions", required=True, help="positions JSON (tdm_widgets format)")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--sigma", type=float, default=0.0, help="Gaussian template width [px]")
+    ap.add_argument("--sigma", type=_non_negative, default=0.0,
+                    help="Gaussian template width [px]")
     ap.add_argument("--normalization", choices=["pcc", "pcc_over_mean"], default="pcc")
-    ap.add_argument("--detector-region", type=float, nargs=2, metavar=("INNER", "OUTER"),
+    ap.add_argument("--detector-region", type=_non_negative, nargs=2, metavar=("INNER", "OUTER"),
                     help="mask only within this annulus [mrad]")
     ap.add_argument("--normalized", action="store_true", help="Eq 6 instead of Eq 2")
     ap.add_argument("--split", choices=["dose", "cells"], default=None,
                     help="add cross-validated rows and a null control")
-    ap.add_argument("--thickness", type=float, default=None, help="series member [nm]")
-    ap.add_argument("--defocus", type=float, default=None, help="series member [nm]")
+    ap.add_argument("--thickness", type=_positive, default=None, help="series member [nm]")
+    ap.add_argument("--defocus", type=_finite, default=None, help="series member [nm]")
+    ap.add_argument("--navigation-shape", type=_count, nargs=2, metavar=("SCAN_X", "SCAN_Y"),
+                    help="frames per scan row and scan rows of a flat file (.mib)")
+    ap.add_argument("--scan-step", type=_positive, default=None, help="scan step [A]")
     ap.add_argument("--lazy", action="store_true")
     ap.set_defaults(func=_apply)
     dt = sub.add_parser("data", help="check data files against data_manifest.yaml")
@@ -153,7 +225,12 @@ def main(argv=None) -> int:
     dt.add_argument("name", nargs="?")
     dt.set_defaults(func=_data)
     args = p.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (UsageError, ValueError, TypeError, OSError, KeyError) as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"tdm: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -7,12 +7,37 @@ import numpy as np
 from .core.blocks import computed
 
 
+def check_positions(positions, scan_shape, name: str = "columns") -> np.ndarray:
+    """``(n, 2)`` (row, col) positions [scan px] as float64, all finite and inside
+    the scan, ``[-0.5, size - 0.5)`` on each axis (their nearest pixel exists): a
+    position outside is an error, never wrapped into the scan.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, the scan shape and the first offending position.
+    """
+    try:
+        p = np.asarray(positions, float).reshape(-1, 2)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be (n, 2) (row, col) positions [scan px]; got "
+                         f"{np.shape(positions)}") from None
+    bad = ~np.isfinite(p).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{name} contains NaN or inf positions ({int(bad.sum())} of "
+                         f"{len(p)}, first {p[bad][0].tolist()})")
+    out = ~np.all((p >= -0.5) & (p < np.asarray(scan_shape, float) - 0.5), axis=1)
+    if out.any():
+        raise ValueError(
+            f"{name}: {int(out.sum())} of {len(p)} positions lie outside the scan "
+            f"{tuple(int(v) for v in scan_shape)} (first {p[out][0].tolist()}); positions "
+            "are (row, col) [scan px] within [-0.5, size - 0.5): were they made for "
+            "another scan?")
+    return p
+
+
 def _pixel_indices(positions, scan_shape):
-    p = np.asarray(positions, float).reshape(-1, 2)
-    rc = np.rint(p).astype(int)
-    rc[:, 0] %= scan_shape[0]
-    rc[:, 1] %= scan_shape[1]
-    return rc
+    return np.rint(check_positions(positions, scan_shape)).astype(int)
 
 
 def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0.0,
@@ -43,6 +68,17 @@ def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0
     templates : ndarray
         ``(k, scan_y, scan_x)`` float64.
     names : list of str
+
+    Raises
+    ------
+    ValueError
+        For positions that are NaN or outside the scan (see :func:`check_positions`).
+
+    Examples
+    --------
+    >>> t, names = point_templates({"O": [[1, 2], [3, 0]]}, (4, 5))
+    >>> t.shape, names, float(t[0, 1, 2])
+    ((2, 4, 5), ['O', 'all'], 1.0)
     """
     names = list(columns) if species is None else list(species)
     missing = [n for n in names if n not in columns]
@@ -51,7 +87,7 @@ def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0
     sy, sx = scan_shape
     out = []
     for n in names:
-        pos = np.asarray(columns[n], float).reshape(-1, 2)
+        pos = check_positions(columns[n], scan_shape, f"columns[{n!r}]")
         if len(pos) == 0:
             raise ValueError(f"species {n!r} has no column positions")
         t = np.zeros(scan_shape)

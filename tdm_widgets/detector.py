@@ -62,6 +62,14 @@ def detector_annulus(s_or_cal, det_shape, inner_mrad, outer_mrad, center=None
     """
     cal = s_or_cal if isinstance(s_or_cal, Calibration) else unwrap(s_or_cal)[1]
     require_mrad(cal, "an annulus in mrad")
+    if not np.isfinite(np.concatenate([cal.det_scale, cal.det_offset])).all():
+        raise ValueError(f"the detector calibration is not finite (scale {cal.det_scale}, "
+                         f"offset {cal.det_offset} mrad); calibrate it again with "
+                         "tdm_widgets.calibrate_detector")
+    if not (np.isfinite(inner_mrad) and np.isfinite(outer_mrad)
+            and 0 <= inner_mrad < outer_mrad):
+        raise ValueError(f"annulus needs 0 <= inner_mrad < outer_mrad, both finite; got "
+                         f"inner_mrad={inner_mrad}, outer_mrad={outer_mrad}")
     return geometry.annulus(det_shape, float(inner_mrad), float(outer_mrad),
                             cal.det_scale, cal.det_offset, center_in_axis_units(center, cal))
 

@@ -86,6 +86,12 @@ def virtual_image(s, inner_mrad: float, outer_mrad: float, center=None,
     """
     data, cal, src = unwrap(s)
     mask = detector_annulus(cal, data.shape[2:], inner_mrad, outer_mrad, center)
+    if not mask.any():
+        r = geometry.radius_map(data.shape[2:], cal.det_scale, cal.det_offset,
+                                center_in_axis_units(center, cal))
+        raise ValueError(f"annulus {inner_mrad:g}-{outer_mrad:g} mrad selects no detector "
+                         f"pixel: the detector spans {r.min():.3g}-{r.max():.3g} mrad from "
+                         "the centre")
     img = apply_masks(data, mask, progress=progress)
     meta = provenance("virtual_image", src, inner_mrad=float(inner_mrad),
                       outer_mrad=float(outer_mrad), n_pixels=int(mask.sum()),

@@ -9,6 +9,106 @@ import numpy as np
 from .core.validate import check_data
 
 
+#: Size of one chunk of a lazily loaded ``.mib`` [bytes, as stored]: whole scan rows
+#: of whole patterns (a part of a row when one row is larger).
+MIB_CHUNK_BYTES = 32 * 2**20
+
+
+def _positive_pair(value, name: str) -> np.ndarray:
+    """One positive finite value or a (y, x) pair of them, as two floats."""
+    try:
+        v = np.broadcast_to(np.asarray(value, float), (2,))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number or a (y, x) pair; got "
+                         f"{value!r}") from None
+    if not (np.isfinite(v).all() and (v > 0).all()):
+        raise ValueError(f"{name} must be positive and finite; got {value!r}")
+    return v
+
+
+def set_scan_step(s, scan_step_A) -> None:
+    """Set the scan axes of a 4D signal to ``scan_step_A`` [angstrom], one value or
+    (y, x), in place."""
+    st = _positive_pair(scan_step_A, "scan_step_A")
+    nx, ny = s.axes_manager.navigation_axes[:2]
+    ny.name, nx.name = "y", "x"
+    for ax, v in zip((ny, nx), st):
+        ax.scale, ax.offset, ax.units = float(v), 0.0, "Å"
+
+
+def mib_frames(path) -> tuple[int, tuple[int, int], np.dtype]:
+    """Frames in a Merlin ``.mib`` file, the detector shape (y, x) and the stored dtype,
+    from the first frame header and the file size (a partial last frame is not counted).
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(768).split(b",")
+    try:
+        if head[0] != b"MQ1":
+            raise ValueError("no MQ1 frame header")
+        header_bytes = int(head[2])
+        width, height = int(head[4]), int(head[5])
+        dtype = np.dtype({b"U08": ">u1", b"U16": ">u2", b"U32": ">u4"}[head[6]])
+    except (IndexError, KeyError, ValueError) as err:
+        raise ValueError(f"could not read {path} as a Merlin .mib: unrecognised frame "
+                         f"header ({err})") from None
+    frame = header_bytes + width * height * dtype.itemsize
+    return path.stat().st_size // frame, (height, width), dtype
+
+
+def _mib_chunks(nav_yx, det_shape, dtype) -> tuple[int, int, int, int]:
+    """Whole-pattern chunks of about :data:`MIB_CHUNK_BYTES`: whole scan rows, or a
+    part of one row when a row is larger."""
+    sy, sx = nav_yx
+    frame = int(np.prod(det_shape)) * np.dtype(dtype).itemsize
+    per_chunk = max(1, MIB_CHUNK_BYTES // frame)
+    if per_chunk >= sx:
+        return (min(sy, per_chunk // sx), sx, -1, -1)
+    return (1, per_chunk, -1, -1)
+
+
+def _load_mib(path: Path, lazy: bool, navigation_shape, **kwargs):
+    """A Merlin ``.mib`` as 4D, its frame count checked against the navigation shape."""
+    n, det, dtype = mib_frames(path)
+    where = (f"{path.name} holds {n} frames of {det[1]} x {det[0]} px")
+    if navigation_shape is not None:
+        try:
+            nav = tuple(int(v) for v in navigation_shape)
+        except (TypeError, ValueError):
+            nav = ()
+        if len(nav) != 2 or min(nav) < 1 or nav != tuple(navigation_shape):
+            raise ValueError(f"navigation_shape must be two positive integers "
+                             f"(scan_x, scan_y); got {navigation_shape!r}")
+        if nav[0] * nav[1] != n:
+            raise ValueError(
+                f"navigation_shape={nav} (scan_x, scan_y) holds {nav[0] * nav[1]} frames "
+                f"but {where}; give (scan_x, scan_y) whose product is {n} (no frame is "
+                "dropped or invented)")
+    else:
+        probe = hs_load(path, lazy=True, **kwargs)
+        shape = probe.data.shape
+        if len(shape) != 4 or shape[0] * shape[1] != n:
+            raise ValueError(
+                f"the navigation shape of {path.name} cannot be inferred from the file "
+                f"(the reader found {shape[:-2]}, {where}): pass "
+                "navigation_shape=(scan_x, scan_y)")
+        nav = (shape[1], shape[0])
+    if lazy:
+        kwargs.setdefault("chunks", _mib_chunks(nav[::-1], det, dtype))
+    return hs_load(path, lazy=lazy, navigation_shape=nav, **kwargs)
+
+
+def hs_load(path: Path, **kwargs):
+    """:func:`hyperspy.api.load`, its many exception types for corrupt files turned into
+    ``ValueError("could not read PATH: ...")``."""
+    import hyperspy.api as hs
+
+    try:
+        return hs.load(str(path), **kwargs)
+    except Exception as err:
+        raise ValueError(f"could not read {path}: {type(err).__name__}: {err}") from err
+
+
 def from_array(array, scan_step_A: float | tuple[float, float] | None = None,
                mrad_per_px: float | tuple[float, float] | None = None,
                center_px: tuple[float, float] | None = None, title: str = ""):
@@ -46,15 +146,9 @@ def from_array(array, scan_step_A: float | tuple[float, float] | None = None,
     ky, kx = axes.signal_axes[1], axes.signal_axes[0]
     ny.name, nx.name, ky.name, kx.name = "y", "x", "ky", "kx"
     if scan_step_A is not None:
-        st = np.broadcast_to(np.asarray(scan_step_A, float), (2,))
-        if (st <= 0).any():
-            raise ValueError(f"scan_step_A must be positive; got {scan_step_A}")
-        for ax, v in zip((ny, nx), st):
-            ax.scale, ax.units = float(v), "Å"
+        set_scan_step(s, scan_step_A)
     if mrad_per_px is not None:
-        mp = np.broadcast_to(np.asarray(mrad_per_px, float), (2,))
-        if (mp <= 0).any():
-            raise ValueError(f"mrad_per_px must be positive; got {mrad_per_px}")
+        mp = _positive_pair(mrad_per_px, "mrad_per_px")
         for ax, v, c in zip((ky, kx), mp, (cy, cx)):
             ax.scale, ax.offset, ax.units = float(v), -float(c) * float(v), "mrad"
     s.metadata.General.title = title
@@ -62,7 +156,7 @@ def from_array(array, scan_step_A: float | tuple[float, float] | None = None,
 
 
 def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int = 0,
-         **kwargs):
+         navigation_shape=None, scan_step_A=None, **kwargs):
     """Load 4D-STEM data from any 4D format RosettaSciIO reads, ``.npy``, or a plain
     4D ``.zarr`` array (chunked along the scan for out-of-core work).
 
@@ -77,9 +171,20 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
         [electrons / angstrom^2] (see :func:`tdm_widgets.add_poisson_noise`).
     seed : int
         Seed of the Poisson noise.
+    navigation_shape : tuple of int, optional
+        ``(scan_x, scan_y)`` of a file that stores a flat list of frames (Merlin
+        ``.mib``): frames per scan row first, as RosettaSciIO counts them, so the data
+        comes back as ``(scan_y, scan_x, det_y, det_x)``. Its product must equal the
+        frames in the file (``ValueError`` naming ``navigation_shape`` otherwise: no
+        frame is dropped). If None, the shape comes from the file where the reader can
+        infer it (the ``.hdr`` and the time stamps of the scan-row fly-back), and the
+        inferred shape is checked the same way.
+    scan_step_A : float or tuple of float, optional
+        Scan step [angstrom], one value or (y, x): sets the scan axes.
     **kwargs
-        Passed to :func:`hyperspy.api.load` (e.g. ``navigation_shape=(4, 2)`` for
-        Merlin ``.mib``).
+        Passed to :func:`hyperspy.api.load`. A lazy ``.mib`` gets chunks of whole
+        patterns and whole scan rows (about :data:`MIB_CHUNK_BYTES`) unless ``chunks``
+        is given.
 
     Returns
     -------
@@ -88,12 +193,20 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
         angstrom and detector in mrad where the file records them). A simulated
         series keeps its extra navigation axes (thickness, defocus); pick a member
         with :func:`tdm_widgets.simulate.select` or ``s.inav``.
-    """
-    import hyperspy.api as hs
 
+    Examples
+    --------
+    >>> s = tdm_widgets.load("scan.mib", navigation_shape=(68, 40), scan_step_A=0.2,
+    ...                      lazy=True)  # doctest: +SKIP
+    >>> s.data.shape                     # doctest: +SKIP
+    (40, 68, 256, 256)
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+    if navigation_shape is not None and path.suffix.lower() in (".npy", ".zarr"):
+        raise ValueError(f"navigation_shape is for files that store a flat list of "
+                         f"frames (e.g. .mib); {path.name} stores its own 4D shape")
     if path.suffix.lower() == ".zarr":
         import dask.array as da
 
@@ -108,8 +221,9 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
     elif path.suffix.lower() == ".npy":
         try:
             arr = np.load(path, mmap_mode="r")
-        except ValueError as err:
-            raise ValueError(f"could not read {path} as a .npy array: {err}") from err
+        except (ValueError, EOFError, OSError) as err:  # EOFError: an empty file
+            raise ValueError(f"could not read {path} as a .npy array: "
+                             f"{type(err).__name__}: {err or 'empty file'}") from err
         if lazy:
             import dask.array as da
 
@@ -121,11 +235,12 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
                              f"{np.shape(arr)}; 4D (scan_y, scan_x, det_y, det_x) expected")
         s = from_array(arr, title=path.stem)
         s.metadata.General.original_filename = path.name
+    elif path.suffix.lower() == ".mib":
+        s = _load_mib(path, lazy, navigation_shape, **kwargs)
     else:
-        try:
-            s = hs.load(str(path), lazy=lazy, **kwargs)
-        except Exception as err:  # the readers raise many types for corrupt files
-            raise ValueError(f"could not read {path}: {type(err).__name__}: {err}") from err
+        if navigation_shape is not None:
+            kwargs["navigation_shape"] = navigation_shape
+        s = hs_load(path, lazy=lazy, **kwargs)
         if isinstance(s, list):
             four_d = [x for x in s if x.axes_manager.navigation_dimension == 2
                       and x.axes_manager.signal_dimension == 2]
@@ -138,6 +253,8 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
             raise ValueError(
                 f"{path} is not 4D scan x detector data: navigation dimension "
                 f"{am.navigation_dimension}, signal dimension {am.signal_dimension}")
+    if scan_step_A is not None:
+        set_scan_step(s, scan_step_A)
     if dose_e_per_A2 is not None:
         from .noise import add_poisson_noise
 

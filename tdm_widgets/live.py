@@ -100,6 +100,10 @@ class LiveTDM:
         if self.n_done + n > p:
             raise ValueError(f"more frames than the scan holds ({p})")
         vals = weighted_sums(f.reshape(n, -1), self._w) + self._offset
+        if not np.isfinite(vals).all():
+            raise ValueError(f"frames {self.n_done}..{self.n_done + n - 1} contain NaN or "
+                             "inf values (NaN marks 'not yet scanned' in the images); "
+                             "replace them before feeding")
         flat = self.images.reshape(self._m.shape[0], -1)
         flat[:, self.n_done:self.n_done + n] = vals.T
         self.n_done += n

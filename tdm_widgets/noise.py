@@ -7,6 +7,20 @@ import numpy as np
 from .signals import provenance, unwrap
 
 
+def _expected_counts(block, electrons: float) -> np.ndarray:
+    """Expected counts ``max(I, 0) * electrons`` of a block; raises for NaN, inf or
+    counts beyond uint32 (a wrong dose or an unnormalised file)."""
+    lam = np.clip(np.asarray(block, np.float64), 0, None) * electrons
+    if not np.isfinite(lam).all():
+        raise ValueError("data contains NaN or inf values: Poisson noise needs finite "
+                         "intensities")
+    if lam.size and lam.max() > 2**31:
+        raise ValueError(f"expected counts up to {lam.max():.3g} per pixel exceed the "
+                         "uint32 range: is dose_e_per_A2 right, and is the file "
+                         "normalised to the incident beam?")
+    return lam
+
+
 def add_poisson_noise(s, dose_e_per_A2: float, seed: int = 0):
     """Poisson counts for a dose, from patterns normalised to the incident beam.
 
@@ -29,8 +43,8 @@ def add_poisson_noise(s, dose_e_per_A2: float, seed: int = 0):
         A new signal of uint32 counts (lazy if ``s`` is lazy); ``s`` is not modified.
     """
     data, cal, _ = unwrap(s)
-    if not dose_e_per_A2 > 0:
-        raise ValueError(f"dose_e_per_A2 must be positive; got {dose_e_per_A2}")
+    if not (np.isfinite(dose_e_per_A2) and dose_e_per_A2 > 0):
+        raise ValueError(f"dose_e_per_A2 must be positive and finite; got {dose_e_per_A2}")
     if cal.scan_units != "Å":
         raise ValueError("add_poisson_noise needs the scan step in angstrom to turn a dose "
                          f"per area into electrons per position; scan units are "
@@ -47,14 +61,12 @@ def add_poisson_noise(s, dose_e_per_A2: float, seed: int = 0):
             nums = block_info[0]["num-chunks"]
             k = int(np.ravel_multi_index(idx, nums))
             rng = np.random.default_rng(seeds[k])
-            lam = np.clip(block.astype(np.float64), 0, None) * electrons
-            return rng.poisson(lam).astype(np.uint32)
+            return rng.poisson(_expected_counts(block, electrons)).astype(np.uint32)
 
         counts = da.map_blocks(draw, data, dtype=np.uint32)
     else:
         rng = np.random.default_rng(seed)
-        counts = rng.poisson(np.clip(data.astype(np.float64), 0, None) * electrons
-                             ).astype(np.uint32)
+        counts = rng.poisson(_expected_counts(data, electrons)).astype(np.uint32)
     out = s._deepcopy_with_new_data(counts)
     out.metadata.set_item("TDM.noise", provenance(
         "add_poisson_noise", s, dose_e_per_A2=float(dose_e_per_A2), seed=int(seed),

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage, optimize
 
+from .columns import check_positions
+
 
 @dataclass
 class Lattice:
@@ -203,11 +205,35 @@ def save_positions(path, columns: dict, lattice: Lattice | None = None,
     Path(path).write_text(json.dumps(doc, indent=1))
 
 
-def load_positions(path) -> tuple[dict, Lattice | None, dict]:
-    """Read a positions file: ``(columns, lattice or None, whole document)``."""
-    doc = json.loads(Path(path).read_text())
-    if doc.get("format") != "tdm_widgets.positions":
+def load_positions(path, scan_shape=None) -> tuple[dict, Lattice | None, dict]:
+    """Read a positions file: ``(columns, lattice or None, whole document)``.
+
+    Parameters
+    ----------
+    path : str or Path
+        JSON written by :func:`save_positions`.
+    scan_shape : tuple of int, optional
+        ``(scan_y, scan_x)`` of the scan the positions are for: a file recorded for
+        another scan shape, or positions outside this one, is a ``ValueError``.
+
+    Examples
+    --------
+    >>> cols, lattice, doc = load_positions("positions.json", (20, 34))  # doctest: +SKIP
+    """
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a JSON positions file: {err}") from None
+    if not isinstance(doc, dict) or doc.get("format") != "tdm_widgets.positions" \
+            or not isinstance(doc.get("columns"), dict):
         raise ValueError(f"{path} is not a tdm_widgets positions file")
-    cols = {k: np.asarray(v, float).reshape(-1, 2) for k, v in doc["columns"].items()}
+    made_for = doc.get("scan_shape")
+    if scan_shape is not None and made_for is not None \
+            and tuple(made_for) != tuple(scan_shape):
+        raise ValueError(f"{path} holds positions for a scan of shape {tuple(made_for)}; "
+                         f"this scan is {tuple(scan_shape)}")
+    cols = {k: (np.asarray(v, float).reshape(-1, 2) if scan_shape is None
+                else check_positions(v, scan_shape, f"{path} columns[{k!r}]"))
+            for k, v in doc["columns"].items()}
     lat = doc.get("lattice")
     return cols, (Lattice(lat["origin"], lat["a"], lat["b"]) if lat else None), doc

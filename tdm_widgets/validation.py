@@ -18,41 +18,31 @@ from dataclasses import dataclass
 import numpy as np
 
 from .core.apply import apply_masks
-from .core.blocks import computed, is_lazy
+from .core.blocks import computed, is_lazy, whole_patterns
 from .core.correlate import pcc_masks
+from .core.split import check_counts, dose_split_images, thin
 from .detector import resolve_detector_region
 from .signals import as_array, provenance, unwrap, wrap_scan_images
 
 
-def _is_counts(data) -> bool:
-    return np.dtype(data.dtype).kind in "ui"
-
-
-def _thin(block, index, seed):
-    """First half of a binomial thinning, one generator per scan position so the draw
-    does not depend on how the data is chunked."""
-    out = np.empty(block.shape, dtype=block.dtype)
-    flat_b = block.reshape((-1,) + block.shape[2:])
-    flat_o = out.reshape(flat_b.shape)
-    for k, idx in enumerate(np.asarray(index).ravel()):
-        rng = np.random.default_rng((seed, int(idx)))
-        flat_o[k] = rng.binomial(flat_b[k], 0.5)
-    return out
-
-
 def thinned_halves(data, seed: int = 0):
-    """Two independent halves ``(A, D - A)`` of count data, lazily for dask input
-    and as two arrays for numpy input."""
+    """Two independent halves ``(A, D - A)`` of count data (see
+    :func:`tdm_widgets.core.split.thin`), lazily for dask input (drawn on whole
+    patterns, so the draw equals the eager one for any chunking) and as two arrays for
+    numpy input. :func:`cross_validated_image` never stores them; this is for looking.
+    """
+    check_counts(data.dtype)
     sy, sx = data.shape[:2]
     index = np.arange(sy * sx).reshape(sy, sx)
     if is_lazy(data):
         import dask.array as da
 
+        data = whole_patterns(data)
         idx = da.from_array(index[:, :, None, None], chunks=data.chunks[:2] + ((1,), (1,)))
-        a = da.map_blocks(lambda b, i: _thin(b, i[:, :, 0, 0], seed), data, idx,
-                          dtype=data.dtype)
+        a = da.map_blocks(lambda b, i: thin(b, i[:, :, 0, 0], seed), data, idx,
+                          dtype=np.dtype(data.dtype).newbyteorder("="))
     else:
-        a = _thin(np.asarray(data), index, seed)
+        a = thin(np.asarray(data), index, seed)
     return a, data - a
 
 
@@ -103,16 +93,7 @@ def cross_validated_image(s, template, split: str = "dose", normalization: str =
     det = resolve_detector_region(detector_region, data.shape[2:], cal)
     kw = dict(normalization=normalization, detector_region=det, progress=progress)
     if split == "dose":
-        if not _is_counts(data):
-            raise ValueError(
-                "split='dose' needs integer counts (it splits each count between two "
-                f"halves); this data is {data.dtype}. For noise-free simulations use "
-                "split='cells', or add noise first with tdm_widgets.add_poisson_noise")
-        a, b = thinned_halves(data, seed)
-        ma, sa = pcc_masks(a, t, **kw)
-        mb, sb = pcc_masks(b, t, **kw)
-        img = 0.5 * (_apply(b, ma, normalized, sb, progress)
-                     + _apply(a, mb, normalized, sa, progress))
+        img = computed(dose_split_images(data, t, seed=seed, normalized=normalized, **kw))
         held = np.ones(data.shape[:2], bool)
     elif split == "cells":
         sy, sx = data.shape[:2]

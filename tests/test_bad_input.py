@@ -133,3 +133,275 @@ def test_pcc_over_mean_refuses_nonpositive_means(rng):
 def test_uncalibrated_detector_needs_mrad(data4d):
     with pytest.raises(ValueError, match="calibrated in mrad"):
         tw.virtual_image(tw.from_array(data4d), 0, 10)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_negative_counts_in_the_dose_split(rng, lazy):
+    """Dark-subtracted (signed) counts cannot be split by dose: a clear error naming
+    the data and the alternative, not numpy's 'n < 0'."""
+    counts = rng.poisson(4.0, size=(6, 6, 5, 5)).astype(np.int16)
+    counts[2, 3, 1, 1] = -2
+    data = da.from_array(counts, chunks=(3, 3, 5, 5)) if lazy else counts
+    with pytest.raises(ValueError, match=r"data has negative counts \(minimum -2.*"
+                                         r"split='cells'"):
+        tw.cross_validated_image(data, rng.random((6, 6)), split="dose")
+
+
+@pytest.mark.parametrize("pos,match", [
+    ([[-1.0, -1.0]], "outside the scan"), ([[3.0, 9.6]], "outside the scan"),
+    ([[np.nan, 2.0]], "NaN or inf"), ([[1.0, 2.0, 3.0]], r"\(n, 2\)")])
+def test_positions_outside_the_scan_or_nan_are_errors(pos, match):
+    """Not wrapped into the scan: point_templates names the species and the scan."""
+    with pytest.raises(ValueError, match=r"columns\['O'\].*" if "n, 2" not in match
+                       else match):
+        tw.point_templates({"Fe": [[1, 1]], "O": pos}, (4, 10))
+    with pytest.raises(ValueError, match=match):
+        tw.point_templates({"O": pos}, (4, 10), sigma_px=1.0)
+    # the edges themselves are inside: [-0.5, size - 0.5)
+    t, _ = tw.point_templates({"O": [[-0.5, 9.4], [3.4, 0.0]]}, (4, 10), combined=None)
+    assert t[0, 0, 9] == 1 and t[0, 3, 0] == 1 and t.sum() == 2
+
+
+def test_positions_file_from_another_scan_or_not_json(tmp_path):
+    path = tmp_path / "pos.json"
+    tw.save_positions(path, {"O": [[1, 2], [5, 7]]}, scan_shape=(8, 9))
+    cols, _, _ = tw.load_positions(path, (8, 9))
+    np.testing.assert_array_equal(cols["O"], [[1, 2], [5, 7]])
+    with pytest.raises(ValueError, match=r"scan of shape \(8, 9\); this scan is \(6, 9\)"):
+        tw.load_positions(path, (6, 9))
+    tw.save_positions(path, {"O": [[1, 2], [5, 7]]})  # no shape recorded: range checked
+    with pytest.raises(ValueError, match="outside the scan"):
+        tw.load_positions(path, (5, 9))
+    (tmp_path / "bad.json").write_text("O: 1, 2")
+    with pytest.raises(ValueError, match="not a JSON positions file"):
+        tw.load_positions(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text('{"a": 1}')
+    with pytest.raises(ValueError, match="not a tdm_widgets positions file"):
+        tw.load_positions(tmp_path / "other.json")
+
+
+def _cli_error(capsys, argv):
+    """Run the CLI; return its single stderr line (exit code 2, no traceback)."""
+    from tdm_widgets.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err.strip().splitlines()
+    err = [e for e in err if "WARNING" not in e]  # hyperspy's reader warnings
+    assert code == 2, err
+    assert len(err) == 1 and err[0].startswith("tdm: error: "), err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys):
+    from merlin_writer import write_mib
+
+    from tdm_widgets.demo import BUNDLED
+    from tdm_widgets.manifest import ROOT
+
+    positions = str(ROOT / "data/bundled/lifepo4_positions.json")
+    out = str(tmp_path / "out")
+    assert "must be finite" in _cli_error(capsys, ["demo", "--thickness", "nan"])
+    assert "must be positive" in _cli_error(capsys, ["demo", "--dose", "-5"])
+    assert "invalid choice" in _cli_error(capsys, ["simulate", "huge", "lifepo4",
+                                                   "--out", out])
+    assert "needs a dataset NAME" in _cli_error(capsys, ["data", "regenerate"])
+    assert "no such file" in _cli_error(capsys, ["apply", str(tmp_path / "x.mib"),
+                                                 "--positions", positions, "--out", out])
+    counts = np.random.default_rng(0).poisson(3.0, (4, 6, 8, 8))
+    mib = write_mib(tmp_path / "scan.mib", counts, 12)
+    msg = _cli_error(capsys, ["apply", str(mib), "--positions", positions, "--out", out,
+                              "--navigation-shape", "5", "4"])
+    assert "navigation_shape=(5, 4)" in msg and "24 frames" in msg
+    # positions made for the bundled 20 x 34 scan do not fit this 4 x 6 scan
+    msg = _cli_error(capsys, ["apply", str(mib), "--positions", positions, "--out", out,
+                              "--navigation-shape", "6", "4", "--scan-step", "0.3"])
+    assert "(20, 34); this scan is (4, 6)" in msg
+    (tmp_path / "bad.json").write_text("{not json")
+    assert "not a JSON positions file" in _cli_error(
+        capsys, ["apply", str(BUNDLED), "--positions", str(tmp_path / "bad.json"),
+                 "--out", out])
+    assert "--scan-step: must be positive" in _cli_error(
+        capsys, ["apply", str(mib), "--positions", positions, "--out", out,
+                 "--scan-step", "0"])
+
+
+def test_cli_apply_refuses_to_overwrite_its_input(tmp_path, capsys):
+    from tdm_widgets.manifest import ROOT
+
+    positions = ROOT / "data/bundled/lifepo4_positions.json"
+    data = tmp_path / "images.hspy"  # the name apply would write
+    data.write_bytes(b"precious")
+    msg = _cli_error(capsys, ["apply", str(data), "--positions", str(positions),
+                              "--out", str(tmp_path)])
+    assert "would overwrite the input" in msg
+    msg = _cli_error(capsys, ["apply", str(data), "--positions", str(positions),
+                              "--out", str(data)])
+    assert "would overwrite the input" in msg
+    pos = tmp_path / "parameters.json"
+    pos.write_text(positions.read_text())
+    msg = _cli_error(capsys, ["apply", str(ROOT / "data/bundled/lifepo4_positions.json"),
+                              "--positions", str(pos), "--out", str(tmp_path)])
+    assert "would overwrite the input" in msg
+    assert data.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_template_offset_does_not_change_the_mask(data4d, rng, lazy):
+    """Templates are centred before the projections: 1e8 added to a template (exactly
+    representable here) leaves the mask unchanged to round-off, eager, lazy, in the
+    dose split and after an edit."""
+    from tdm_widgets.core.engine import TDMEngine
+
+    t = rng.integers(0, 4, data4d.shape[:2]).astype(float)
+    data = da.from_array(data4d, chunks=(4, 9, 12, 10)) if lazy else data4d
+    m0, _ = pcc_masks(data, t)
+    m1, _ = pcc_masks(data, t + 1e8)
+    np.testing.assert_allclose(m1, m0, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(m0, reference_pcc(data4d, t), rtol=1e-9, atol=1e-12)
+    eng = TDMEngine(data, np.stack([t + 1e8]), progress=False)
+    delta = np.zeros_like(t)
+    delta[2, 3] = 1.0
+    eng.edit(0, delta)
+    np.testing.assert_allclose(eng.masks()[0], pcc_masks(data4d, t + delta)[0],
+                               rtol=1e-10, atol=1e-12)
+    counts = (data4d * 3).astype(np.uint16)
+    np.testing.assert_allclose(
+        tw.cross_validated_image(counts, t + 1e8).image.data,
+        tw.cross_validated_image(counts, t).image.data, rtol=1e-9, atol=1e-9)
+
+
+def test_virtual_image_annulus_off_the_detector_or_nan_calibration(data4d):
+    s = tw.from_array(data4d, mrad_per_px=2.0)  # 12 x 10 px: at most ~16 mrad
+    with pytest.raises(ValueError, match="selects no detector pixel.*spans"):
+        tw.virtual_image(s, 40, 60)
+    with pytest.raises(ValueError, match="inner_mrad < outer_mrad"):
+        tw.virtual_image(s, 10, 5)
+    with pytest.raises(ValueError, match="inner_mrad < outer_mrad"):
+        tw.virtual_image(s, 0, np.nan)
+    with pytest.raises(ValueError, match="mrad_per_px must be positive and finite"):
+        tw.from_array(data4d, mrad_per_px=np.nan)
+    s.axes_manager.signal_axes[0].scale = np.nan
+    with pytest.raises(ValueError, match="calibration is not finite"):
+        tw.virtual_image(s, 0, 10)
+
+
+def test_live_feed_nan_frame(data4d):
+    w = np.ones(data4d.shape[2:])
+    live = tw.LiveTDM(w, data4d.shape[:2])
+    live.feed(data4d[0])
+    frame = data4d[1, 0].copy()
+    frame[3, 3] = np.nan
+    with pytest.raises(ValueError, match=r"frames 9\.\.9 contain NaN"):
+        live.feed(frame)
+    assert live.n_done == 9  # nothing stored: the next frame still goes to position 9
+
+
+def test_clear_messages_for_nan_intensities_empty_npy_and_foreign_stats(tmp_path, data4d):
+    data4d[1, 1, 2, 2] = np.nan
+    s = tw.from_array(data4d, scan_step_A=0.3)
+    with pytest.raises(ValueError, match="NaN or inf.*Poisson"):
+        tw.add_poisson_noise(s, 1000)
+    with pytest.raises(ValueError, match="NaN or inf.*Poisson"):
+        tw.add_poisson_noise(s.as_lazy(), 1000).data.compute()
+    with pytest.raises(ValueError, match="dose_e_per_A2 must be positive and finite"):
+        tw.add_poisson_noise(s, np.inf)
+    with pytest.raises(ValueError, match="exceed the uint32 range"):
+        tw.add_poisson_noise(tw.from_array(np.abs(np.nan_to_num(data4d)) + 1,
+                                           scan_step_A=0.3), 1e12)
+    (tmp_path / "empty.npy").write_bytes(b"")
+    with pytest.raises(ValueError, match="could not read .*empty.npy.*EOFError"):
+        tw.load(tmp_path / "empty.npy")
+    other = tw.column_stats(np.random.default_rng(0).random((4, 4, 6, 6)))
+    good = np.nan_to_num(data4d)
+    with pytest.raises(ValueError, match=r"stats are of a detector of shape \(6, 6\)"):
+        tw.apply_mask(good, np.ones(good.shape[2:]), normalized=True, stats=other)
+    with pytest.raises(ValueError, match=r"mask must have the detector shape \(6, 6\)"):
+        tw.export_weighted_detector(np.ones(good.shape[2:]), other, tmp_path / "det")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("huge", [1e16, 1e20])
+def test_one_huge_pixel_does_not_make_the_others_constant(data4d, rng, dtype, huge):
+    """Round-off is judged per pixel and against a robust bright level: one hot float
+    pixel at 1e16-1e20 leaves every other pixel's mask as the float64 reference."""
+    data = data4d.astype(dtype)
+    data[:, :, 4, 4] = (huge * (1 + 0.1 * rng.random(data.shape[:2]))).astype(dtype)
+    t = rng.random(data.shape[:2])
+    m, stats = pcc_masks(data, t)
+    assert stats.n_zero_variance == 0
+    np.testing.assert_allclose(m, reference_pcc(data.astype(float), t), rtol=1e-7,
+                               atol=1e-12)
+
+
+def test_float16_subnormal_steps_are_constant(data4d, rng):
+    """A float16 pixel holding only 0 or one subnormal step (6e-8) is round-off of
+    the storage format; a float16 pixel with real variation stays valid."""
+    data = (data4d / 100).astype(np.float16)
+    step = np.finfo(np.float16).smallest_subnormal
+    data[:, :, 0, 1] = rng.integers(0, 2, data.shape[:2]) * step
+    data[:, :, 0, 2] = (0.01 + 0.02 * rng.random(data.shape[:2])).astype(np.float16)
+    _, stats = pcc_masks(data, rng.random(data.shape[:2]))
+    assert not stats.valid[0, 1] and stats.valid[0, 2]
+    assert stats.n_zero_variance == 1
+
+
+def _vacuum_float32_scan(signal_px=None, signal=0.0):
+    """A specimen-free scan as a float32 multislice code makes it: the probe
+    (aperture x scan phase ramp) to real space and back with single-precision FFTs;
+    optionally one dark pixel modulated by a weak real signal."""
+    n = 48
+    ky, kx = np.meshgrid(np.fft.fftfreq(n), np.fft.fftfreq(n), indexing="ij")
+    aperture = (np.hypot(ky, kx) < 0.15).astype(np.complex64)
+    out = np.empty((9, 10, n, n), np.float32)
+    for y in range(9):
+        for x in range(10):
+            ramp = np.exp(-2j * np.pi * (ky * y * 0.37 + kx * x * 0.41)).astype(np.complex64)
+            psi = np.fft.ifft2(aperture * ramp)
+            assert psi.dtype == np.complex64
+            out[y, x] = np.fft.fftshift(np.abs(np.fft.fft2(psi)) ** 2) / np.float32(n * n)
+    if signal_px is not None:
+        bright = np.quantile(out.mean((0, 1)), 1 - 1 / 32)
+        mod = 1 + 0.3 * np.sin(np.arange(90).reshape(9, 10))
+        out[:, :, signal_px[0], signal_px[1]] = (signal * bright * mod).astype(np.float32)
+    return out
+
+
+def test_specimen_free_float32_simulation_has_no_signal():
+    """float32 round-off of a simulation scales with the pattern's brightest pixels,
+    not with each pixel's own mean: a vacuum scan is a vacuum (ValueError), while one
+    dark pixel with a real signal at 1e-6 of the bright-field level is kept."""
+    vac = _vacuum_float32_scan()
+    dark = vac.mean((0, 1)) < 1e-3 * vac.max()
+    sd = vac.std((0, 1))
+    assert (sd[dark] > 8 * np.finfo(np.float32).eps * np.abs(vac.mean((0, 1))[dark])).any()
+    t = np.zeros((9, 10))
+    t[::3, ::4] = 1
+    with pytest.raises(ValueError, match="no variation over the scan beyond round-off"):
+        pcc_masks(vac, t)
+    weak = _vacuum_float32_scan(signal_px=(2, 2), signal=1e-6)
+    _, stats = pcc_masks(weak, t)
+    assert stats.valid[2, 2] and stats.n_zero_variance == 48 * 48 - 1
+
+
+def test_eq7_weight_does_not_collect_on_subnormal_pixels():
+    """On the bundled float16 file the whole-detector Eq 7 Li mask no longer puts
+    almost all its weight on pixels that hold a few float16 subnormal steps."""
+    from tdm_widgets.demo import BUNDLED
+    from tdm_widgets.simulate import select
+    from tdm_widgets.simulate.output import columns_of
+
+    series = tw.load(BUNDLED)
+    s = select(series, thickness_nm=70)
+    t, names = tw.point_templates(columns_of(series), s.data.shape[:2], ["Li"],
+                                  combined=None)
+    m = tw.pcc_mask(s, t[0], normalization="pcc_over_mean").data
+    d = np.asarray(s.data).reshape(-1, m.size)
+    two_valued = np.array([np.unique(d[:, j]).size <= 2 for j in range(m.size)])
+    assert two_valued.any() and (m.ravel()[two_valued] == 0).all()
+    w = np.abs(m) / np.abs(m).sum()
+    assert w.max() < 0.2            # was 0.9999 at one 0-or-6e-8 pixel
+    assert np.abs(m).max() < 1e5    # was 3.4e7

@@ -158,7 +158,7 @@ def test_kernel_row_groups_mask_groups_and_tiles_match_numpy(rng, monkeypatch, d
     float64 numpy sums."""
     import tdm_widgets.core.kernels as kernels
 
-    monkeypatch.setattr(kernels, "HALF_CHUNK_BYTES", 1)
+    monkeypatch.setattr(kernels, "COPY_CHUNK_BYTES", 1)
     monkeypatch.setattr(kernels, "_slabs", lambda q, nrows: slabs)
     n, q = 15, kernels.TILE + 202
     x = (rng.random((n, q)) * 900).astype(dtype)

@@ -31,6 +31,9 @@ def physical_weights(masks: np.ndarray, stats: ColumnStats
     offsets : ndarray
         ``(k,)`` added to every image pixel.
     """
+    if masks.shape[1:] != stats.mean.shape:
+        raise ValueError(f"stats are of a detector of shape {stats.mean.shape}; the masks "
+                         f"are {masks.shape[1:]}: compute the statistics of this data")
     inv = np.where(stats.valid, 1.0 / np.where(stats.valid, stats.std, 1.0), 0.0)
     w = masks * inv[None]
     return w, -np.einsum("kij,ij->k", w, stats.mean)

@@ -125,20 +125,26 @@ def reduce_scan(data, kernel: Callable, merge: Callable, side: Sequence[np.ndarr
 
 
 def map_scan(data, kernel: Callable, n_out: int, progress: bool = True,
-             desc: str = "images"):
-    """Apply ``kernel(block) -> (by, bx, n_out)`` over the scan.
+             desc: str = "images", side: Sequence[np.ndarray] = ()):
+    """Apply ``kernel(block, *side_windows) -> (by, bx, n_out)`` over the scan.
 
     Numpy input gives a numpy ``(scan_y, scan_x, n_out)`` float64 array; dask input
-    gives a lazy dask array of the same shape (nothing is computed).
+    gives a lazy dask array of the same shape (nothing is computed). ``side`` are
+    arrays whose last two axes are the scan; each block gets its window.
     """
     if not is_lazy(data):
         out = np.empty(data.shape[:2] + (n_out,), dtype=np.float64)
         blocks = row_blocks(data.shape)
         with _progress(len(blocks), desc, progress) as bar:
             for ys in blocks:
-                out[ys] = kernel(data[ys])
+                out[ys] = kernel(data[ys], *(a[..., ys, :] for a in side))
                 bar.update()
         return out
     data = whole_patterns(data)
-    return data.map_blocks(kernel, dtype=np.float64, drop_axis=(2, 3), new_axis=2,
-                           chunks=data.chunks[:2] + ((n_out,),))
+
+    def windowed(block, block_info=None):
+        (y0, y1), (x0, x1) = block_info[0]["array-location"][:2]
+        return kernel(block, *(a[..., y0:y1, x0:x1] for a in side))
+
+    return data.map_blocks(windowed if side else kernel, dtype=np.float64,
+                           drop_axis=(2, 3), new_axis=2, chunks=data.chunks[:2] + ((n_out,),))

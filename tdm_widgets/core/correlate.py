@@ -29,6 +29,19 @@ def column_statistics(data, region=None, progress: bool = True) -> ColumnStats:
     return statistics_pass(data, None, region, progress)[0]
 
 
+def centred(t, reg) -> np.ndarray:
+    """Templates less their median over the region.
+
+    A constant added to a template changes neither its correlation nor its mask, but
+    the projections ``sum t (D - K)`` would carry it as round-off (``1e8 + t`` loses
+    eight digits); the median removes any offset and keeps a point template (mostly
+    zero) sparse, which the kernels exploit.
+    """
+    if t.shape[0] == 0:
+        return t
+    return t - np.median(t[:, reg], axis=1)[:, None, None]
+
+
 def statistics_pass(data, templates, region, progress: bool = True):
     """One pass: statistics of the region's positions and template projections.
 
@@ -64,7 +77,7 @@ def statistics_pass(data, templates, region, progress: bool = True):
     reg = region_mask(region, (sy, sx))
     t = np.zeros((0, sy, sx)) if templates is None else templates
     centers = np.median(t[:, reg], axis=1) if t.shape[0] else np.zeros(0)
-    t = t - centers[:, None, None]
+    t = centred(t, reg)
     shift = first_pattern(data)
     sums = reduce_scan(data, partial(block_sums, shift=shift), merge_sums, side=(reg, t),
                        progress=progress, desc="TDM statistics")

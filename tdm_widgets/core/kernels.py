@@ -200,16 +200,38 @@ def use_numba(x) -> bool:
     return numba is not None and isinstance(x, np.ndarray)
 
 
-#: numba has no float16: such data goes through float32 copies of at most this many
-#: bytes, and of at most 1/32 of the block, so that small data stays small too.
-HALF_CHUNK_BYTES = 2 * 2**20
+#: Data the compiled kernels cannot read as stored (float16, which numba lacks;
+#: non-native byte order, e.g. the big-endian ``>u2``/``>u4`` of Merlin 12/24-bit
+#: frames; bool) goes through converted copies of at most this many bytes, and of at
+#: most 1/32 of the block, so that small data stays small too.
+COPY_CHUNK_BYTES = 2 * 2**20
+
+
+def kernel_dtype(dtype) -> np.dtype | None:
+    """The native dtype a row chunk of ``dtype`` data is converted to before the
+    compiled kernels read it, or None when they read it as stored.
+
+    float16 becomes float32, bool uint8, and any non-native byte order the same type
+    in native order (exact: the values are unchanged).
+    """
+    dt = np.dtype(dtype)
+    if dt.kind == "f" and dt.itemsize == 2:
+        return np.dtype(np.float32)
+    if dt.kind == "b":
+        return np.dtype(np.uint8)
+    if not dt.isnative:
+        return dt.newbyteorder("=")
+    return None
 
 
 def _row_chunks(x, n: int) -> list[slice]:
-    """Slices of ``n`` rows: one for numba-ready data, copy-sized ones for float16."""
-    if x.dtype != np.float16:
+    """Slices of ``n`` rows: one for data the kernels read as stored, copy-sized ones
+    for data that is converted first (:func:`kernel_dtype`)."""
+    target = kernel_dtype(x.dtype)
+    if target is None:
         return [slice(0, n)]
-    step = max(1, min(HALF_CHUNK_BYTES, x.nbytes // 32) // (4 * x.shape[1]))
+    nbytes = x.shape[0] * x.shape[1] * target.itemsize
+    step = max(1, min(COPY_CHUNK_BYTES, nbytes // 32) // (target.itemsize * x.shape[1]))
     return [slice(c, min(c + step, n)) for c in range(0, n, step)]
 
 
@@ -220,11 +242,12 @@ def _slabs(q: int, nrows: int) -> int:
     return max(1, min(-(-numba.get_num_threads() // ntile), nrows // 256))
 
 
-def _half_rows(x, rows) -> np.ndarray:
-    """float32 copy of the listed rows of float16 data (a slice when they are)."""
+def _converted_rows(x, rows) -> np.ndarray:
+    """Copy of the listed rows in :func:`kernel_dtype` (a slice when they are)."""
+    target = kernel_dtype(x.dtype)
     if rows[-1] - rows[0] + 1 == rows.size:
-        return x[rows[0]:rows[-1] + 1].astype(np.float32)
-    return x[rows].astype(np.float32)
+        return x[rows[0]:rows[-1] + 1].astype(target)
+    return x[rows].astype(target)
 
 
 def shifted_sums(x, shift, rows, templates):
@@ -233,7 +256,8 @@ def shifted_sums(x, shift, rows, templates):
     Parameters
     ----------
     x : ndarray
-        ``(n, q)`` block, any real dtype (not converted as a whole).
+        ``(n, q)`` block, any real dtype and byte order (not converted as a whole:
+        see :func:`kernel_dtype`).
     shift : ndarray
         ``(q,)`` float64 shift (close to the mean, for accuracy).
     rows : ndarray
@@ -255,13 +279,14 @@ def shifted_sums(x, shift, rows, templates):
         s1, s2, proj = np.zeros((nslab, q)), np.zeros((nslab, q)), np.zeros((nslab, k, q))
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         w = np.ascontiguousarray(templates[:, rows], dtype=np.float64)
+        convert = kernel_dtype(x.dtype) is not None
         for c in _row_chunks(x, rows.size):  # the kernel adds to s1, s2 and proj
-            if x.dtype == np.float16:
-                xc, rc = _half_rows(x, rows[c]), np.arange(c.stop - c.start)
+            if convert:
+                xc, rc = _converted_rows(x, rows[c]), np.arange(c.stop - c.start)
             else:
                 xc, rc = x, rows[c]
             _moments_numba(xc, shift, rc, w[:, c], s1, s2, proj)
-            del xc  # one float16 copy alive at a time
+            del xc  # one converted copy alive at a time
         return s1.sum(axis=0), s2.sum(axis=0), proj.sum(axis=0)
     xp = _xp(x)
     d = x[xp.asarray(rows)].astype(xp.float64) - xp.asarray(shift)
@@ -276,17 +301,24 @@ def sparse_projection(x, shift, rows, weights) -> np.ndarray:
     Parameters
     ----------
     x : ndarray
-        ``(n, q)`` data (e.g. the whole scan as a 2D view).
+        ``(n, q)`` data (e.g. the whole scan as a 2D view), any real dtype and byte
+        order (rows that need converting are copied a chunk at a time).
     rows : ndarray
         Row indices.
     weights : ndarray
         ``(k, len(rows))``.
     """
     k, q = weights.shape[0], x.shape[1]
-    if use_numba(x) and x.dtype != np.float16:
+    if use_numba(x):
         proj = np.zeros((k, q))
-        _project_numba(x, shift, np.ascontiguousarray(rows, dtype=np.int64),
-                       np.ascontiguousarray(weights, dtype=np.float64), proj)
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        w = np.ascontiguousarray(weights, dtype=np.float64)
+        if kernel_dtype(x.dtype) is None:
+            _project_numba(x, shift, rows, w, proj)
+            return proj
+        for c in _row_chunks(x, rows.size):
+            _project_numba(_converted_rows(x, rows[c]), shift,
+                           np.arange(c.stop - c.start), w[:, c], proj)
         return proj
     xp = _xp(x)
     d = x[xp.asarray(rows)].astype(xp.float64) - xp.asarray(shift)
@@ -295,13 +327,14 @@ def sparse_projection(x, shift, rows, weights) -> np.ndarray:
 
 
 def weighted_sums(x, weights) -> np.ndarray:
-    """``x @ weights.T`` accumulated in float64: ``(n, q) x (k, q) -> (n, k)``."""
+    """``x @ weights.T`` accumulated in float64: ``(n, q) x (k, q) -> (n, k)``; ``x``
+    of any real dtype and byte order (converted a row chunk at a time if needed)."""
     if use_numba(x):
         out = np.empty((x.shape[0], weights.shape[0]))
         w = np.ascontiguousarray(weights, dtype=np.float64)
+        target = kernel_dtype(x.dtype)
         for c in _row_chunks(x, x.shape[0]):
-            _apply_numba(x[c].astype(np.float32, copy=False) if x.dtype == np.float16
-                         else x[c], w, out[c])
+            _apply_numba(x[c] if target is None else x[c].astype(target), w, out[c])
         return out
     xp = _xp(x)
     out = x.astype(xp.float64) @ xp.asarray(weights).T

@@ -35,27 +35,66 @@ class ColumnStats:
         return int(self.valid.size - np.count_nonzero(self.valid))
 
 
-def roundoff_epsilon(dtype) -> float:
-    """Relative size of one unit of round-off for data of ``dtype``.
+#: Fraction of the detector's brightest pixels left out of the bright level ``B``
+#: of :func:`roundoff_tolerance` (hot pixels up to this fraction do not move it).
+BRIGHT_QUANTILE = 1.0 - 1.0 / 32
 
-    Float data carries its own precision; integer counts are exact, so only the
-    float64 accumulation error remains.
+
+def roundoff_tolerance(mean: np.ndarray, var: np.ndarray, dtype) -> np.ndarray:
+    """Per-pixel standard deviation below which variation is round-off, not signal.
+
+    The precision of the data, pixel by pixel, is the largest of
+
+    - storage: ``eps(dtype) |mean|`` for float data (each value is rounded relative to
+      itself), and the format's smallest step (the float16 subnormal 6e-8) near 0;
+    - computation: a float simulation (abTEM computes in float32, whatever it stores)
+      rounds the *amplitudes* relative to the brightest of the pattern, so an intensity
+      ``I`` carries about ``eps (2 sqrt(I B) + eps B)``, with ``B`` the bright level
+      (the :data:`BRIGHT_QUANTILE` quantile of the pixel means, so a few hot pixels,
+      even at 1e20, do not raise it);
+    - accumulation: float64 sums about each pixel's own shift, ``eps64 sqrt(mean^2 +
+      var)`` of that pixel alone.
+
+    Integer counts are exact: only the accumulation term applies. The tolerance is
+    :data:`ROUNDOFF_FACTOR` times the largest term.
+
+    Parameters
+    ----------
+    mean, var : ndarray
+        ``(q,)`` per-pixel mean and variance [data units].
+    dtype : numpy.dtype
+        Stored dtype of the data.
+
+    Returns
+    -------
+    ndarray
+        ``(q,)`` tolerance on the standard deviation [data units].
+
+    Examples
+    --------
+    >>> roundoff_tolerance(np.array([1.0, 0.0]), np.array([0.1, 0.0]), np.float32) > 0
+    array([ True,  True])
     """
     dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return float(np.finfo(dtype).eps)
-    return float(np.finfo(np.float64).eps)
+    acc = np.finfo(np.float64).eps * np.sqrt(mean**2 + var)
+    if dtype.kind != "f":
+        return ROUNDOFF_FACTOR * acc
+    info = np.finfo(dtype)
+    eps = float(info.eps)
+    comp = float(np.finfo(np.float32).eps) if dtype.itemsize <= 4 else eps
+    bright = float(np.quantile(np.abs(mean), BRIGHT_QUANTILE, method="lower")) \
+        if mean.size else 0.0
+    terms = (acc, eps * np.abs(mean), float(info.smallest_subnormal),
+             comp * (2 * np.sqrt(np.abs(mean) * bright) + comp * bright))
+    return ROUNDOFF_FACTOR * np.maximum.reduce(np.broadcast_arrays(*terms))
 
 
 def finish_stats(n: int, mean: np.ndarray, m2: np.ndarray, det_shape, dtype
                  ) -> ColumnStats:
     """Turn accumulated moments into :class:`ColumnStats`.
 
-    A pixel is constant when its standard deviation is below
-    ``ROUNDOFF_FACTOR * eps(dtype) * |mean|`` (the precision of its own stored
-    values) or below ``ROUNDOFF_FACTOR * eps(float64) * scale``, with ``scale`` the
-    largest RMS intensity of any pixel (the precision of the accumulation): variation
-    that small is round-off, not signal.
+    A pixel is constant when its standard deviation is within
+    :func:`roundoff_tolerance` (the data's own precision at that pixel).
 
     Raises
     ------
@@ -69,10 +108,7 @@ def finish_stats(n: int, mean: np.ndarray, m2: np.ndarray, det_shape, dtype
             "pixels; replace them (e.g. with a dead-pixel mask) before computing masks")
     var = np.maximum(m2 / n, 0.0)
     std = np.sqrt(var)
-    scale = float(np.sqrt(np.max(mean**2 + var))) if mean.size else 0.0
-    tol = ROUNDOFF_FACTOR * np.maximum(roundoff_epsilon(dtype) * np.abs(mean),
-                                       np.finfo(np.float64).eps * scale)
-    valid = std > tol
+    valid = std > roundoff_tolerance(mean, var, dtype)
     if not valid.any():
         raise ValueError(
             "data has no variation over the scan beyond round-off (every detector pixel "

@@ -1,0 +1,150 @@
+"""Merlin 12-bit and 24-bit files (big-endian counts) through the whole public chain,
+lazily, against a plain numpy read and a native-endian copy."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+import tdm_widgets as tw
+from conftest import SHARED
+from merlin_writer import frame_dtype, read_mib_plain, write_hdr, write_mib
+
+MERLIN = SHARED / "data" / "merlin"
+SCAN, DET = (8, 9), (24, 20)
+
+
+def _counts(depth, seed=0):
+    """Counts with a bright-field disc (centre (11.3, 9.6), radius 6 px) whose
+    intensity follows two column types over the scan; 24-bit counts exceed 2**16."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.indices(DET)
+    disc = np.hypot(yy - 11.3, xx - 9.6) < 6.0
+    sy, sx = np.indices(SCAN)
+    a = ((sy % 4 == 1) & (sx % 3 == 1)).astype(float)
+    b = ((sy % 4 == 3) & (sx % 3 == 2)).astype(float)
+    ring = (np.hypot(yy - 11.3, xx - 9.6) > 7) & (np.hypot(yy - 11.3, xx - 9.6) < 9)
+    lam = (200 * disc * (1 - 0.2 * a[..., None, None])
+           + 30 * ring * (1 + b[..., None, None]) + 4.0)
+    scale = {12: 1, 24: 3000}[depth]
+    counts = rng.poisson(lam * scale)
+    assert counts.max() < 2 ** depth
+    return counts, np.stack([a, b])
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_writer_follows_the_real_6bit_file_layout(tmp_path):
+    """Frame headers of the writer have the real acquisition's fields in the same
+    places (only the time stamp differs), and RosettaSciIO reads both the same way."""
+    real = MERLIN / "001_4x2_6bit.mib"
+    if not real.exists():
+        pytest.skip("shared Merlin data not present")
+    plain = read_mib_plain(real, (256, 256), 6)
+    assert plain.shape == (8, 256, 256)
+    data = plain[:, ::-1].reshape(2, 4, 256, 256)
+    mine = write_mib(tmp_path / "copy.mib", data, 6, exposure_s=0.1)
+    h_real = real.read_bytes()[:384].split(b",")
+    h_mine = mine.read_bytes()[:384].split(b",")
+    assert len(h_real) == len(h_mine)
+    differ = [i for i, (a, b) in enumerate(zip(h_real, h_mine)) if a != b]
+    assert set(differ) <= {9, len(h_real) - 4}  # the two time stamps
+    s_real = tw.load(real, navigation_shape=(4, 2))
+    s_mine = tw.load(mine)  # shape inferred from the .hdr and the fly-back
+    np.testing.assert_array_equal(s_real.data, s_mine.data)
+
+
+@pytest.mark.parametrize("depth,stored", [(12, ">u2"), (24, ">u4")])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_12_and_24_bit_read_as_big_endian_equal_a_plain_read(tmp_path, depth, stored, lazy):
+    counts, _ = _counts(depth)
+    path = write_mib(tmp_path / f"scan{depth}.mib", counts, depth)
+    assert path.stat().st_size == counts[..., 0, 0].size * frame_dtype(DET, depth).itemsize
+    s = tw.load(path, lazy=lazy)
+    assert s.data.dtype == np.dtype(stored)
+    plain = read_mib_plain(path, DET, depth)
+    assert plain.dtype == np.dtype(stored)
+    # the Merlin stores rows bottom-up; RosettaSciIO flips them
+    expected = plain[:, ::-1].reshape(SCAN + DET)
+    np.testing.assert_array_equal(np.asarray(s.data), expected)
+    np.testing.assert_array_equal(expected, counts)
+
+
+@pytest.mark.parametrize("depth", [12, 24])
+def test_whole_chain_lazily_equals_a_native_endian_copy(tmp_path, depth):
+    """load -> bf_disk -> calibrate -> virtual images -> masks -> images ->
+    cross-validated images, lazily from the big-endian file, equal the same chain on a
+    native-endian in-memory copy; the file is never modified."""
+    counts, templates = _counts(depth, seed=depth)
+    path = write_mib(tmp_path / "scan.mib", counts, depth)
+    before = _sha(path)
+    outputs = []
+    for s in (tw.load(path, lazy=True, scan_step_A=0.25),
+              tw.from_array(counts.astype(counts.dtype.newbyteorder("=")).astype(
+                  "<u4" if depth == 24 else "<u2"), scan_step_A=0.25)):
+        disk = tw.bf_disk(s, semiangle_mrad=20.0)
+        tw.calibrate_detector(s, disk)
+        vbf = tw.virtual_image(s, 0, 15)
+        vadf = tw.virtual_image(s, 22, 40)
+        masks = tw.pcc_mask(s, templates, detector_region=(0, 40))
+        images = tw.apply_mask(s, masks)
+        norm = tw.apply_mask(s, masks, normalized=True)
+        cv = tw.cross_validated_image(s, templates, split="dose", seed=3)
+        cells = tw.cross_validated_image(s, templates, split="cells")
+        outputs.append([disk.center_px + (disk.radius_px, disk.mrad_per_px)]
+                       + [np.asarray(x.data.compute() if x._lazy else x.data)
+                          for x in (vbf, vadf, masks, images, norm, cv.image, cells.image)])
+    assert outputs[0][0] == pytest.approx(outputs[1][0], rel=1e-12)
+    assert abs(outputs[0][0][0] - 11.3) < 0.3 and abs(outputs[0][0][2] - 6.0) < 0.3
+    for lazy_out, native_out in zip(outputs[0][1:], outputs[1][1:]):
+        np.testing.assert_allclose(lazy_out, native_out, rtol=1e-10, atol=1e-10)
+    assert np.abs(outputs[0][1]).min() > 0  # the BF image has counts: the disc was found
+    assert _sha(path) == before
+
+
+def test_load_checks_the_navigation_shape_against_the_frames(tmp_path):
+    counts, _ = _counts(12)
+    path = write_mib(tmp_path / "scan.mib", counts, 12)
+    # (scan_x, scan_y): frames per row first; the data comes back (scan_y, scan_x)
+    assert tw.load(path, navigation_shape=(9, 8)).data.shape == SCAN + DET
+    for wrong in [(9, 7), (10, 8), (256, 256)]:  # fewer or more frames than the file
+        with pytest.raises(ValueError, match=r"navigation_shape=.*72 frames"):
+            tw.load(path, navigation_shape=wrong, lazy=True)
+    with pytest.raises(ValueError, match="navigation_shape must be two positive"):
+        tw.load(path, navigation_shape=(9, 8.5))
+    # no .hdr and no fly-back in the time stamps: the shape cannot be inferred
+    flat = write_mib(tmp_path / "flat.mib", counts, 12, flyback_s=0.0, hdr=False)
+    with pytest.raises(ValueError, match=r"cannot be inferred.*navigation_shape"):
+        tw.load(flat)
+    assert tw.load(flat, navigation_shape=(9, 8)).data.shape == SCAN + DET
+
+
+def test_lazy_mib_has_whole_pattern_row_chunks_and_a_scan_step(tmp_path, monkeypatch):
+    from tdm_widgets import io
+
+    counts, _ = _counts(12)
+    path = write_mib(tmp_path / "scan.mib", counts, 12)
+    frame = DET[0] * DET[1] * 2
+    monkeypatch.setattr(io, "MIB_CHUNK_BYTES", 3 * SCAN[1] * frame)  # three rows
+    s = tw.load(path, lazy=True, scan_step_A=(0.2, 0.3))
+    assert s.data.chunks[2:] == ((DET[0],), (DET[1],))
+    assert s.data.chunks[:2] == ((3, 3, 2), (SCAN[1],))
+    monkeypatch.setattr(io, "MIB_CHUNK_BYTES", 4 * frame)  # part of a row
+    s2 = tw.load(path, lazy=True)
+    assert s2.data.chunks[:2] == ((1,) * SCAN[0], (4, 4, 1))
+    np.testing.assert_array_equal(s2.data.compute(), counts)
+    ax = s.axes_manager.navigation_axes
+    assert [(a.scale, a.units) for a in ax] == [(0.3, "Å"), (0.2, "Å")]
+    with pytest.raises(ValueError, match="scan_step_A must be positive"):
+        tw.load(path, scan_step_A=float("nan"))
+
+
+def test_not_a_mib_file(tmp_path):
+    bad = tmp_path / "bad.mib"
+    bad.write_bytes(b"XYZ," * 200)
+    with pytest.raises(ValueError, match="could not read .*Merlin"):
+        tw.load(bad)
+    write_hdr(tmp_path / "x.hdr", 1, 12)  # the .hdr alone is text
+    assert "Counter Depth (number):\t12" in (tmp_path / "x.hdr").read_text()
