@@ -43,6 +43,8 @@ class TDMEngine:
     def _patterns(self, rows: np.ndarray):
         """The data as ``(p, q)`` rows, or just the listed rows for lazy data."""
         sy, sx, dy, dx = self.data.shape
+        if hasattr(self.data, "patterns"):  # corrected data: the listed rows, corrected
+            return self.data.patterns(rows), np.arange(len(rows))
         if not is_lazy(self.data):
             return self.data.reshape(sy * sx, dy * dx), rows
         ys, xs = np.unravel_index(rows, (sy, sx))

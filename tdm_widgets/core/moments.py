@@ -50,8 +50,10 @@ class Sums:
 
 
 def first_pattern(data) -> np.ndarray:
-    """The shift: the first diffraction pattern as float64 (NaN/inf replaced by 0)."""
-    p = computed(data[0, 0])
+    """The shift: the first diffraction pattern as float64 (NaN/inf replaced by 0),
+    corrected when ``data`` is a :class:`~.corrections.CorrectedData`."""
+    p = data.block(slice(0, 1), slice(0, 1))[0, 0] if hasattr(data, "block") \
+        else computed(data[0, 0])
     p = np.asarray(p.get() if hasattr(p, "get") else p, dtype=np.float64)  # cupy: to host
     return np.nan_to_num(p.reshape(-1), nan=0.0, posinf=0.0, neginf=0.0)
 
