@@ -107,7 +107,8 @@ def unwrap(s, corrected: bool = True):
         check_data(data)
         corr = correction_of(s) if corrected else None
         return (data if corr is None else CorrectedData(data, corr)), cal, s
-    if isinstance(s, np.ndarray) or (hasattr(s, "dask") and hasattr(s, "chunks")):
+    if isinstance(s, (np.ndarray, CorrectedData)) or (hasattr(s, "dask") and
+                                                      hasattr(s, "chunks")):
         check_data(s)
         return s, Calibration(), None
     raise TypeError(f"data must be a HyperSpy signal or a 4D array; got {type(s).__name__}")

@@ -20,6 +20,7 @@ import numpy as np
 from .core.apply import apply_masks
 from .core.blocks import computed, is_lazy
 from .core.correlate import pcc_masks
+from .core.corrections import CorrectedData, raw_and_correction
 from .signals import as_array, provenance, unwrap, wrap_scan_images
 
 
@@ -109,7 +110,10 @@ def cross_validated_image(s, template, split: str = "dose", normalization: str =
                 "split='dose' needs integer counts (it splits each count between two "
                 f"halves); this data is {data.dtype}. For noise-free simulations use "
                 "split='cells', or add noise first with tdm_widgets.add_poisson_noise")
-        a, b = thinned_halves(data, seed)
+        raw, corr = raw_and_correction(data)  # thin the counts, then correct each half
+        a, b = thinned_halves(raw, seed)
+        if corr is not None:
+            a, b = CorrectedData(a, corr), CorrectedData(b, corr)
         ma, sa = pcc_masks(a, t, **kw)
         mb, sb = pcc_masks(b, t, **kw)
         img = 0.5 * (_apply(b, ma, normalized, sb, progress)

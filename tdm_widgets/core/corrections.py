@@ -198,6 +198,10 @@ class CorrectedData:
             out[k] = self.block(slice(y, y + 1), slice(x, x + 1)).reshape(-1)
         return out
 
+    def with_correction(self, correction: Correction) -> "CorrectedData":
+        """The same raw data through another correction."""
+        return CorrectedData(self.raw, correction)
+
     def with_raw(self, raw) -> "CorrectedData":
         """The same correction on other raw data of the same shape (e.g. a dose half)."""
         return CorrectedData(raw, self.correction)

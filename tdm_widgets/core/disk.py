@@ -32,6 +32,8 @@ class BFDisk:
         ``(disc level - background level) / disc level``.
     n_edge : int or None
         Edge points the circle was fitted to.
+    levels : tuple of float or None
+        (background, disc) intensity levels of the pattern.
     """
 
     center_px: tuple[float, float]
@@ -40,6 +42,7 @@ class BFDisk:
     residual_px: float | None = None
     contrast: float | None = None
     n_edge: int | None = None
+    levels: tuple[float, float] | None = None
 
 
 def remove_outliers(pattern: np.ndarray) -> np.ndarray:
@@ -60,7 +63,8 @@ def _segment(p):
     for _ in range(10):
         labels, n = ndimage.label(p > thr)
         if n == 0:
-            raise ValueError("pattern has no bright region: no bright-field disc to find")
+            raise ValueError("pattern has no bright region wider than a pixel or two (hot "
+                             "pixels only?): no bright-field disc to find")
         sizes = np.bincount(labels.ravel())[1:]
         disc = labels == 1 + int(np.argmax(sizes))
         lo, hi = float(np.median(p[~disc])), float(np.median(p[disc]))
@@ -185,4 +189,4 @@ def find_bf_disk(pattern: np.ndarray, semiangle_mrad: float | None = None,
             f"area centre ({cy:.1f}, {cx:.1f}) radius {r:.1f} px")
     return BFDisk((float(cy), float(cx)), r,
                   None if semiangle_mrad is None else float(semiangle_mrad) / r,
-                  resid, float(contrast), int(len(pts)))
+                  resid, float(contrast), int(len(pts)), (lo, hi))
