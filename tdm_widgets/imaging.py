@@ -12,12 +12,12 @@ import numpy as np
 from .core import geometry
 from .core.apply import apply_masks
 from .core.blocks import computed
-from .core.correlate import column_statistics, pcc_masks
 from .core.corrections import CorrectedData
+from .core.correlate import column_statistics, pcc_masks
 from .core.disk import MIN_RADIUS_PX, BFDisk, find_bf_disk
+from .core.matrix import DataMatrix, sorted_matrix
 from .core.moments import mean_pattern
 from .descan import check_descan as descan_check
-from .core.matrix import DataMatrix, sorted_matrix
 from .signals import Calibration, as_array, provenance, unwrap, wrap_detector_images, \
     wrap_scan_images
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from .core.apply import apply_masks
 from .core.blocks import computed, is_lazy
-from .core.correlate import pcc_masks
 from .core.corrections import CorrectedData, raw_and_correction
+from .core.correlate import pcc_masks
 from .signals import as_array, provenance, unwrap, wrap_scan_images
 
 

@@ -5,15 +5,14 @@ import warnings
 
 import numpy as np
 import pytest
+from experiment_like import make_experiment_like
 from scipy import ndimage
 
 import tdm_widgets as tw
-from tdm_widgets.core.correlate import pcc_masks
 from tdm_widgets.core.corrections import CorrectedData, Correction, shift_patterns
+from tdm_widgets.core.correlate import pcc_masks
 from tdm_widgets.core.descan import design
 from tdm_widgets.core.disk import find_bf_disk
-
-from experiment_like import make_experiment_like
 
 
 @pytest.fixture(scope="module")

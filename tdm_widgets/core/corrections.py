@@ -155,7 +155,7 @@ class Correction:
             out = shift_patterns(out, self.descan_px[ys, xs], self.subpixel)
         return out
 
-    def without_descan(self) -> "Correction":
+    def without_descan(self) -> Correction:
         """The same bad-pixel correction, no descan."""
         return Correction(self.bad_pixels, None, self.subpixel)
 
@@ -198,11 +198,11 @@ class CorrectedData:
             out[k] = self.block(slice(y, y + 1), slice(x, x + 1)).reshape(-1)
         return out
 
-    def with_correction(self, correction: Correction) -> "CorrectedData":
+    def with_correction(self, correction: Correction) -> CorrectedData:
         """The same raw data through another correction."""
         return CorrectedData(self.raw, correction)
 
-    def with_raw(self, raw) -> "CorrectedData":
+    def with_raw(self, raw) -> CorrectedData:
         """The same correction on other raw data of the same shape (e.g. a dose half)."""
         return CorrectedData(raw, self.correction)
 

@@ -189,4 +189,4 @@ def find_bf_disk(pattern: np.ndarray, semiangle_mrad: float | None = None,
             f"area centre ({cy:.1f}, {cx:.1f}) radius {r:.1f} px")
     return BFDisk((float(cy), float(cx)), r,
                   None if semiangle_mrad is None else float(semiangle_mrad) / r,
-                  resid, float(contrast), int(len(pts)), (lo, hi))
+                  resid, float(contrast), len(pts), (lo, hi))
