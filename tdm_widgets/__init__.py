@@ -4,6 +4,8 @@ Public API::
 
     load, from_array, add_poisson_noise          data in
     bf_disk, calibrate_detector, virtual_image    virtual detectors
+    find_bad_pixels, set_bad_pixels               dead, hot, stuck pixels: excluded everywhere
+    measure_descan, correct_descan                descan, corrected inside every pass
     pcc_mask, apply_mask, column_stats            template-derived masks and images
     data_matrix                                   the sorted matrix D of Fig 1d
     point_templates, specificity, ...             templates from columns, contrast
@@ -21,7 +23,9 @@ from .analysis.profiles import line_profile
 from .analysis.snr import snr_db, unit_cell_average
 from .columns import format_specificity, point_templates, random_positions_template, \
     specificity
+from .badpixels import BadPixels, find_bad_pixels, set_bad_pixels
 from .core.disk import BFDisk
+from .descan import Descan, correct_descan, measure_descan
 from .imaging import apply_mask, bf_disk, calibrate_detector, column_stats, data_matrix, \
     detector_annulus, pcc_mask, virtual_image
 from .core.engine import TDMEngine
@@ -42,13 +46,13 @@ def explore(s, columns=None, **kwargs):
     return _explore(s, columns, **kwargs)
 
 __all__ = [
-    "BFDisk", "Lattice", "LiveTDM", "TDMEngine", "__version__", "add_poisson_noise", "apply_mask", "bf_disk",
-    "calibrate_detector", "center_of_mass", "column_stats", "cross_validated_image",
+    "BFDisk", "BadPixels", "Descan", "Lattice", "LiveTDM", "TDMEngine", "__version__", "add_poisson_noise", "apply_mask", "bf_disk",
+    "calibrate_detector", "center_of_mass", "correct_descan", "column_stats", "cross_validated_image",
     "data_matrix", "detector_annulus", "displacement_vectors", "eigen_closeness",
-    "eigen_images", "explore", "export_weighted_detector", "find_peaks", "format_specificity", "from_array", "icom",
+    "eigen_images", "explore", "export_weighted_detector", "find_bad_pixels", "find_peaks", "format_specificity", "from_array", "icom",
     "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
-    "pcc_mask", "point_templates", "random_positions_template", "rectangle_region",
+    "measure_descan", "pcc_mask", "point_templates", "random_positions_template", "rectangle_region",
     "refine_by_tdm", "refine_lattice", "refine_positions", "replicate", "resample_pattern",
-    "save_positions", "snr_db", "specificity", "specificity_report", "start_dependence", "unit_cell_average",
+    "save_positions", "set_bad_pixels", "snr_db", "specificity", "specificity_report", "start_dependence", "unit_cell_average",
     "virtual_image",
 ]

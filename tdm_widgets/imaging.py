@@ -12,26 +12,27 @@ import numpy as np
 from .core import geometry
 from .core.apply import apply_masks
 from .core.blocks import computed
+from .core.corrections import CorrectedData
 from .core.correlate import column_statistics
-from .core.disk import BFDisk, find_bf_disk
-from .core.validate import templates_stack
+from .core.disk import MIN_RADIUS_PX, BFDisk, find_bf_disk
 from .core.matrix import DataMatrix, sorted_matrix
+from .core.moments import mean_pattern
+from .core.validate import templates_stack
+from .descan import check_descan as descan_check
 from .detector import center_in_axis_units, detector_annulus
 from .session import TDMSession, statistics_for
 from .signals import as_array, provenance, unwrap, wrap_scan_images
 
 
-def _mean_pattern(data, progress=True):
-    from .core.blocks import compute, is_lazy
-
-    total = data.sum(axis=(0, 1), dtype=np.float64)
-    if is_lazy(data):
-        (total,) = compute(total, progress=progress)
-    return np.asarray(total) / (data.shape[0] * data.shape[1])
-
-
-def bf_disk(s, semiangle_mrad: float | None = None, progress: bool = True) -> BFDisk:
+def bf_disk(s, semiangle_mrad: float | None = None, min_radius_px: float = MIN_RADIUS_PX,
+            max_residual_px: float | None = None, check_descan: bool = True,
+            progress: bool = True) -> BFDisk:
     """Bright-field disc centre and radius from the position-averaged pattern.
+
+    Bad pixels stored on the signal (:func:`tdm_widgets.set_bad_pixels`) are
+    interpolated and a stored descan correction is applied before averaging; remaining
+    outliers (hot pixels, a dead column) are replaced by their local median. The
+    result carries a fit quality and absurd discs are refused.
 
     Parameters
     ----------
@@ -39,12 +40,26 @@ def bf_disk(s, semiangle_mrad: float | None = None, progress: bool = True) -> BF
         4D data.
     semiangle_mrad : float, optional
         Convergence semi-angle [mrad]; if given, ``mrad_per_px`` is set.
+    min_radius_px : float
+        Smallest accepted radius [detector px].
+    max_residual_px : float, optional
+        Largest accepted RMS edge residual [detector px]; ``max(1, 0.05 radius)`` if
+        None.
+    check_descan : bool
+        Without a descan correction, sample a few patterns and warn when the disc
+        moves more than ``tdm_widgets.descan.DESCAN_WARN_PX`` across the scan.
 
     Returns
     -------
     BFDisk
-        ``center_px`` (y, x) and ``radius_px`` [detector px, sub-pixel] and
-        ``mrad_per_px`` [mrad / px].
+        ``center_px`` (y, x) and ``radius_px`` [detector px, sub-pixel],
+        ``mrad_per_px`` [mrad / px], ``residual_px``, ``contrast`` and ``levels``.
+
+    Raises
+    ------
+    ValueError
+        For a radius below ``min_radius_px``, a disc touching the detector edge, a
+        low contrast or an edge that is not a circle.
 
     Examples
     --------
@@ -52,14 +67,39 @@ def bf_disk(s, semiangle_mrad: float | None = None, progress: bool = True) -> BF
     >>> tdm_widgets.calibrate_detector(s, disk)              # doctest: +SKIP
     """
     data, _, _ = unwrap(s)
-    return find_bf_disk(_mean_pattern(data, progress), semiangle_mrad)
+    disk = find_bf_disk(mean_pattern(data, progress), semiangle_mrad, min_radius_px,
+                        max_residual_px)
+    descan_set = isinstance(data, CorrectedData) and data.correction.descan_px is not None
+    if check_descan and not descan_set:
+        descan_check(data, disk)
+    return disk
 
 
 def calibrate_detector(s, disk: BFDisk):
     """Set a signal's detector axes to mrad from a :class:`BFDisk` (axes only, in place;
-    the data and any file are untouched). Returns ``s``."""
+    the data and any file are untouched). Returns ``s``.
+
+    Raises
+    ------
+    ValueError
+        For a disc without calibration, a non-positive or non-finite ``mrad_per_px``,
+        a radius below ``MIN_RADIUS_PX`` or a disc not inside the detector.
+    """
+    if not isinstance(disk, BFDisk):
+        raise TypeError(f"disk must be a BFDisk from tdm_widgets.bf_disk; got {disk!r}")
     if disk.mrad_per_px is None:
         raise ValueError("disk has no mrad_per_px: call bf_disk(s, semiangle_mrad=...)")
+    if not (np.isfinite(disk.mrad_per_px) and disk.mrad_per_px > 0):
+        raise ValueError(f"disk.mrad_per_px must be a positive number; got "
+                         f"{disk.mrad_per_px}")
+    dy, dx = s.data.shape[-2:]
+    (cy, cx), r = disk.center_px, disk.radius_px
+    if not (np.isfinite([cy, cx, r]).all() and r >= MIN_RADIUS_PX
+            and 0 <= cy - r and cy + r <= dy - 1 and 0 <= cx - r and cx + r <= dx - 1):
+        raise ValueError(
+            f"disk (centre ({cy:.2f}, {cx:.2f}) px, radius {r:.2f} px) is not a "
+            f"bright-field disc inside this {dy} x {dx} detector (radius must be >= "
+            f"{MIN_RADIUS_PX} px and the disc within the detector)")
     kx, ky = s.axes_manager.signal_axes
     for ax, c in ((ky, disk.center_px[0]), (kx, disk.center_px[1])):
         ax.scale, ax.offset, ax.units = disk.mrad_per_px, -c * disk.mrad_per_px, "mrad"
@@ -222,12 +262,12 @@ def data_matrix(s, center=None, normalized: bool = True, progress: bool = True
     """
     data, cal, _ = unwrap(s)
     # the sorted copy needs the data in memory anyway: read a lazy signal once
-    arr = np.asarray(computed(data))
+    arr = data.materialize() if isinstance(data, CorrectedData) else np.asarray(computed(data))
     stats = column_statistics(arr, progress=progress) if normalized else None
     if isinstance(center, BFDisk):
         disk = center
     else:
-        mean = stats.mean if stats is not None else _mean_pattern(arr, progress)
+        mean = stats.mean if stats is not None else mean_pattern(arr, progress)
         disk = find_bf_disk(mean)
     c = center_in_axis_units(disk, cal)
     shape = arr.shape[2:]

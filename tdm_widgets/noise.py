@@ -42,7 +42,7 @@ def add_poisson_noise(s, dose_e_per_A2: float, seed: int = 0):
     hyperspy.signals.Signal2D
         A new signal of uint32 counts (lazy if ``s`` is lazy); ``s`` is not modified.
     """
-    data, cal, _ = unwrap(s)
+    data, cal, _ = unwrap(s, corrected=False)  # noise on the raw intensities
     if not (np.isfinite(dose_e_per_A2) and dose_e_per_A2 > 0):
         raise ValueError(f"dose_e_per_A2 must be positive and finite; got {dose_e_per_A2}")
     if cal.scan_units != "Å":

@@ -11,7 +11,11 @@ import numpy as np
 
 from ._version import __version__
 from .core.blocks import computed
+from .core.corrections import CorrectedData, Correction
 from .core.validate import check_data
+
+#: Metadata node holding a signal's detector corrections (see :func:`correction_of`).
+CORRECTIONS = "TDM_corrections"
 
 #: Length units converted to angstrom.
 _TO_ANGSTROM = {"Å": 1.0, "A": 1.0, "angstrom": 1.0, "Angstrom": 1.0, "nm": 10.0,
@@ -58,10 +62,27 @@ def _axis_cal(axis, table, target):
     return scale, offset, units or "px"
 
 
-def unwrap(s):
+def correction_of(s) -> Correction | None:
+    """The corrections stored on a signal (``metadata.TDM_corrections``: ``bad_pixels``
+    and ``descan_px``), or None when it has none."""
+    node = s.metadata.get_item(CORRECTIONS) if hasattr(s, "metadata") else None
+    if node is None:
+        return None
+    bad = node.get_item("bad_pixels")
+    descan = node.get_item("descan_px")
+    corr = Correction(None if bad is None else np.asarray(bad, bool),
+                      None if descan is None else np.asarray(descan, np.float64),
+                      bool(node.get_item("descan_subpixel", True)))
+    return corr if corr.active else None
+
+
+def unwrap(s, corrected: bool = True):
     """Return ``(data, calibration, signal_or_None)`` for a signal or a 4D array.
 
-    The data is the signal's own array (numpy or dask): never a copy.
+    The data is the signal's own array (numpy or dask): never a copy. With
+    ``corrected`` and corrections stored on the signal (bad pixels, descan), it is a
+    :class:`~tdm_widgets.core.corrections.CorrectedData` that the streaming passes
+    correct block by block.
     """
     try:
         from hyperspy.signal import BaseSignal
@@ -85,8 +106,10 @@ def unwrap(s):
                           (dx[0][0], dx[1][0]), (dx[0][1], dx[1][1]), det_units)
         data = s.data
         check_data(data)
-        return data, cal, s
-    if isinstance(s, np.ndarray) or (hasattr(s, "dask") and hasattr(s, "chunks")):
+        corr = correction_of(s) if corrected else None
+        return (data if corr is None else CorrectedData(data, corr)), cal, s
+    if isinstance(s, (np.ndarray, CorrectedData)) or (hasattr(s, "dask") and
+                                                      hasattr(s, "chunks")):
         check_data(s)
         return s, Calibration(), None
     raise TypeError(f"data must be a HyperSpy signal or a 4D array; got {type(s).__name__}")
@@ -132,6 +155,15 @@ def provenance(operation: str, source, **parameters) -> dict:
         src["title"] = source.metadata.get_item("General.title", "")
         src["original_filename"] = source.metadata.get_item(
             "General.original_filename", "")
+        corr = correction_of(source)
+        if corr is not None:  # what the passes applied to the data
+            applied = {"n_bad_pixels": 0, "descan_subpixel": corr.subpixel}
+            if corr.bad_pixels is not None:
+                applied.update(n_bad_pixels=int(corr.bad_pixels.sum()),
+                               bad_pixels=corr.bad_pixels)
+            if corr.descan_px is not None:
+                applied["descan_shift_px"] = corr.descan_px
+            parameters = dict(parameters, corrections=applied)
     return {"operation": operation, "package": "tdm_widgets", "version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "source": src, "parameters": _recorded(parameters)}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..core.apply import apply_masks
 from ..core.blocks import computed
+from ..core.descan import design
 from ..core.geometry import detector_coordinates
+from ..descan import DESCAN_WARN_PX
 from ..signals import provenance, unwrap, wrap_scan_images
 
 
@@ -19,6 +23,10 @@ def wavelength_A(energy_eV: float) -> float:
 
 def center_of_mass(s, progress: bool = True):
     """Centre of mass of each pattern [mrad], from one pass (masks 1, ky, kx).
+
+    Stored bad pixels are interpolated and a stored descan correction is applied in
+    the pass; without a descan correction, a warning says when a ramp across the scan
+    dominates the result.
 
     Returns
     -------
@@ -35,9 +43,39 @@ def center_of_mass(s, progress: bool = True):
     if np.any(tot <= 0):
         raise ValueError("some patterns have zero or negative total intensity")
     com = np.stack([my / tot, mx / tot])
+    if getattr(getattr(data, "correction", None), "descan_px", None) is None:
+        warn_if_ramp(com, min(abs(v) for v in cal.det_scale))
     sig = wrap_scan_images(com, cal, "centre of mass [mrad]",
                            provenance("center_of_mass", src), stack_name="component")
     return sig
+
+
+def warn_if_ramp(com: np.ndarray, mrad_per_px: float) -> float:
+    """Warn when a plane across the scan explains most of an (uncorrected) centre of
+    mass and moves more than ``DESCAN_WARN_PX`` detector px: descan, not specimen.
+
+    Returns
+    -------
+    float
+        The fraction of the CoM variance the plane explains.
+    """
+    sy, sx = com.shape[1:]
+    if sy * sx < 4:
+        return 0.0
+    a = design((sy, sx), 1)
+    c = com.reshape(2, -1).T - com.reshape(2, -1).mean(axis=1)
+    coef, *_ = np.linalg.lstsq(a, c, rcond=None)
+    fit = a @ coef
+    total = float((c**2).sum())
+    frac = float((fit**2).sum()) / total if total > 0 else 0.0
+    move = float(np.hypot(*np.ptp(fit, axis=0))) / mrad_per_px
+    if frac > 0.5 and move > DESCAN_WARN_PX:
+        warnings.warn(
+            f"a ramp across the scan ({move:.2f} detector px) explains {100 * frac:.0f} % "
+            "of the centre of mass: descan, not specimen; correct it with "
+            "tdm_widgets.correct_descan(s, tdm_widgets.measure_descan(s))",
+            UserWarning, stacklevel=3)
+    return frac
 
 
 def curl_rotation(com_y, com_x, step=(1.0, 1.0)) -> tuple[float, bool]:

@@ -21,8 +21,27 @@ BLOCK_BYTES = 128 * 2**20
 
 
 def is_lazy(data) -> bool:
-    """True for a dask array."""
+    """True for a dask array (or corrected data over one)."""
+    data = getattr(data, "raw", data)
     return hasattr(data, "dask") and hasattr(data, "chunks")
+
+
+class _Blockwise:
+    """A kernel called on ``(block, ys, xs, *windows)``: the block is corrected first
+    when the data is a :class:`~.corrections.CorrectedData` (a per-block transform)."""
+
+    def __init__(self, kernel: Callable, correction):
+        self.kernel, self.correction = kernel, correction
+
+    def __call__(self, block, ys: slice, xs: slice, *windows):
+        if self.correction is not None:
+            block = self.correction.apply(block, ys, xs)
+        return self.kernel(block, *windows)
+
+
+def _raw(data, kernel):
+    """``(raw data, blockwise kernel)``."""
+    return getattr(data, "raw", data), _Blockwise(kernel, getattr(data, "correction", None))
 
 
 def row_blocks(shape: Sequence[int], block_bytes: int | None = None) -> list[slice]:
@@ -72,11 +91,12 @@ def compute(*values, progress: bool = True):
 
 def reduce_scan(data, kernel: Callable, merge: Callable, side: Sequence[np.ndarray] = (),
                 progress: bool = True, desc: str = "statistics"):
-    """One pass over the scan: ``merge`` of ``kernel(block, *side_windows)``.
+    """One pass over the scan: ``merge`` of ``kernel(block, *side_windows)``, each
+    block corrected first when ``data`` is a :class:`~.corrections.CorrectedData`.
 
     Parameters
     ----------
-    data : ndarray or dask.array.Array
+    data : ndarray, dask.array.Array or CorrectedData
         4D data ``(scan_y, scan_x, det_y, det_x)``.
     kernel : callable
         ``kernel(block, *windows) -> partial``.
@@ -92,12 +112,13 @@ def reduce_scan(data, kernel: Callable, merge: Callable, side: Sequence[np.ndarr
     object
         The merged partial result.
     """
+    data, kernel = _raw(data, kernel)
     if not is_lazy(data):
         acc = None
         blocks = row_blocks(data.shape)
         with _progress(len(blocks), desc, progress) as bar:
             for ys in blocks:
-                part = kernel(data[ys], *(a[..., ys, :] for a in side))
+                part = kernel(data[ys], ys, slice(None), *(a[..., ys, :] for a in side))
                 acc = part if acc is None else merge(acc, part)
                 bar.update()
         return acc
@@ -114,7 +135,7 @@ def reduce_scan(data, kernel: Callable, merge: Callable, side: Sequence[np.ndarr
         for j in range(len(data.chunks[1])):
             ys = slice(ystarts[i], ystarts[i + 1])
             xs = slice(xstarts[j], xstarts[j + 1])
-            parts.append(dkernel(delayed_blocks[i, j, 0, 0],
+            parts.append(dkernel(delayed_blocks[i, j, 0, 0], ys, xs,
                                  *(a[..., ys, xs] for a in side)))
     dmerge = dask.delayed(merge, pure=True)
     while len(parts) > 1:
@@ -126,25 +147,28 @@ def reduce_scan(data, kernel: Callable, merge: Callable, side: Sequence[np.ndarr
 
 def map_scan(data, kernel: Callable, n_out: int, progress: bool = True,
              desc: str = "images", side: Sequence[np.ndarray] = ()):
-    """Apply ``kernel(block, *side_windows) -> (by, bx, n_out)`` over the scan.
+    """Apply ``kernel(block, *side_windows) -> (by, bx, n_out)`` over the scan (each
+    block corrected first when ``data`` is a :class:`~.corrections.CorrectedData`).
 
     Numpy input gives a numpy ``(scan_y, scan_x, n_out)`` float64 array; dask input
     gives a lazy dask array of the same shape (nothing is computed). ``side`` are
     arrays whose last two axes are the scan; each block gets its window.
     """
+    data, kernel = _raw(data, kernel)
     if not is_lazy(data):
         out = np.empty(data.shape[:2] + (n_out,), dtype=np.float64)
         blocks = row_blocks(data.shape)
         with _progress(len(blocks), desc, progress) as bar:
             for ys in blocks:
-                out[ys] = kernel(data[ys], *(a[..., ys, :] for a in side))
+                out[ys] = kernel(data[ys], ys, slice(None), *(a[..., ys, :] for a in side))
                 bar.update()
         return out
     data = whole_patterns(data)
 
-    def windowed(block, block_info=None):
+    def located(block, block_info=None):
         (y0, y1), (x0, x1) = block_info[0]["array-location"][:2]
-        return kernel(block, *(a[..., y0:y1, x0:x1] for a in side))
+        return kernel(block, slice(y0, y1), slice(x0, x1),
+                      *(a[..., y0:y1, x0:x1] for a in side))
 
-    return data.map_blocks(windowed if side else kernel, dtype=np.float64,
-                           drop_axis=(2, 3), new_axis=2, chunks=data.chunks[:2] + ((n_out,),))
+    return data.map_blocks(located, dtype=np.float64, drop_axis=(2, 3), new_axis=2,
+                           chunks=data.chunks[:2] + ((n_out,),))

@@ -145,7 +145,8 @@ def pcc_masks(data, template, normalization: str = "pcc", region=None,
     Returns
     -------
     masks : ndarray
-        ``(det_y, det_x)`` or ``(k, det_y, det_x)`` float64; 0 at constant pixels.
+        ``(det_y, det_x)`` or ``(k, det_y, det_x)`` float64; 0 at constant pixels
+        and at the bad pixels of corrected data.
     stats : ColumnStats
         Statistics of the positions used.
 
@@ -166,4 +167,7 @@ def pcc_masks(data, template, normalization: str = "pcc", region=None,
     t_ss = template_sum_of_squares(t, reg, region is not None)
     stats, proj, _, _, _ = statistics_pass(data, t, reg, progress)
     masks = masks_from(stats, proj, t_ss, normalization, det)
+    bad = getattr(getattr(data, "correction", None), "bad_pixels", None)
+    if bad is not None:  # interpolated pixels carry no signal of their own: weight 0
+        masks = masks * ~bad
     return (masks[0] if single else masks), stats

@@ -68,6 +68,8 @@ class TDMEngine:
     def _patterns(self, rows: np.ndarray):
         """The data as ``(p, q)`` rows, or just the listed rows for lazy data."""
         sy, sx, dy, dx = self.data.shape
+        if hasattr(self.data, "patterns"):  # corrected data: the listed rows, corrected
+            return self.data.patterns(rows), np.arange(len(rows))
         if not is_lazy(self.data):
             return self.data.reshape(sy * sx, dy * dx), rows
         ys, xs = np.unravel_index(rows, (sy, sx))
@@ -140,7 +142,9 @@ class TDMEngine:
             return np.zeros((0,) + tuple(self.data.shape[2:]))
         t_ss = template_sum_of_squares(self.templates, self.region, self.region_given)
         _, _, proj = self._sums.finish(self._shift)
-        return masks_from(self.stats, proj, t_ss, normalization, det)
+        masks = masks_from(self.stats, proj, t_ss, normalization, det)
+        bad = getattr(getattr(self.data, "correction", None), "bad_pixels", None)
+        return masks if bad is None else masks * ~bad  # interpolated pixels: weight 0
 
     def images(self, masks, normalized: bool = False, progress: bool = True):
         """Images of ``masks`` (one pass); Eq 6 reuses the kept statistics."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .blocks import computed
+from .blocks import computed, reduce_scan
 from .kernels import shifted_sums
 
 
@@ -50,8 +50,10 @@ class Sums:
 
 
 def first_pattern(data) -> np.ndarray:
-    """The shift: the first diffraction pattern as float64 (NaN/inf replaced by 0)."""
-    p = computed(data[0, 0])
+    """The shift: the first diffraction pattern as float64 (NaN/inf replaced by 0),
+    corrected when ``data`` is a :class:`~.corrections.CorrectedData`."""
+    p = data.block(slice(0, 1), slice(0, 1))[0, 0] if hasattr(data, "block") \
+        else computed(data[0, 0])
     p = np.asarray(p.get() if hasattr(p, "get") else p, dtype=np.float64)  # cupy: to host
     return np.nan_to_num(p.reshape(-1), nan=0.0, posinf=0.0, neginf=0.0)
 
@@ -82,3 +84,14 @@ def block_sums(block, weights, templates, shift) -> Sums:
 def merge_sums(a: Sums, b: Sums) -> Sums:
     """Combine the sums of two disjoint sets of positions (associative, commutative)."""
     return Sums(a.n + b.n, a.s1 + b.s1, a.s2 + b.s2, a.proj + b.proj, a.tsum + b.tsum)
+
+
+def _pattern_sum(block):
+    return np.asarray(block).sum(axis=(0, 1), dtype=np.float64)
+
+
+def mean_pattern(data, progress: bool = True) -> np.ndarray:
+    """Position-averaged pattern ``(det_y, det_x)`` float64 in one pass (corrected
+    block by block for :class:`~.corrections.CorrectedData`)."""
+    total = reduce_scan(data, _pattern_sum, np.add, progress=progress, desc="mean pattern")
+    return total / (data.shape[0] * data.shape[1])

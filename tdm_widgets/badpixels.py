@@ -1,0 +1,186 @@
+"""Bad detector pixels (dead, hot, stuck) from the data's own statistics, and the mask
+that makes every function exclude or interpolate them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+from scipy import ndimage
+
+from .core.blocks import reduce_scan
+from .core.moments import first_pattern
+from .signals import CORRECTIONS, unwrap
+
+
+@dataclass
+class BadPixels:
+    """Bad detector pixels found by :func:`find_bad_pixels`.
+
+    Attributes
+    ----------
+    mask : ndarray of bool
+        ``(det_y, det_x)``: every bad pixel (dead | hot | stuck | nonfinite).
+    dead, hot, stuck, nonfinite : ndarray of bool
+        The classes: no or far too little signal where the neighbours have some; far
+        more than the neighbours; one constant non-zero value over the whole scan;
+        NaN or inf somewhere.
+    report : dict
+        Counts per class, the thresholds used and the (y, x) pixels of each class.
+    """
+
+    mask: np.ndarray
+    dead: np.ndarray
+    hot: np.ndarray
+    stuck: np.ndarray
+    nonfinite: np.ndarray
+    report: dict = field(default_factory=dict)
+
+
+def _pixel_sums(block, shift):
+    """Per-pixel n finite, sums about ``shift``, min and max of one block."""
+    by, bx, dy, dx = block.shape
+    x = np.asarray(block, np.float64).reshape(by * bx, dy * dx)
+    fin = np.isfinite(x)
+    d = np.where(fin, x - shift, 0.0)
+    return (fin.sum(axis=0), d.sum(axis=0), (d * d).sum(axis=0),
+            np.where(fin, x, np.inf).min(axis=0), np.where(fin, x, -np.inf).max(axis=0),
+            (~fin).any(axis=0))
+
+
+def _merge(a, b):
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], np.minimum(a[3], b[3]),
+            np.maximum(a[4], b[4]), a[5] | b[5])
+
+
+def find_bad_pixels(s, hot_sigma: float = 10.0, hot_ratio: float = 1.5,
+                    dead_ratio: float = 0.2, dead_min_counts: float = 20.0,
+                    neighbourhood_px: int = 5, progress: bool = True) -> BadPixels:
+    """Dead, hot and stuck detector pixels from the data's own statistics (one pass).
+
+    Each pixel's mean over the scan is compared with the median of its
+    ``neighbourhood_px`` x ``neighbourhood_px`` neighbourhood (``local``); the spread
+    ``scale`` is 1.4826 x the local median absolute deviation of ``mean - local``
+    (at least that of the whole detector and, for counts, the Poisson error of the
+    mean).
+
+    - hot: ``mean - local > hot_sigma * scale`` and ``mean > hot_ratio * local``;
+    - dead: ``mean < dead_ratio * local`` where the neighbours collect, over the scan,
+      more than ``dead_min_counts`` (so a pixel is not called dead for the zeros of a
+      dark corner); a dead column is found pixel by pixel;
+    - stuck: one constant non-zero value at every position while the neighbours vary
+      (or are far darker, as hot);
+    - nonfinite: NaN or inf at some position.
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D or ndarray
+        4D data (raw: corrections stored on the signal are not applied).
+    hot_sigma, hot_ratio : float
+        Hot-pixel thresholds [robust sd] and [x local median].
+    dead_ratio : float
+        Dead-pixel threshold [x local median].
+    dead_min_counts : float
+        Least total signal [data units summed over the scan] the neighbourhood must
+        have for a dark pixel to count as dead.
+    neighbourhood_px : int
+        Width of the median neighbourhood [detector px], odd, at least 3.
+
+    Returns
+    -------
+    BadPixels
+
+    Examples
+    --------
+    >>> bp = tdm_widgets.find_bad_pixels(s)          # doctest: +SKIP
+    >>> print(bp.report["counts"])                   # doctest: +SKIP
+    >>> tdm_widgets.set_bad_pixels(s, bp)            # every function now honours it
+    """
+    for name, v in (("hot_sigma", hot_sigma), ("hot_ratio", hot_ratio),
+                    ("dead_min_counts", dead_min_counts)):
+        if not np.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} must be a positive number; got {v}")
+    if not 0 < dead_ratio < 1:
+        raise ValueError(f"dead_ratio must be in (0, 1); got {dead_ratio}")
+    if int(neighbourhood_px) != neighbourhood_px or neighbourhood_px < 3 or \
+            neighbourhood_px % 2 == 0:
+        raise ValueError(f"neighbourhood_px must be an odd integer >= 3; got "
+                         f"{neighbourhood_px}")
+    data, _, _ = unwrap(s, corrected=False)
+    det = data.shape[2:]
+    shift = first_pattern(data)
+    n, s1, s2, lo, hi, nonfin = reduce_scan(data, partial(_pixel_sums, shift=shift),
+                                            _merge, progress=progress,
+                                            desc="bad pixels")
+    nn = np.maximum(n, 1)
+    mean = (shift + s1 / nn).reshape(det)
+    std = np.sqrt(np.maximum(s2 / nn - (s1 / nn) ** 2, 0.0)).reshape(det)
+    nonfinite = nonfin.reshape(det)
+    const = (hi <= lo).reshape(det) & ~nonfinite
+    size = int(neighbourhood_px)
+    m = np.where(nonfinite, 0.0, mean)
+    local = ndimage.median_filter(m, size=size, mode="nearest")
+    resid = m - local
+    scale = 1.4826 * ndimage.median_filter(np.abs(resid), size=size + 2, mode="nearest")
+    floor = 1.4826 * np.median(np.abs(resid))
+    counts = np.dtype(data.dtype).kind in "ui"
+    npos = data.shape[0] * data.shape[1]
+    if counts:
+        floor = np.maximum(floor, np.sqrt(np.maximum(local, 0.0) / npos))
+    scale = np.maximum(scale, floor)
+    hot = (resid > hot_sigma * scale) & (m > hot_ratio * local) & ~nonfinite & ~const
+    signal = local * npos > dead_min_counts
+    dead = ((m < dead_ratio * local) & signal) | (const & (m == 0) & signal)
+    local_std = ndimage.median_filter(std, size=size, mode="nearest")
+    stuck = const & (m != 0) & ((local_std > 0) | (resid > hot_sigma * scale))
+    dead &= ~nonfinite
+    mask = dead | hot | stuck | nonfinite
+    report = {
+        "counts": {"dead": int(dead.sum()), "hot": int(hot.sum()),
+                   "stuck": int(stuck.sum()), "nonfinite": int(nonfinite.sum()),
+                   "total": int(mask.sum())},
+        "thresholds": {"hot_sigma": float(hot_sigma), "hot_ratio": float(hot_ratio),
+                       "dead_ratio": float(dead_ratio),
+                       "dead_min_counts": float(dead_min_counts),
+                       "neighbourhood_px": size},
+        "pixels": {k: np.argwhere(v).tolist() for k, v in
+                   (("dead", dead), ("hot", hot), ("stuck", stuck),
+                    ("nonfinite", nonfinite))},
+    }
+    return BadPixels(mask, dead, hot, stuck, nonfinite, report)
+
+
+def set_bad_pixels(s, bad_pixels):
+    """Store a bad-pixel mask on a signal (``metadata.TDM_corrections.bad_pixels``):
+    from then on every function excludes them (weight 0 in masks) or interpolates
+    them from their valid neighbours (virtual images, centre of mass, mean pattern).
+    The data and the file are untouched. ``None`` removes the mask. Returns ``s``.
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D
+        4D signal.
+    bad_pixels : BadPixels or ndarray of bool or None
+        ``(det_y, det_x)``.
+
+    Examples
+    --------
+    >>> tdm_widgets.set_bad_pixels(s, tdm_widgets.find_bad_pixels(s))  # doctest: +SKIP
+    """
+    if not hasattr(s, "metadata"):
+        raise TypeError("set_bad_pixels needs a HyperSpy signal (it stores the mask in "
+                        f"its metadata); got {type(s).__name__}")
+    if bad_pixels is None:
+        if s.metadata.has_item(f"{CORRECTIONS}.bad_pixels"):
+            del s.metadata[CORRECTIONS].bad_pixels
+        return s
+    mask = np.asarray(getattr(bad_pixels, "mask", bad_pixels))
+    det = s.data.shape[2:]
+    if mask.dtype != bool or mask.shape != tuple(det):
+        raise ValueError(f"bad_pixels must be a boolean mask of the detector shape "
+                         f"{tuple(det)}; got {mask.dtype} {mask.shape}")
+    if mask.all():
+        raise ValueError("bad_pixels marks every detector pixel")
+    s.metadata.set_item(f"{CORRECTIONS}.bad_pixels", mask.copy())
+    return s

@@ -1,0 +1,201 @@
+"""Descan: measure the bright-field disc centre at every scan position, fit a smooth
+field across the scan (from the data or from a vacuum reference), and correct it on the
+fly in every streaming pass."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from .core.blocks import computed, map_scan
+from .core.corrections import CorrectedData
+from .core.descan import DescanFit, disc_centres, disc_window, fit_field
+from .core.disk import BFDisk, find_bf_disk
+from .core.moments import mean_pattern
+from .signals import CORRECTIONS, unwrap
+
+#: An uncorrected descan larger than this across the scan [detector px] gives a warning.
+DESCAN_WARN_PX = 0.3
+
+
+@dataclass
+class Descan:
+    """A measured descan.
+
+    Attributes
+    ----------
+    measured_px : ndarray
+        ``(scan_y, scan_x, 2)`` disc centre measured at every position of the scan it
+        was measured on (the data or the reference) [detector px].
+    fit : DescanFit
+        The polynomial field fitted to it.
+    center_px : ndarray
+        ``(scan_y, scan_x, 2)`` fitted centre on the data's scan [detector px].
+    reference_center_px : tuple of float
+        Where the correction puts every disc: the mean of ``center_px``.
+    shift_px : ndarray
+        ``center_px - reference_center_px``: the shift the correction undoes.
+    source : str
+        ``"data"`` or ``"reference"`` (a vacuum scan).
+    """
+
+    measured_px: np.ndarray
+    fit: DescanFit
+    center_px: np.ndarray
+    reference_center_px: tuple[float, float]
+    shift_px: np.ndarray
+    source: str
+
+    @property
+    def range_px(self) -> float:
+        """How far the disc centre moves across the scan [detector px]."""
+        return float(np.hypot(*np.ptp(self.shift_px.reshape(-1, 2), axis=0)))
+
+
+def _uncorrected(s):
+    """The data with its bad-pixel correction but without any descan correction."""
+    data, cal, src = unwrap(s)
+    if isinstance(data, CorrectedData):
+        corr = data.correction.without_descan()
+        data = data.with_correction(corr) if corr.active else data.raw
+    return data, cal, src
+
+
+def _disk_of(data, disk, progress):
+    if disk is None:
+        return find_bf_disk(mean_pattern(data, progress))
+    if not isinstance(disk, BFDisk) or disk.levels is None:
+        raise TypeError("disk must be a BFDisk from tdm_widgets.bf_disk (with its "
+                        f"intensity levels); got {disk!r}")
+    return disk
+
+
+def _window(data, disk, margin_px):
+    margin = max(8.0, 0.5 * disk.radius_px) if margin_px is None else float(margin_px)
+    return disc_window(data.shape[2:], disk.center_px, disk.radius_px, margin)
+
+
+def _level(disk: BFDisk) -> float:
+    """A quarter of the way from background to disc intensity."""
+    return disk.levels[0] + 0.25 * (disk.levels[1] - disk.levels[0])
+
+
+def measure_descan(s, disk: BFDisk | None = None, order: int = 1, reference=None,
+                   margin_px: float | None = None, progress: bool = True) -> Descan:
+    """Bright-field disc centre at every scan position (one streaming pass) and a
+    smooth polynomial field fitted across the scan.
+
+    The centre of a pattern is the centroid of the pixels (3 x 3 averaged) above a
+    quarter of the way from background to disc intensity (from ``disk``), in a box
+    around the disc grown by ``margin_px``; the fit averages the remaining
+    atomic-scale signal out.
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D or ndarray
+        4D data; stored bad pixels are interpolated, a stored descan is ignored.
+    disk : BFDisk, optional
+        From :func:`tdm_widgets.bf_disk`; found from the mean pattern if None.
+    order : int
+        Polynomial order of the field in the scan coordinates (1: a plane).
+    reference : hyperspy.signals.Signal2D or ndarray, optional
+        A vacuum (or thin-area) scan with the same scan settings: the field is
+        measured on it, in scan coordinates scaled to [-1, 1], and evaluated on the
+        scan of ``s``.
+    margin_px : float, optional
+        How far a disc may move [detector px]; ``max(8, radius / 2)`` if None.
+
+    Returns
+    -------
+    Descan
+
+    Examples
+    --------
+    >>> d = tdm_widgets.measure_descan(s, tdm_widgets.bf_disk(s, 23.5))  # doctest: +SKIP
+    >>> tdm_widgets.correct_descan(s, d)                                  # doctest: +SKIP
+    """
+    data, _, _ = _uncorrected(s)
+    meas_data = data if reference is None else _uncorrected(reference)[0]
+    if meas_data.shape[2:] != data.shape[2:]:
+        raise ValueError(f"reference has detector shape {meas_data.shape[2:]}; the data "
+                         f"has {data.shape[2:]}")
+    disk = _disk_of(meas_data, disk, progress)
+    window = _window(meas_data, disk, margin_px)
+    level = _level(disk)
+    measured = np.asarray(computed(map_scan(
+        meas_data, partial(disc_centres, window=window, level=level), 2,
+        progress=progress, desc="descan")))
+    fit = fit_field(measured, order)
+    centre = fit.evaluate(data.shape[:2])
+    ref = centre.reshape(-1, 2).mean(axis=0)
+    return Descan(measured, fit, centre, (float(ref[0]), float(ref[1])), centre - ref,
+                  "data" if reference is None else "reference")
+
+
+def correct_descan(s, descan: Descan | None, subpixel: bool = True):
+    """Store a descan correction on a signal (``metadata.TDM_corrections.descan_px``):
+    every later pass moves each pattern back by its shift before its kernel (bilinear
+    with ``subpixel``, else by whole pixels); results record the shift in
+    ``metadata.TDM.parameters.corrections``. ``None`` removes it. Returns ``s``.
+
+    Examples
+    --------
+    >>> tdm_widgets.correct_descan(s, tdm_widgets.measure_descan(s))  # doctest: +SKIP
+    """
+    if not hasattr(s, "metadata"):
+        raise TypeError("correct_descan needs a HyperSpy signal (it stores the shift in "
+                        f"its metadata); got {type(s).__name__}")
+    if descan is None:
+        if s.metadata.has_item(f"{CORRECTIONS}.descan_px"):
+            del s.metadata[CORRECTIONS].descan_px
+        return s
+    shift = np.asarray(descan.shift_px, np.float64)
+    if shift.shape != tuple(s.data.shape[:2]) + (2,):
+        raise ValueError(f"descan has scan shape {shift.shape[:2]}; the signal's scan is "
+                         f"{tuple(s.data.shape[:2])}")
+    s.metadata.set_item(f"{CORRECTIONS}.descan_px", shift.copy())
+    s.metadata.set_item(f"{CORRECTIONS}.descan_subpixel", bool(subpixel))
+    return s
+
+
+def _sample(data, iy, ix):
+    """Patterns at the grid ``iy x ix`` as ``(len(iy), len(ix), det_y, det_x)``."""
+    if isinstance(data, CorrectedData):
+        rows = (iy[:, None] * data.shape[1] + ix[None, :]).ravel()
+        return data.patterns(rows).reshape((len(iy), len(ix)) + data.shape[2:])
+    return np.asarray(computed(data[iy][:, ix]))
+
+
+def check_descan(data, disk: BFDisk, n: int = 5, stacklevel: int = 3) -> float:
+    """Warn when the disc centre moves more than :data:`DESCAN_WARN_PX` across the
+    scan, measured on an ``n`` x ``n`` grid of positions (cheap: n^2 patterns).
+
+    Returns
+    -------
+    float
+        The movement of a plane fitted to the sampled centres [detector px].
+    """
+    if disk.levels is None:
+        return 0.0
+    sy, sx = data.shape[:2]
+    iy = np.unique(np.linspace(0, sy - 1, min(n, sy)).round().astype(int))
+    ix = np.unique(np.linspace(0, sx - 1, min(n, sx)).round().astype(int))
+    if len(iy) * len(ix) < 4:
+        return 0.0
+    level = _level(disk)
+    centres = disc_centres(_sample(data, iy, ix), _window(data, disk, None), level)
+    try:
+        field = fit_field(centres, 1).evaluate((len(iy), len(ix)))
+    except ValueError:
+        return 0.0
+    move = float(np.hypot(*np.ptp(field.reshape(-1, 2), axis=0)))
+    if move > DESCAN_WARN_PX:
+        warnings.warn(
+            f"the bright-field disc moves {move:.2f} detector px across the scan "
+            "(descan) and no descan correction is set: it costs contrast and dominates "
+            "centre of mass; correct it with tdm_widgets.correct_descan(s, "
+            "tdm_widgets.measure_descan(s, disk))", UserWarning, stacklevel=stacklevel)
+    return move
