@@ -7,6 +7,7 @@ Public API::
     pcc_mask, apply_mask, column_stats            template-derived masks and images
     data_matrix                                   the sorted matrix D of Fig 1d
     point_templates, specificity, ...             templates from columns, contrast
+    lattice_from_peaks, register_cell             a known unit cell on a user's scan
     cross_validated_image, specificity_report     honest (held-out) TDM images
     center_of_mass, icom, eigen_images, snr_db,   measurements around the masks
     line_profile, match_thickness, displacement_vectors, refine_by_tdm
@@ -28,6 +29,7 @@ from .core.engine import TDMEngine
 from .io import from_array, load
 from .live import LiveTDM, export_weighted_detector
 from .noise import add_poisson_noise
+from .registration import Registration, cell_from_columns, register_cell
 from .templates import Lattice, find_peaks, lattice_from_peaks, lattice_from_points, \
     load_positions, \
     rectangle_region, refine_lattice, refine_positions, replicate, save_positions
@@ -42,13 +44,13 @@ def explore(s, columns=None, **kwargs):
     return _explore(s, columns, **kwargs)
 
 __all__ = [
-    "BFDisk", "Lattice", "LiveTDM", "TDMEngine", "__version__", "add_poisson_noise", "apply_mask", "bf_disk",
-    "calibrate_detector", "center_of_mass", "column_stats", "cross_validated_image",
+    "BFDisk", "Lattice", "LiveTDM", "Registration", "TDMEngine", "__version__", "add_poisson_noise", "apply_mask", "bf_disk",
+    "calibrate_detector", "cell_from_columns", "center_of_mass", "column_stats", "cross_validated_image",
     "data_matrix", "detector_annulus", "displacement_vectors", "eigen_closeness",
     "eigen_images", "explore", "export_weighted_detector", "find_peaks", "format_specificity", "from_array", "icom",
     "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
     "pcc_mask", "point_templates", "random_positions_template", "rectangle_region",
-    "refine_by_tdm", "refine_lattice", "refine_positions", "replicate", "resample_pattern",
+    "refine_by_tdm", "refine_lattice", "register_cell", "refine_positions", "replicate", "resample_pattern",
     "save_positions", "snr_db", "specificity", "specificity_report", "start_dependence", "unit_cell_average",
     "virtual_image",
 ]

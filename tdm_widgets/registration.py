@@ -193,8 +193,64 @@ def _candidates(pk, nominal: Lattice, tol, max_strain, max_rotation_deg):
     return out
 
 
+def _icp(mp, order, vis, visible, shape, tree, pk, tol, max_iter=50):
+    """Iterate: match model columns and peaks (mutual nearest), least squares fit of
+    the map, until the matches stop changing."""
+    prev = None
+    for _ in range(max_iter):
+        f, _, px = _model(mp, vis, visible, shape)
+        im, ip = _pairs(px, tree, pk, tol)
+        if len(im) < (order + 1) * (order + 2) // 2 + 1:
+            break
+        key = (tuple(im), tuple(ip))
+        if key == prev:
+            break
+        prev = key
+        mp.fit(f[im], pk[ip])
+    return mp
+
+
+def _same_placement(m1, m2, n_species, tol):
+    """Two placements put the same species at the same positions (within tol / 2)."""
+    for k in range(n_species):
+        a, b = m1[2][m1[1] == k], m2[2][m2[1] == k]
+        if len(a) == 0 or len(b) == 0:
+            return len(a) == len(b)
+        if np.mean(cKDTree(b).query(a)[0] < 0.5 * tol) < 0.9:
+            return False
+    return True
+
+
+def _choose(placements, brightness, visible, inten, pk, tree, tol):
+    """The best placement; among placements that fit the positions equally well, the
+    one whose expected brightness per species agrees with the peak intensities."""
+    close = [q for q in placements if q[0] >= placements[0][0] - 0.05]
+    if len(close) == 1:
+        return close[0][1]
+    expected = np.array([brightness[k] for k in visible])
+    hint = ("pass intensities= (the image at the peaks minus its background) and visible "
+            "as {species: relative brightness}, e.g. {'Fe': 1.0, 'P': 0.7}")
+    if inten is None or np.ptp(expected) == 0:
+        raise ValueError(f"ambiguous registration: {len(close)} placements of the cell that "
+                         "put different species on the peaks fit the positions equally "
+                         f"well; {hint}")
+    agree = []
+    for _, _, (f, sp, px) in close:
+        im, ip = _pairs(px, tree, pk, tol)
+        e, i = expected[sp[im]], inten[ip]
+        agree.append(np.corrcoef(e, i)[0, 1] if len(im) > 2 and np.ptp(e) > 0
+                     and np.ptp(i) > 0 else -np.inf)
+    order = np.argsort(agree)[::-1]
+    if not agree[order[0]] - agree[order[1]] > 0.2:
+        raise ValueError(f"ambiguous registration: {len(close)} placements fit the positions "
+                         "equally well and the peak intensities do not tell them apart "
+                         f"(brightness correlations {np.round(sorted(agree)[::-1], 2).tolist()}); "
+                         "check visible and its relative brightness")
+    return close[order[0]][1]
+
+
 def register_cell(peaks, cell: dict, lattice: Lattice, shape, visible=None,
-                  order: int = 1, tol_px: float | None = None, max_strain: float = 0.25,
+                  intensities=None, order: int = 1, tol_px: float | None = None, max_strain: float = 0.25,
                   max_rotation_deg: float = 180.0, min_matched: float = 0.7,
                   max_rms_px: float | None = None) -> Registration:
     """Register a known unit cell on the peaks of a user's image.
@@ -220,8 +276,15 @@ def register_cell(peaks, cell: dict, lattice: Lattice, shape, visible=None,
         lattice vectors.
     shape : tuple of int
         ``(scan_y, scan_x)``.
-    visible : sequence of str, optional
-        Species that appear as peaks; all of ``cell`` if None.
+    visible : sequence of str or dict of str to float, optional
+        Species that appear as peaks, or species to their relative peak brightness
+        (e.g. ``{"Fe": 1.0, "P": 0.7}`` in ADF); all of ``cell``, equally bright, if
+        None.
+    intensities : array_like, optional
+        ``(n,)`` peak heights above the background. Several placements of a cell can
+        fit the positions equally well with the species swapped (any two columns per
+        cell, for one); the heights and the relative brightness in ``visible`` pick
+        the right one, and without them such a case is an error.
     order : int
         1 for an affine lattice, 2 or 3 for a smooth polynomial distortion on top.
     tol_px : float, optional
@@ -251,10 +314,13 @@ def register_cell(peaks, cell: dict, lattice: Lattice, shape, visible=None,
     >>> true = Lattice((3.2, 2.1), (0.8, 12.0), (9.0, -1.5))
     >>> cell = {"A": [[0, 0]], "B": [[0.5, 0.4]]}
     >>> from tdm_widgets.templates import replicate
-    >>> peaks = np.concatenate(list(replicate(true, cell, (60, 60)).values()))
-    >>> reg = register_cell(peaks, cell, Lattice((0, 0), (0, 12), (9, 0)), (60, 60))
-    >>> bool(reg.rms_px < 1e-6)
-    True
+    >>> cols = replicate(true, cell, (60, 60))
+    >>> peaks = np.concatenate([cols["A"], cols["B"]])
+    >>> heights = np.r_[np.full(len(cols["A"]), 2.0), np.ones(len(cols["B"]))]
+    >>> reg = register_cell(peaks, cell, Lattice((0, 0), (0, 12), (9, 0)), (60, 60),
+    ...                     visible={"A": 2.0, "B": 1.0}, intensities=heights)
+    >>> bool(reg.rms_px < 1e-6), reg.matched_fraction
+    (True, 1.0)
     """
     shape = tuple(int(v) for v in shape)
     if len(shape) != 2 or min(shape) < 1:
@@ -268,10 +334,18 @@ def register_cell(peaks, cell: dict, lattice: Lattice, shape, visible=None,
     for k, v in cell.items():
         if len(v) == 0 or not np.isfinite(v).all():
             raise ValueError(f"cell[{k!r}] must hold finite fractional coordinates; got {v}")
-    visible = list(cell) if visible is None else list(visible)
+    brightness = dict(visible) if isinstance(visible, dict) else \
+        {k: 1.0 for k in (cell if visible is None else visible)}
+    visible = list(brightness)
     missing = [v for v in visible if v not in cell]
     if missing or not visible:
         raise ValueError(f"visible must name species of cell {list(cell)}; got {visible}")
+    inten = None
+    if intensities is not None:
+        inten = np.asarray(intensities, float).reshape(-1)
+        if inten.shape != (len(pk),) or not np.isfinite(inten).all():
+            raise ValueError(f"intensities must be {len(pk)} finite values, one per peak; "
+                             f"got shape {np.shape(intensities)}")
     if tol_px is None:
         sites = np.concatenate([cell[k] for k in visible])
         d = (sites[:, None] - sites[None] + 0.5) % 1 - 0.5
@@ -285,49 +359,50 @@ def register_cell(peaks, cell: dict, lattice: Lattice, shape, visible=None,
     tree = cKDTree(pk)
     vis = {k: cell[k] for k in visible}
 
-    best = (-1.0, None)
+    limit = 0.5 * tol if max_rms_px is None else float(max_rms_px)
+
+    def _checked(mp):
+        fv, spv, pxv = _model(mp, vis, visible, shape)
+        im, ip = _pairs(pxv, tree, pk, tol)
+        res = pk[ip] - pxv[im]
+        rms = float(np.sqrt((res ** 2).sum(1).mean())) if len(im) else np.inf
+        frac_m = len(im) / max(len(pxv), 1)
+        if frac_m < min_matched or rms > limit:
+            raise ValueError(
+                f"registration failed: {len(im)} of {len(pxv)} visible columns ({frac_m:.0%}; "
+                f"min_matched={min_matched:.0%}) have a peak within tol_px={tol:.2g}, rms "
+                f"residual {rms:.2f} px (max_rms_px={limit:.2g}); check visible={visible}, "
+                "the nominal lattice (scan step) and the peaks")
+        return fv, spv, pxv, im, res, rms, frac_m
+
     centre = pk.mean(0)
+    starts = []
     for m in _candidates(pk, lattice, tol, max_strain, max_rotation_deg):
         reach = max(np.hypot(*m[:, 0]), np.hypot(*m[:, 1]))
-        starts = pk[np.hypot(*(pk - centre).T) <= reach]
         f0 = vis[visible[0]][0]
-        for p in starts:
+        for p in pk[np.hypot(*(pk - centre).T) <= reach]:
             mp = _Map(p - m @ f0, m)
-            sc = _score(_model(mp, vis, visible, shape)[2], tree, len(pk), tol)
-            if sc > best[0]:
-                best = (sc, mp)
-    mp = best[1]
-    for o in range(1, order + 1):
-        f, _, px = _model(mp, vis, visible, shape)
-        mp_o = _Map(mp.lattice(f.mean(0)[None]).origin, mp.lattice(f.mean(0)[None]).matrix,
-                    o, f.mean(0), max(1.0, f.std(0).max()))
-        prev = None
-        for _ in range(50):
-            f, _, px = _model(mp_o, vis, visible, shape)
-            im, ip = _pairs(px, tree, pk, tol)
-            if len(im) < (o + 1) * (o + 2) // 2 + 1:
-                break
-            key = (tuple(im), tuple(ip))
-            if key == prev:
-                break
-            prev = key
-            mp_o.fit(f[im], pk[ip])
-        mp = mp_o
+            starts.append((_score(_model(mp, vis, visible, shape)[2], tree, len(pk), tol), mp))
+    starts.sort(key=lambda t: -t[0])
+    placements = []  # distinct placements of the labelled columns, best first
+    for sc, mp in starts[:16]:
+        if sc < starts[0][0] - 0.1:
+            break
+        mp = _icp(mp, 1, vis, visible, shape, tree, pk, tol)
+        model = _model(mp, vis, visible, shape)
+        if not any(_same_placement(model, q[2], len(visible), tol) for q in placements):
+            placements.append((_score(model[2], tree, len(pk), tol), mp, model))
+    placements.sort(key=lambda t: -t[0])
+    _checked(placements[0][1])
+    mp = _choose(placements, brightness, visible, inten, pk, tree, tol)
+    for o in range(2, order + 1):
+        f = _model(mp, vis, visible, shape)[0]
+        lin = mp.lattice(f.mean(0)[None])
+        mp = _icp(_Map(lin.origin, lin.matrix, o, f.mean(0), max(1.0, f.std(0).max())),
+                  o, vis, visible, shape, tree, pk, tol)
 
+    fv, spv, pxv, im, res, rms, frac_m = _checked(mp)
     f_all, sp_all, px_all = _model(mp, cell, list(cell), shape, margin=1)
-    fv, spv, pxv = _model(mp, vis, visible, shape)
-    im, ip = _pairs(pxv, tree, pk, tol)
-    n_vis = len(pxv)
-    res = pk[ip] - pxv[im]
-    rms = float(np.sqrt((res ** 2).sum(1).mean())) if len(im) else np.inf
-    frac_m = len(im) / max(n_vis, 1)
-    limit = 0.5 * tol if max_rms_px is None else float(max_rms_px)
-    if frac_m < min_matched or rms > limit:
-        raise ValueError(
-            f"registration failed: {len(im)} of {n_vis} visible columns ({frac_m:.0%}; "
-            f"min_matched={min_matched:.0%}) have a peak within tol_px={tol:.2g}, rms "
-            f"residual {rms:.2f} px (max_rms_px={limit:.2g}); check visible={visible}, "
-            "the nominal lattice (scan step) and the peaks")
     columns, matched, residuals = {}, {}, {}
     names = list(cell)
     vis_key = {(visible[s], tuple(np.round(fi, 9))): n for n, (s, fi) in enumerate(zip(spv, fv))}
