@@ -401,7 +401,7 @@ def register_cell(peaks, cell: dict, lattice: Lattice, shape, visible=None,
         mp = _icp(_Map(lin.origin, lin.matrix, o, f.mean(0), max(1.0, f.std(0).max())),
                   o, vis, visible, shape, tree, pk, tol)
 
-    fv, spv, pxv, im, res, rms, frac_m = _checked(mp)
+    fv, spv, _, im, res, rms, frac_m = _checked(mp)
     f_all, sp_all, px_all = _model(mp, cell, list(cell), shape, margin=1)
     columns, matched, residuals = {}, {}, {}
     names = list(cell)

@@ -104,7 +104,7 @@ def test_smooth_distortion_needs_order_2():
     img = _gauss_image(shape, np.concatenate([seen["A"], seen["B"]]),
                        amps=np.r_[np.ones(len(seen["A"])), 0.6 * np.ones(len(seen["B"]))])
     pk = _peaks(img)
-    kw = dict(visible={"A": 1.0, "B": 0.6}, intensities=_heights(img, pk))
+    kw = {"visible": {"A": 1.0, "B": 0.6}, "intensities": _heights(img, pk)}
     with pytest.raises(ValueError, match="registration failed"):
         tw.register_cell(pk, CELL, NOMINAL, shape, max_rms_px=0.3, **kw)
     reg = tw.register_cell(pk, CELL, NOMINAL, shape, order=2, **kw)
@@ -252,3 +252,27 @@ def test_register_lifepo4_cell_on_sheared_adf(lifepo4):
     _assert_columns(reg, *_truth(tw.Lattice(c, T @ LFP_CELL.a, T @ LFP_CELL.b), cell, shape),
                     0.5)
     assert reg.matched_fraction > 0.85
+
+
+def test_specificity_report_virtual_rows_catch_a_misregistered_cell(lifepo4):
+    """At the right columns the virtual ADF is bright at Fe and P; with the cell shifted
+    by half a period (the simulation is periodic) the ADF row collapses while the TDM
+    rows are still computed."""
+    s, cols, _ = lifepo4
+    noisy = tw.add_poisson_noise(s, 1e5, seed=1)
+    kw = {"species": ["Li"], "detector_region": (0, 23.5), "progress": False}
+    right = tw.specificity_report(noisy, cols, **kw)
+    assert list(right)[:2] == ["virtual ABF", "virtual ADF"]
+    adf = right["virtual ADF"]
+    assert adf["Fe"] > 1.5 and adf["P"] > 1.0 and adf["Fe"] > adf["Li"] + 1.5
+    assert right["virtual ABF"]["Fe"] < 0  # ABF: dark at the heavy columns
+    shape = np.array(s.data.shape[:2])
+    shifted = {k: (v + shape / 2) % shape for k, v in cols.items()}
+    wrong = tw.specificity_report(noisy, shifted, **kw)
+    assert wrong["virtual ADF"]["Fe"] < 0.5 and wrong["virtual ADF"]["P"] < 0.5
+    # explicit detectors, and none at all
+    own = tw.specificity_report(noisy, cols, virtual={"BF": (0, 10)}, **kw)
+    assert "BF" in own and "virtual ADF" not in own
+    assert "virtual ADF" not in tw.specificity_report(noisy, cols, virtual=None, **kw)
+    with pytest.raises(ValueError, match="holds no detector pixel"):
+        tw.specificity_report(noisy, cols, virtual={"far": (500, 600)}, **kw)
