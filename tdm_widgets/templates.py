@@ -393,7 +393,10 @@ def rectangle_region(shape, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
 
 def save_positions(path, columns: dict, lattice: Lattice | None = None,
                    scan_shape=None, **extra) -> None:
-    """Write per-species positions [scan px] (and the lattice) as JSON."""
+    """Write per-species positions [scan px] (and the lattice) as JSON; positions
+    outside ``scan_shape`` (when given) are refused."""
+    for k, v in columns.items():
+        check_positions(np.asarray(v, float).reshape(-1, 2), f"columns[{k!r}]", scan_shape)
     doc = {"format": "tdm_widgets.positions", "version": 1, "units": "scan px (row, col)",
            "scan_shape": None if scan_shape is None else list(map(int, scan_shape)),
            "columns": {k: np.asarray(v, float).tolist() for k, v in columns.items()}, **extra}
@@ -404,10 +407,20 @@ def save_positions(path, columns: dict, lattice: Lattice | None = None,
 
 
 def load_positions(path) -> tuple[dict, Lattice | None, dict]:
-    """Read a positions file: ``(columns, lattice or None, whole document)``."""
-    doc = json.loads(Path(path).read_text())
-    if doc.get("format") != "tdm_widgets.positions":
+    """Read a positions file: ``(columns, lattice or None, whole document)``.
+
+    Positions are checked against the file's own ``scan_shape`` (never wrapped); a
+    caller applying them to a scan compares that shape with its own.
+    """
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a tdm_widgets positions file (not JSON: {e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != "tdm_widgets.positions":
         raise ValueError(f"{path} is not a tdm_widgets positions file")
-    cols = {k: np.asarray(v, float).reshape(-1, 2) for k, v in doc["columns"].items()}
+    shape = doc.get("scan_shape")
+    cols = {k: check_positions(np.asarray(v, float).reshape(-1, 2),
+                               f"{path}: columns[{k!r}]", shape)
+            for k, v in doc["columns"].items()}
     lat = doc.get("lattice")
     return cols, (Lattice(lat["origin"], lat["a"], lat["b"]) if lat else None), doc

@@ -276,3 +276,24 @@ def test_specificity_report_virtual_rows_catch_a_misregistered_cell(lifepo4):
     assert "virtual ADF" not in tw.specificity_report(noisy, cols, virtual=None, **kw)
     with pytest.raises(ValueError, match="holds no detector pixel"):
         tw.specificity_report(noisy, cols, virtual={"far": (500, 600)}, **kw)
+
+
+def test_positions_are_never_wrapped(tmp_path):
+    img = np.zeros((10, 12))
+    img[4, 5] = 1
+    with pytest.raises(ValueError, match="positions has 1 of 2 positions outside the scan"):
+        tw.refine_positions(img, [[4, 5], [10.2, 3]])
+    with pytest.raises(ValueError, match="columns\\['O'\\] has 1 of 1 positions outside"):
+        tw.save_positions(tmp_path / "p.json", {"O": [[-1, 2]]}, scan_shape=(10, 12))
+    tw.save_positions(tmp_path / "p.json", {"O": [[9, 2]]}, scan_shape=(10, 12))
+    doc = (tmp_path / "p.json").read_text().replace('"scan_shape": [\n  10', '"scan_shape": [\n  8')
+    (tmp_path / "q.json").write_text(doc)
+    with pytest.raises(ValueError, match="q.json: columns\\['O'\\] has 1 of 1 positions outside"):
+        tw.load_positions(tmp_path / "q.json")
+    (tmp_path / "r.json").write_text("not json")
+    with pytest.raises(ValueError, match="not a tdm_widgets positions file \\(not JSON"):
+        tw.load_positions(tmp_path / "r.json")
+    with pytest.raises(ValueError, match="lattice origin must be two finite"):
+        tw.Lattice((np.nan, 0), (0, 1), (1, 0))
+    with pytest.raises(ValueError, match="points holds NaN"):
+        tw.lattice_from_points([[0, 0], [np.nan, 1], [1, 0]])
