@@ -31,7 +31,7 @@ from .live import LiveTDM, export_weighted_detector
 from .noise import add_poisson_noise
 from .registration import Registration, cell_from_columns, register_cell
 from .templates import Lattice, find_peaks, lattice_from_peaks, lattice_from_points, \
-    load_positions, \
+    load_positions, peak_heights, \
     rectangle_region, refine_lattice, refine_positions, replicate, save_positions
 from .validation import cross_validated_image, specificity_report
 
@@ -49,7 +49,7 @@ __all__ = [
     "data_matrix", "detector_annulus", "displacement_vectors", "eigen_closeness",
     "eigen_images", "explore", "export_weighted_detector", "find_peaks", "format_specificity", "from_array", "icom",
     "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
-    "pcc_mask", "point_templates", "random_positions_template", "rectangle_region",
+    "pcc_mask", "peak_heights", "point_templates", "random_positions_template", "rectangle_region",
     "refine_by_tdm", "refine_lattice", "register_cell", "refine_positions", "replicate", "resample_pattern",
     "save_positions", "snr_db", "specificity", "specificity_report", "start_dependence", "unit_cell_average",
     "virtual_image",

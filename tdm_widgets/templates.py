@@ -289,19 +289,65 @@ def refine_lattice(lattice: Lattice, peaks) -> Lattice:
     return Lattice(sol[0], sol[1], sol[2])
 
 
-def find_peaks(image, min_distance_px: float = 2.0, threshold: float = 0.5) -> np.ndarray:
+def find_peaks(image, min_distance_px: float = 2.0, threshold: float = 0.5,
+               periodic: bool = True) -> np.ndarray:
     """Local maxima of an image above ``threshold`` (fraction of its range).
+
+    Parameters
+    ----------
+    image : array_like or Signal2D
+        ``(scan_y, scan_x)``.
+    min_distance_px : float
+        Half-width of the neighbourhood a peak is the maximum of [scan px].
+    threshold : float
+        Fraction of the image's range above its minimum.
+    periodic : bool
+        True for a periodic image (a simulation of whole cells); False for a scan,
+        whose edges then do not meet.
 
     Returns
     -------
     ndarray
         ``(n, 2)`` (y, x) integer positions [scan px].
+
+    Examples
+    --------
+    >>> img = np.zeros((6, 6)); img[2, 3] = 1
+    >>> find_peaks(img).tolist()
+    [[2.0, 3.0]]
     """
     img = np.asarray(getattr(image, "data", image), float)
     size = int(2 * np.ceil(min_distance_px) + 1)
-    peak = ndimage.maximum_filter(img, size=size, mode="wrap") == img
+    peak = ndimage.maximum_filter(img, size=size, mode="wrap" if periodic else "nearest") == img
     level = img.min() + threshold * np.ptp(img)
     return np.argwhere(peak & (img > level)).astype(float)
+
+
+def peak_heights(image, peaks) -> np.ndarray:
+    """Heights of an image above its median at sub-pixel peaks (bilinear), for
+    ``lattice_from_peaks(intensities=...)`` and ``register_cell(intensities=...)``.
+
+    Parameters
+    ----------
+    image : array_like or Signal2D
+        ``(scan_y, scan_x)``.
+    peaks : array_like
+        ``(n, 2)`` (y, x) positions inside the image [scan px].
+
+    Returns
+    -------
+    ndarray
+        ``(n,)`` heights [image units].
+
+    Examples
+    --------
+    >>> img = np.zeros((4, 4)); img[1, 1] = 2.0
+    >>> peak_heights(img, [[1, 1], [1, 1.5]]).tolist()
+    [2.0, 1.0]
+    """
+    img = np.asarray(getattr(image, "data", image), float)
+    pk = check_positions(peaks, "peaks", img.shape)
+    return ndimage.map_coordinates(img, pk.T, order=1, mode="nearest") - np.median(img)
 
 
 def replicate(lattice: Lattice, basis: dict, shape) -> dict[str, np.ndarray]:
@@ -339,14 +385,14 @@ def _gauss(params, yy, xx):
 
 
 def refine_positions(image, positions, window_px: float = 2.5, method: str = "gaussian",
-                     sign: int = 1) -> np.ndarray:
+                     sign: int = 1, periodic: bool = True) -> np.ndarray:
     """Sub-pixel column positions by a 2D Gaussian fit or the centre of mass in a
     window around each starting position.
 
     Parameters
     ----------
     image : array_like or Signal2D
-        ``(scan_y, scan_x)``; periodic boundaries.
+        ``(scan_y, scan_x)``.
     positions : array_like
         ``(n, 2)`` starting (y, x) [scan px].
     window_px : float
@@ -354,6 +400,9 @@ def refine_positions(image, positions, window_px: float = 2.5, method: str = "ga
     method : {"gaussian", "com"}
     sign : {1, -1}
         -1 for dark columns (ABF).
+    periodic : bool
+        True: windows wrap around the edges (a simulation of whole cells); False: a
+        window is cut at the edges of the scan.
 
     Returns
     -------
@@ -367,16 +416,19 @@ def refine_positions(image, positions, window_px: float = 2.5, method: str = "ga
     for y0, x0 in check_positions(positions, "positions", img.shape):
         cy, cx = int(round(y0)), int(round(x0))
         dy, dx = np.mgrid[-h:h + 1, -h:h + 1]
-        patch = img[(cy + dy) % ny, (cx + dx) % nx]
+        keep = np.ones(dy.shape, bool) if periodic else \
+            (cy + dy >= 0) & (cy + dy < ny) & (cx + dx >= 0) & (cx + dx < nx)
+        py, px = dy[keep], dx[keep]
+        patch = img[(cy + py) % ny, (cx + px) % nx]
         if method == "com":
             w = np.clip(patch - patch.min(), 0, None)
-            out.append((cy + (w * dy).sum() / w.sum(), cx + (w * dx).sum() / w.sum()))
+            out.append((cy + (w * py).sum() / w.sum(), cx + (w * px).sum() / w.sum()))
             continue
         if method != "gaussian":
             raise ValueError(f"method must be 'gaussian' or 'com'; got {method!r}")
         p0 = (np.ptp(patch), 0.0, 0.0, max(window_px / 2, 0.7), patch.min())
         res = optimize.least_squares(
-            lambda p: (_gauss(p, dy, dx) - patch).ravel(), p0,
+            lambda p, py=py, px=px, patch=patch: _gauss(p, py, px) - patch, p0,
             bounds=([0, -h, -h, 0.3, -np.inf], [np.inf, h, h, 3 * h, np.inf]))
         out.append((cy + res.x[1], cx + res.x[2]))
     return np.array(out)

@@ -26,11 +26,6 @@ def _peaks(img, min_distance_px=2, threshold=0.3, edge=2):
     return tw.refine_positions(img, pk)
 
 
-def _heights(img, pk):
-    """The image at the peaks above its median."""
-    return ndimage.map_coordinates(img, np.asarray(pk).T, order=1) - np.median(img)
-
-
 def _truth(lattice, cell, shape, margin=2):
     """Every column within ``margin`` px around the scan, and those at least 1 px inside."""
     ext = tw.replicate(tw.Lattice(lattice.origin + margin, lattice.a, lattice.b), cell,
@@ -78,7 +73,7 @@ def test_register_recovers_known_affine_distortion(name, matrix, jitter):
                        amps=np.r_[np.ones(len(seen["A"])), 0.6 * np.ones(len(seen["B"]))])
     pk = _peaks(img)
     reg = tw.register_cell(pk, CELL, NOMINAL, shape, visible={"A": 1.0, "B": 0.6},
-                           intensities=_heights(img, pk))
+                           intensities=tw.peak_heights(img, pk))
     # every column, also the invisible C, within a fraction of a px
     _assert_columns(reg, *_truth(true, CELL, shape), 0.1 + 2 * jitter)
     _same_lattice(reg.lattice, true.matrix)
@@ -104,7 +99,7 @@ def test_smooth_distortion_needs_order_2():
     img = _gauss_image(shape, np.concatenate([seen["A"], seen["B"]]),
                        amps=np.r_[np.ones(len(seen["A"])), 0.6 * np.ones(len(seen["B"]))])
     pk = _peaks(img)
-    kw = {"visible": {"A": 1.0, "B": 0.6}, "intensities": _heights(img, pk)}
+    kw = {"visible": {"A": 1.0, "B": 0.6}, "intensities": tw.peak_heights(img, pk)}
     with pytest.raises(ValueError, match="registration failed"):
         tw.register_cell(pk, CELL, NOMINAL, shape, max_rms_px=0.3, **kw)
     reg = tw.register_cell(pk, CELL, NOMINAL, shape, order=2, **kw)
@@ -229,7 +224,7 @@ def test_lattice_from_peaks_on_lifepo4_adf(lifepo4):
         # Fe and P at two sites each: four sublattices, the two Fe equally bright
         with pytest.raises(ValueError, match="4 sublattices"):
             tw.lattice_from_peaks(pk)
-        heights = ndimage.map_coordinates(img, pk.T, order=1) - np.median(img)
+        heights = tw.peak_heights(img, pk)
         with pytest.raises(ValueError, match="ambiguous"):
             tw.lattice_from_peaks(pk, intensities=heights)
         lat = tw.lattice_from_peaks(pk, allow_basis=True)
@@ -248,7 +243,7 @@ def test_register_lifepo4_cell_on_sheared_adf(lifepo4):
     img = _sheared_adf(adf, shape, T, c, jitter_px=0.2)
     pk = _peaks(img, threshold=0.5)
     reg = tw.register_cell(pk, cell, LFP_CELL, shape, visible={"Fe": 1.0, "P": 0.75},
-                           intensities=_heights(img, pk))
+                           intensities=tw.peak_heights(img, pk))
     _assert_columns(reg, *_truth(tw.Lattice(c, T @ LFP_CELL.a, T @ LFP_CELL.b), cell, shape),
                     0.5)
     assert reg.matched_fraction > 0.85
@@ -297,3 +292,21 @@ def test_positions_are_never_wrapped(tmp_path):
         tw.Lattice((np.nan, 0), (0, 1), (1, 0))
     with pytest.raises(ValueError, match="points holds NaN"):
         tw.lattice_from_points([[0, 0], [np.nan, 1], [1, 0]])
+
+
+def test_scan_edges_do_not_meet_unless_periodic():
+    """A column at the top edge of a scan next to a brighter one at the bottom edge:
+    treated as periodic, the bottom one hides it and pulls its position; not periodic,
+    it is found where it is."""
+    shape = (12, 12)
+    img = _gauss_image(shape, [[0.6, 5.3], [11.2, 5.0]], sigma=1.0, amps=[1.0, 3.0])
+    assert [0.0, 5.0] not in tw.find_peaks(img, min_distance_px=2, threshold=0.1).tolist()
+    assert [1.0, 5.0] in tw.find_peaks(img, min_distance_px=2, threshold=0.1,
+                                       periodic=False).tolist()
+    got = tw.refine_positions(img, [[1, 5]], window_px=2.5, periodic=False)[0]
+    np.testing.assert_allclose(got, [0.6, 5.3], atol=0.1)
+    wrapped = tw.refine_positions(img, [[1, 5]], window_px=2.5)[0]
+    assert np.hypot(*(wrapped - [0.6, 5.3])) > 0.3
+    np.testing.assert_allclose(tw.peak_heights(img, [[11, 5], [10.5, 5]]),
+                               [img[11, 5] - np.median(img),
+                                (img[10, 5] + img[11, 5]) / 2 - np.median(img)])
