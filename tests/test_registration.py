@@ -310,3 +310,16 @@ def test_scan_edges_do_not_meet_unless_periodic():
     np.testing.assert_allclose(tw.peak_heights(img, [[11, 5], [10.5, 5]]),
                                [img[11, 5] - np.median(img),
                                 (img[10, 5] + img[11, 5]) / 2 - np.median(img)])
+
+
+def test_lattice_from_peaks_with_missing_stray_and_jittered_peaks():
+    rng = np.random.default_rng(5)
+    true = tw.Lattice((4.0, 3.0), (1.2, 9.0), (8.0, -2.5))
+    pts = tw.replicate(true, {"A": [[0, 0]]}, (80, 80))["A"]
+    keep = rng.random(len(pts)) > 0.1
+    seen = pts[keep] + rng.normal(0, 0.2, (keep.sum(), 2))
+    seen = np.r_[seen, rng.uniform(0, 79, (5, 2))]
+    lat = tw.lattice_from_peaks(seen)
+    _same_lattice(lat, true.matrix)
+    f = true.to_frac(lat.origin[None])[0]
+    assert np.hypot(*(true.matrix @ (f - np.rint(f)))) < 0.15
