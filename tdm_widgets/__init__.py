@@ -9,6 +9,7 @@ Public API::
     pcc_mask, apply_mask, column_stats            template-derived masks and images
     data_matrix                                   the sorted matrix D of Fig 1d
     point_templates, specificity, ...             templates from columns, contrast
+    lattice_from_peaks, register_cell             a known unit cell on a user's scan
     cross_validated_image, specificity_report     honest (held-out) TDM images
     center_of_mass, icom, eigen_images, snr_db,   measurements around the masks
     line_profile, match_thickness, displacement_vectors, refine_by_tdm
@@ -32,8 +33,9 @@ from .core.engine import TDMEngine
 from .io import from_array, load
 from .live import LiveTDM, export_weighted_detector
 from .noise import add_poisson_noise
+from .registration import Registration, cell_from_columns, register_cell
 from .templates import Lattice, find_peaks, lattice_from_peaks, lattice_from_points, \
-    load_positions, \
+    load_positions, peak_heights, \
     rectangle_region, refine_lattice, refine_positions, replicate, save_positions
 from .validation import cross_validated_image, specificity_report
 
@@ -46,13 +48,15 @@ def explore(s, columns=None, **kwargs):
     return _explore(s, columns, **kwargs)
 
 __all__ = [
-    "BFDisk", "BadPixels", "Descan", "Lattice", "LiveTDM", "TDMEngine", "__version__", "add_poisson_noise", "apply_mask", "bf_disk",
-    "calibrate_detector", "center_of_mass", "correct_descan", "column_stats", "cross_validated_image",
+    "BFDisk", "BadPixels", "Descan", "Lattice", "LiveTDM", "Registration", "TDMEngine", "__version__",
+    "add_poisson_noise", "apply_mask", "bf_disk", "calibrate_detector", "cell_from_columns",
+    "center_of_mass", "correct_descan", "column_stats", "cross_validated_image",
     "data_matrix", "detector_annulus", "displacement_vectors", "eigen_closeness",
     "eigen_images", "explore", "export_weighted_detector", "find_bad_pixels", "find_peaks", "format_specificity", "from_array", "icom",
     "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
-    "measure_descan", "pcc_mask", "point_templates", "random_positions_template", "rectangle_region",
-    "refine_by_tdm", "refine_lattice", "refine_positions", "replicate", "resample_pattern",
-    "save_positions", "set_bad_pixels", "snr_db", "specificity", "specificity_report", "start_dependence", "unit_cell_average",
+    "measure_descan", "pcc_mask", "peak_heights", "point_templates", "random_positions_template",
+    "rectangle_region", "refine_by_tdm", "refine_lattice", "register_cell", "refine_positions",
+    "replicate", "resample_pattern", "save_positions", "set_bad_pixels", "snr_db", "specificity",
+    "specificity_report", "start_dependence", "unit_cell_average",
     "virtual_image",
 ]

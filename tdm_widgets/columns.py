@@ -7,10 +7,15 @@ import numpy as np
 from .core.blocks import computed
 
 
-def check_positions(positions, scan_shape, name: str = "columns") -> np.ndarray:
-    """``(n, 2)`` (row, col) positions [scan px] as float64, all finite and inside
-    the scan, ``[-0.5, size - 0.5)`` on each axis (their nearest pixel exists): a
-    position outside is an error, never wrapped into the scan.
+def check_positions(positions, scan_shape=None, name: str = "columns") -> np.ndarray:
+    """``(n, 2)`` (row, col) positions [scan px] as float64, all finite and, with
+    ``scan_shape``, inside the scan, ``[-0.5, size - 0.5)`` on each axis (their
+    nearest pixel exists): a position outside is an error, never wrapped into the scan.
+
+    Examples
+    --------
+    >>> check_positions([[1.0, 2.0]], (4, 4), "peaks").shape
+    (1, 2)
 
     Raises
     ------
@@ -26,6 +31,8 @@ def check_positions(positions, scan_shape, name: str = "columns") -> np.ndarray:
     if bad.any():
         raise ValueError(f"{name} contains NaN or inf positions ({int(bad.sum())} of "
                          f"{len(p)}, first {p[bad][0].tolist()})")
+    if scan_shape is None:
+        return p
     out = ~np.all((p >= -0.5) & (p < np.asarray(scan_shape, float) - 0.5), axis=1)
     if out.any():
         raise ValueError(

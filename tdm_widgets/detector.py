@@ -66,9 +66,10 @@ def detector_annulus(s_or_cal, det_shape, inner_mrad, outer_mrad, center=None
         raise ValueError(f"the detector calibration is not finite (scale {cal.det_scale}, "
                          f"offset {cal.det_offset} mrad); calibrate it again with "
                          "tdm_widgets.calibrate_detector")
-    if not (np.isfinite(inner_mrad) and np.isfinite(outer_mrad)
+    if not (np.isfinite(inner_mrad) and not np.isnan(outer_mrad)
             and 0 <= inner_mrad < outer_mrad):
-        raise ValueError(f"annulus needs 0 <= inner_mrad < outer_mrad, both finite; got "
+        raise ValueError(f"annulus needs 0 <= inner_mrad < outer_mrad (outer may be inf: "
+                         f"to the detector edge), inner finite; got "
                          f"inner_mrad={inner_mrad}, outer_mrad={outer_mrad}")
     return geometry.annulus(det_shape, float(inner_mrad), float(outer_mrad),
                             cal.det_scale, cal.det_offset, center_in_axis_units(center, cal))

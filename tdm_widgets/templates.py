@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage, optimize
+from scipy.spatial import cKDTree
 
 from .columns import check_positions
 
@@ -31,6 +32,11 @@ class Lattice:
 
     def __post_init__(self):
         self.origin, self.a, self.b = (np.asarray(v, float) for v in (self.origin, self.a, self.b))
+        for name in ("origin", "a", "b"):
+            v = getattr(self, name)
+            if v.shape != (2,) or not np.isfinite(v).all():
+                raise ValueError(f"lattice {name} must be two finite (y, x) values [scan px]; "
+                                 f"got {v.tolist()}")
         if abs(np.cross(self.a, self.b)) < 1e-9:
             raise ValueError(f"lattice vectors a={self.a} and b={self.b} are collinear")
 
@@ -51,7 +57,7 @@ class Lattice:
 def lattice_from_points(points) -> Lattice:
     """Lattice from picked columns: origin, end of a, end of b (3 points), or origin
     and end of a with b perpendicular of the same length (2 points)."""
-    p = np.asarray(points, float)
+    p = check_positions(points, None, "points")
     if p.shape == (2, 2):
         a = p[1] - p[0]
         return Lattice(p[0], a, np.array([-a[1], a[0]]))
@@ -60,29 +66,182 @@ def lattice_from_points(points) -> Lattice:
     raise ValueError(f"points must be 2 or 3 (y, x) positions; got shape {p.shape}")
 
 
-def lattice_from_peaks(peaks, min_length_px: float = 1.0) -> Lattice:
-    """Automatic lattice from peaks (e.g. :func:`find_peaks` of a virtual image):
-    origin at the peak nearest the centre of the peaks, ``a`` the shortest
-    difference vector, ``b`` the shortest one not parallel to it; then refined by
-    least squares through every peak."""
-    pk = np.asarray(peaks, float)
+def _translation(pk, tree, v, tol):
+    """Fraction of peaks ``p`` (with ``p + v`` inside the peaks' box) that have a peak
+    within ``tol`` of ``p + v``, and ``v`` refined as the mean matched difference."""
+    lo, hi = pk.min(0), pk.max(0)
+    q = pk + v
+    inside = np.all((q >= lo) & (q <= hi), axis=1)
+    if inside.sum() < max(3, 0.1 * len(pk)):
+        return 0.0, v
+    d, idx = tree.query(q[inside])
+    hit = d < tol
+    if not hit.any():
+        return 0.0, v
+    return hit.mean(), (pk[idx[hit]] - pk[inside][hit]).mean(0)
+
+
+def _translation_basis(pk, tol, min_length_px, min_score=0.75, max_tests=3000):
+    """The two shortest non-collinear translations that map most peaks onto peaks."""
+    tree = cKDTree(pk)
+    near = pk[np.argsort(np.hypot(*(pk - pk.mean(0)).T))[:12]]
+    d = (pk[None] - near[:, None]).reshape(-1, 2)
+    d = d[np.hypot(*d.T) > max(min_length_px, tol)]
+    d = d[np.argsort(np.hypot(*d.T))]
+    tested, found = [], []
+    for v in d:
+        if any(np.hypot(*(v - t)) < tol for t in tested):
+            continue
+        tested.append(v)
+        if len(tested) > max_tests:
+            break
+        score, v = _translation(pk, tree, v, tol)
+        # a period must be seen twice (p, p + v, p + 2v): one repeat can be a coincidence
+        if score < min_score or _translation(pk, tree, 2 * v, tol)[0] < min_score:
+            continue
+        if not found:
+            found.append(v)
+        elif abs(np.cross(found[0], v)) > 0.2 * np.hypot(*found[0]) * np.hypot(*v):
+            return found[0], v
+    if not found:
+        raise ValueError(f"peaks do not repeat: no translation v maps {min_score:.0%} of the "
+                         f"{len(pk)} peaks onto peaks within tol_px={tol:.2g}, also as 2v "
+                         "(a lattice needs at least three periods along each direction)")
+    raise ValueError(f"peaks repeat along one direction only (a = {np.round(found[0], 2)} "
+                     "px): the scan shows less than three periods along the other; use a "
+                     "larger scan or give the cell with lattice_from_points")
+
+
+def _sublattices(pk, lat, tol):
+    """Label each peak with its sublattice (offset within the cell); -1 for strays."""
+    r = lat.to_frac(pk)
+    r -= np.rint(r)
+    labels = np.full(len(pk), -1)
+    centres: list[np.ndarray] = []
+    for i, ri in enumerate(r):
+        for g, c in enumerate(centres):
+            if np.hypot(*(lat.matrix @ ((ri - c + 0.5) % 1 - 0.5))) < tol:
+                labels[i] = g
+                break
+        else:
+            centres.append(ri)
+            labels[i] = len(centres) - 1
+    sizes = np.bincount(labels)
+    keep = np.flatnonzero(sizes >= max(2, 0.25 * sizes.max()))
+    remap = np.full(len(sizes), -1)
+    remap[keep] = np.arange(len(keep))
+    return remap[labels]
+
+
+def _fit_sublattices(pk, labels, lat):
+    """Least squares ``p = o_g + i a + j b`` through every labelled peak: one origin per
+    sublattice, shared a and b."""
+    use = labels >= 0
+    k = labels.max() + 1
+    f = lat.to_frac(pk[use])
+    off = np.zeros((k, 2))
+    for g in range(k):
+        fg = f[labels[use] == g]
+        off[g] = fg[0] - np.rint(fg[0])
+    idx = np.rint(f - off[labels[use]])
+    A = np.column_stack([np.eye(k)[labels[use]], idx])
+    if np.linalg.matrix_rank(A) < k + 2:
+        raise ValueError("peaks do not span two lattice directions")
+    sol, *_ = np.linalg.lstsq(A, pk[use], rcond=None)
+    return sol[:k], sol[k], sol[k + 1]
+
+
+def lattice_from_peaks(peaks, intensities=None, allow_basis: bool = False,
+                       tol_px: float | None = None, min_contrast: float = 0.1,
+                       min_length_px: float = 1.0) -> Lattice:
+    """Automatic lattice from peaks (e.g. :func:`find_peaks` of a virtual image).
+
+    The lattice vectors are the two shortest non-collinear translations that map most
+    peaks onto peaks (robust to shear, jitter, missing and stray peaks). If every peak
+    is a lattice point the lattice is refined by least squares through all of them. If
+    the peaks form several sublattices (several columns per cell, e.g. Fe and P in an
+    ADF image of LiFePO4) the peaks alone do not say which one holds the lattice
+    points: the brightest sublattice is taken if ``intensities`` single it out, the
+    pattern's lattice with its origin on any peak if ``allow_basis``; otherwise, or
+    when the two brightest sublattices are equally bright, a ``ValueError`` says so.
+
+    Parameters
+    ----------
+    peaks : array_like
+        ``(n, 2)`` (y, x) peak positions [scan px].
+    intensities : array_like, optional
+        ``(n,)`` peak heights above the background (e.g. the image at the peaks
+        minus its median), to pick the brightest sublattice.
+    allow_basis : bool
+        Return the translation lattice even if the peaks form several sublattices.
+    tol_px : float, optional
+        Distance under which two peaks coincide [scan px]; default a quarter of the
+        median nearest-neighbour distance.
+    min_contrast : float
+        The brightest sublattice must exceed the next by this fraction of its mean
+        intensity (and by three standard errors).
+    min_length_px : float
+        Shortest lattice vector considered [scan px].
+
+    Returns
+    -------
+    Lattice
+        Origin at the lattice point nearest the centre of the peaks.
+
+    Examples
+    --------
+    >>> lat = Lattice((2, 1), (0, 7), (6, 1))
+    >>> pts = replicate(lat, {"A": [[0, 0]]}, (40, 40))["A"]
+    >>> got = lattice_from_peaks(pts)
+    >>> sorted(np.round(np.abs([got.a, got.b]), 6).tolist())
+    [[0.0, 7.0], [6.0, 1.0]]
+    """
+    pk = check_positions(peaks, None, "peaks")
     if len(pk) < 3:
         raise ValueError(f"need at least 3 peaks for a lattice; got {len(pk)}")
-    o = pk[np.argmin(np.hypot(*(pk - pk.mean(0)).T))]
-    d = pk - o
-    d = d[np.hypot(*d.T) > min_length_px]
-    d = d[np.argsort(np.hypot(*d.T))]
-    a = d[0]
-    for v in d[1:]:
-        if abs(np.cross(a, v)) > 0.2 * np.hypot(*a) * np.hypot(*v):
-            return refine_lattice(Lattice(o, a, v), pk)
-    raise ValueError("peaks are collinear: no second lattice vector")
+    if tol_px is None:
+        nn = cKDTree(pk).query(pk, k=2)[0][:, 1]
+        tol_px = 0.25 * float(np.median(nn))
+    a, b = _translation_basis(pk, float(tol_px), min_length_px)
+    centre = pk[np.argmin(np.hypot(*(pk - pk.mean(0)).T))]
+    lat = Lattice(centre, a, b)
+    labels = _sublattices(pk, lat, float(tol_px))
+    origins, a, b = _fit_sublattices(pk, labels, lat)
+    k = len(origins)
+    pick = int(labels[np.argmin(np.where(labels >= 0, np.hypot(*(pk - pk.mean(0)).T),
+                                         np.inf))])
+    if k > 1 and not allow_basis:
+        if intensities is None:
+            raise ValueError(
+                f"peaks form {k} sublattices (a = {np.round(a, 2)}, b = {np.round(b, 2)} "
+                f"px with {k} peaks per cell): they do not define one lattice of points. "
+                "Pass intensities= to take the brightest, allow_basis=True for the "
+                "pattern's lattice, or register the known cell with register_cell")
+        inten = np.asarray(intensities, float).reshape(-1)
+        if inten.shape != (len(pk),) or not np.isfinite(inten).all():
+            raise ValueError(f"intensities must be {len(pk)} finite values, one per peak; "
+                             f"got shape {np.shape(intensities)}")
+        groups = [inten[labels == g] for g in range(k)]
+        mean = np.array([g.mean() for g in groups])
+        o = np.argsort(mean)[::-1]
+        g1, g2 = groups[o[0]], groups[o[1]]
+        se = np.sqrt(g1.var() / len(g1) + g2.var() / len(g2))
+        diff = mean[o[0]] - mean[o[1]]
+        if not diff > max(min_contrast * abs(mean[o[0]]), 3 * se):
+            raise ValueError(
+                f"ambiguous lattice: the peaks form {k} sublattices and the two brightest "
+                f"are equally bright ({mean[o[0]]:.4g} vs {mean[o[1]]:.4g}, "
+                f"min_contrast={min_contrast}); register the known cell with "
+                "register_cell, or pick the columns with lattice_from_points")
+        pick = int(o[0])
+    out = Lattice(origins[pick], a, b)
+    return Lattice(out.to_px(np.rint(out.to_frac(pk.mean(0)))), a, b)
 
 
 def refine_lattice(lattice: Lattice, peaks) -> Lattice:
     """Least-squares lattice through peaks that lie on lattice points (each peak is
     assigned the nearest integer lattice index)."""
-    pk = np.asarray(peaks, float)
+    pk = check_positions(peaks, None, "peaks")
     idx = np.rint(lattice.to_frac(pk))
     A = np.column_stack([np.ones(len(pk)), idx])
     if np.linalg.matrix_rank(A) < 3:
@@ -91,19 +250,65 @@ def refine_lattice(lattice: Lattice, peaks) -> Lattice:
     return Lattice(sol[0], sol[1], sol[2])
 
 
-def find_peaks(image, min_distance_px: float = 2.0, threshold: float = 0.5) -> np.ndarray:
+def find_peaks(image, min_distance_px: float = 2.0, threshold: float = 0.5,
+               periodic: bool = True) -> np.ndarray:
     """Local maxima of an image above ``threshold`` (fraction of its range).
+
+    Parameters
+    ----------
+    image : array_like or Signal2D
+        ``(scan_y, scan_x)``.
+    min_distance_px : float
+        Half-width of the neighbourhood a peak is the maximum of [scan px].
+    threshold : float
+        Fraction of the image's range above its minimum.
+    periodic : bool
+        True for a periodic image (a simulation of whole cells); False for a scan,
+        whose edges then do not meet.
 
     Returns
     -------
     ndarray
         ``(n, 2)`` (y, x) integer positions [scan px].
+
+    Examples
+    --------
+    >>> img = np.zeros((6, 6)); img[2, 3] = 1
+    >>> find_peaks(img).tolist()
+    [[2.0, 3.0]]
     """
     img = np.asarray(getattr(image, "data", image), float)
     size = int(2 * np.ceil(min_distance_px) + 1)
-    peak = ndimage.maximum_filter(img, size=size, mode="wrap") == img
+    peak = ndimage.maximum_filter(img, size=size, mode="wrap" if periodic else "nearest") == img
     level = img.min() + threshold * np.ptp(img)
     return np.argwhere(peak & (img > level)).astype(float)
+
+
+def peak_heights(image, peaks) -> np.ndarray:
+    """Heights of an image above its median at sub-pixel peaks (bilinear), for
+    ``lattice_from_peaks(intensities=...)`` and ``register_cell(intensities=...)``.
+
+    Parameters
+    ----------
+    image : array_like or Signal2D
+        ``(scan_y, scan_x)``.
+    peaks : array_like
+        ``(n, 2)`` (y, x) positions inside the image [scan px].
+
+    Returns
+    -------
+    ndarray
+        ``(n,)`` heights [image units].
+
+    Examples
+    --------
+    >>> img = np.zeros((4, 4)); img[1, 1] = 2.0
+    >>> peak_heights(img, [[1, 1], [1, 1.5]]).tolist()
+    [2.0, 1.0]
+    """
+    img = np.asarray(getattr(image, "data", image), float)
+    pk = check_positions(peaks, img.shape, "peaks")
+    return ndimage.map_coordinates(img, pk.T, order=1, mode="nearest") - np.median(img)
 
 
 def replicate(lattice: Lattice, basis: dict, shape) -> dict[str, np.ndarray]:
@@ -141,14 +346,14 @@ def _gauss(params, yy, xx):
 
 
 def refine_positions(image, positions, window_px: float = 2.5, method: str = "gaussian",
-                     sign: int = 1) -> np.ndarray:
+                     sign: int = 1, periodic: bool = True) -> np.ndarray:
     """Sub-pixel column positions by a 2D Gaussian fit or the centre of mass in a
     window around each starting position.
 
     Parameters
     ----------
     image : array_like or Signal2D
-        ``(scan_y, scan_x)``; periodic boundaries.
+        ``(scan_y, scan_x)``.
     positions : array_like
         ``(n, 2)`` starting (y, x) [scan px].
     window_px : float
@@ -156,6 +361,9 @@ def refine_positions(image, positions, window_px: float = 2.5, method: str = "ga
     method : {"gaussian", "com"}
     sign : {1, -1}
         -1 for dark columns (ABF).
+    periodic : bool
+        True: windows wrap around the edges (a simulation of whole cells); False: a
+        window is cut at the edges of the scan.
 
     Returns
     -------
@@ -166,19 +374,22 @@ def refine_positions(image, positions, window_px: float = 2.5, method: str = "ga
     ny, nx = img.shape
     h = int(np.ceil(window_px))
     out = []
-    for y0, x0 in np.asarray(positions, float):
+    for y0, x0 in check_positions(positions, img.shape, "positions"):
         cy, cx = int(round(y0)), int(round(x0))
         dy, dx = np.mgrid[-h:h + 1, -h:h + 1]
-        patch = img[(cy + dy) % ny, (cx + dx) % nx]
+        keep = np.ones(dy.shape, bool) if periodic else \
+            (cy + dy >= 0) & (cy + dy < ny) & (cx + dx >= 0) & (cx + dx < nx)
+        py, px = dy[keep], dx[keep]
+        patch = img[(cy + py) % ny, (cx + px) % nx]
         if method == "com":
             w = np.clip(patch - patch.min(), 0, None)
-            out.append((cy + (w * dy).sum() / w.sum(), cx + (w * dx).sum() / w.sum()))
+            out.append((cy + (w * py).sum() / w.sum(), cx + (w * px).sum() / w.sum()))
             continue
         if method != "gaussian":
             raise ValueError(f"method must be 'gaussian' or 'com'; got {method!r}")
         p0 = (np.ptp(patch), 0.0, 0.0, max(window_px / 2, 0.7), patch.min())
         res = optimize.least_squares(
-            lambda p: (_gauss(p, dy, dx) - patch).ravel(), p0,
+            lambda p, py=py, px=px, patch=patch: _gauss(p, py, px) - patch, p0,
             bounds=([0, -h, -h, 0.3, -np.inf], [np.inf, h, h, 3 * h, np.inf]))
         out.append((cy + res.x[1], cx + res.x[2]))
     return np.array(out)
@@ -195,7 +406,10 @@ def rectangle_region(shape, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
 
 def save_positions(path, columns: dict, lattice: Lattice | None = None,
                    scan_shape=None, **extra) -> None:
-    """Write per-species positions [scan px] (and the lattice) as JSON."""
+    """Write per-species positions [scan px] (and the lattice) as JSON; positions
+    outside ``scan_shape`` (when given) are refused."""
+    for k, v in columns.items():
+        check_positions(np.asarray(v, float).reshape(-1, 2), scan_shape, f"columns[{k!r}]")
     doc = {"format": "tdm_widgets.positions", "version": 1, "units": "scan px (row, col)",
            "scan_shape": None if scan_shape is None else list(map(int, scan_shape)),
            "columns": {k: np.asarray(v, float).tolist() for k, v in columns.items()}, **extra}
@@ -223,7 +437,7 @@ def load_positions(path, scan_shape=None) -> tuple[dict, Lattice | None, dict]:
     try:
         doc = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not a JSON positions file: {err}") from None
+        raise ValueError(f"{path} is not a tdm_widgets positions file (not a JSON positions file: {err})") from None
     if not isinstance(doc, dict) or doc.get("format") != "tdm_widgets.positions" \
             or not isinstance(doc.get("columns"), dict):
         raise ValueError(f"{path} is not a tdm_widgets positions file")
@@ -232,8 +446,7 @@ def load_positions(path, scan_shape=None) -> tuple[dict, Lattice | None, dict]:
             and tuple(made_for) != tuple(scan_shape):
         raise ValueError(f"{path} holds positions for a scan of shape {tuple(made_for)}; "
                          f"this scan is {tuple(scan_shape)}")
-    cols = {k: (np.asarray(v, float).reshape(-1, 2) if scan_shape is None
-                else check_positions(v, scan_shape, f"{path} columns[{k!r}]"))
+    cols = {k: check_positions(v, scan_shape or made_for, f"{path} columns[{k!r}]")
             for k, v in doc["columns"].items()}
     lat = doc.get("lattice")
     return cols, (Lattice(lat["origin"], lat["a"], lat["b"]) if lat else None), doc
