@@ -8,7 +8,8 @@ Public API::
     data_matrix                                   the sorted matrix D of Fig 1d
     point_templates, specificity, ...             templates from columns, contrast
     cross_validated_image, specificity_report     honest (held-out) TDM images
-    center_of_mass, icom, eigen_images, snr_db,   measurements around the masks
+    center_of_mass, icom, eigen_images,           measurements around the masks
+    shot_noise_snr_db, unit_cell_snr_db,
     line_profile, match_thickness, displacement_vectors, refine_by_tdm
 """
 
@@ -18,7 +19,7 @@ from .analysis.icom import center_of_mass, icom
 from .analysis.pacbed import match_thickness, resample_pattern
 from .analysis.pca import eigen_closeness, eigen_images
 from .analysis.profiles import line_profile
-from .analysis.snr import snr_db, unit_cell_average
+from .analysis.snr import shot_noise_snr_db, unit_cell_average, unit_cell_snr_db
 from .columns import format_specificity, point_templates, random_positions_template, \
     specificity
 from .core.disk import BFDisk
@@ -49,6 +50,6 @@ __all__ = [
     "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
     "pcc_mask", "point_templates", "random_positions_template", "rectangle_region",
     "refine_by_tdm", "refine_lattice", "refine_positions", "replicate", "resample_pattern",
-    "save_positions", "snr_db", "specificity", "specificity_report", "start_dependence", "unit_cell_average",
+    "save_positions", "shot_noise_snr_db", "specificity", "specificity_report", "start_dependence", "unit_cell_average", "unit_cell_snr_db",
     "virtual_image",
 ]

@@ -106,9 +106,63 @@ def test_snr_of_periodic_image_with_known_noise(rng):
     cell = rng.standard_normal((8, 10)) * 2.0
     img = np.tile(cell, (6, 5)) + rng.standard_normal((48, 50)) * 0.5
     expected = 10 * np.log10(cell.var() / 0.25)
-    assert tw.snr_db(img, (8, 10)) == pytest.approx(expected, abs=0.3)
+    assert tw.unit_cell_snr_db(img, (8, 10)) == pytest.approx(expected, abs=0.3)
     with pytest.raises(ValueError, match="whole cells"):
-        tw.snr_db(img, (7, 10))
+        tw.unit_cell_snr_db(img, (7, 10))
+
+
+def _counts_with_known_snr(rng, electrons):
+    """Patterns whose summed image is ``electrons * (1.5 + sin)``: the noise-free
+    image variance and the Poisson noise of each pixel are known in closed form."""
+    shape = (24, 10, 6, 6)
+    profile = 1.5 + np.sin(np.arange(shape[0]) / 2.0)
+    lam = electrons / 36 * profile[:, None, None, None] * np.ones(shape)
+    signal = electrons * profile
+    expected = 10 * np.log10(signal.var() / np.mean(signal))  # Poisson var = mean count
+    return rng.poisson(lam).astype(np.uint32), expected
+
+
+@pytest.mark.parametrize("method", ["halves", "poisson"])
+def test_shot_noise_snr_follows_the_dose(rng, method):
+    mask = np.ones((6, 6))
+    got = []
+    for electrons in (1e2, 1e3, 1e4):
+        counts, expected = _counts_with_known_snr(rng, electrons)
+        got.append(tw.shot_noise_snr_db(counts, mask, method=method, seed=3))
+        assert got[-1] == pytest.approx(expected, abs=1.0)
+    assert got[2] - got[0] == pytest.approx(20.0, abs=1.5)   # 10 dB per decade
+    # a weighted mask: noise var sum m^2 I, signal scales with sum m
+    w = np.linspace(0.5, 2.0, 36).reshape(6, 6)
+    counts, _ = _counts_with_known_snr(rng, 1e3)
+    profile = 1.5 + np.sin(np.arange(24) / 2.0)
+    expected = 10 * np.log10((1e3 / 36 * w.sum()) ** 2 * profile.var()
+                             / (1e3 / 36 * (w ** 2).sum() * profile.mean()))
+    assert tw.shot_noise_snr_db(counts, w, method=method) == pytest.approx(expected, abs=1.0)
+
+
+def test_shot_noise_snr_is_unbounded_without_noise_and_checks_its_input(rng):
+    counts, _ = _counts_with_known_snr(rng, 1e3)
+    with pytest.warns(UserWarning, match="noise-free"):
+        assert tw.shot_noise_snr_db(counts.astype(np.float32), np.ones((6, 6))) == np.inf
+    with pytest.raises(ValueError, match="mask must have the detector shape"):
+        tw.shot_noise_snr_db(counts, np.ones((5, 6)))
+    with pytest.raises(ValueError, match="method"):
+        tw.shot_noise_snr_db(counts, np.ones((6, 6)), method="cells")
+
+
+def test_unit_cell_snr_counts_a_defect_as_noise_where_shot_noise_snr_does_not(rng):
+    """The two estimators name different things: a missing column is 'noise' for
+    the unit-cell average and signal for the shot-noise estimator."""
+    cell = np.zeros((4, 4))
+    cell[1, 1] = 1.0
+    img = np.tile(cell, (6, 5))
+    img[5, 5] = 0.0                                     # a vacancy
+    lam = 2e3 * (0.2 + img)[:, :, None, None] * np.ones((1, 1, 3, 3)) / 9
+    counts = rng.poisson(lam).astype(np.uint32)
+    clean = 10 * np.log10(np.var(2e3 * (0.2 + img)) / np.mean(2e3 * (0.2 + img)))
+    assert tw.shot_noise_snr_db(counts, np.ones((3, 3))) == pytest.approx(clean, abs=1.0)
+    noiseless_cell_snr = tw.unit_cell_snr_db(img, (4, 4))
+    assert noiseless_cell_snr < clean - 5               # finite although there is no noise
 
 
 def test_line_profile_folds_unit_cells():
