@@ -233,7 +233,7 @@ def test_ti_o_displacement_on_simulated_polar_pbtio3():
                             [shape[0] / 2, shape[1] / 2]])}
     rep = tw.start_dependence(s, [truth, ideal], ["Pb", "Ti", "O"], sigma_px=1.0,
                               window_px=2.0, detector_region=(0, 23.5))
-    assert all(h[-1] < 0.01 for h in rep["histories"])
+    assert all(h[-1] < 0.01 for h in rep["histories"]) and all(rep["converged"])
     results = [d[0] for d in rep["displacements"]]
     assert rep["spread_px"] < 0.05
     assert d_true[0, 0] < -1.0                      # 0.316 A along -y
@@ -241,6 +241,32 @@ def test_ti_o_displacement_on_simulated_polar_pbtio3():
         assert d[0] < 0 and 0.3 < d[0] / d_true[0, 0] < 1.2
         assert abs(d[1]) < 0.15
     assert np.max(np.abs(results[0] - results[1])) < 0.05  # start-independent
+
+
+def test_refinement_reports_convergence_and_starts_of_different_sizes():
+    """A run cut short warns and says so; starts with different numbers of columns
+    (here a second, offset Ti start that refines onto the same column) are paired
+    by position instead of stacked."""
+    from tdm_widgets.manifest import ROOT
+    from tdm_widgets.simulate import columns_of, select
+
+    series = tw.load(ROOT / "data/bundled/pbtio3_thickness.hspy")
+    s = select(series, thickness_nm=45)
+    truth = columns_of(series)
+    kw = dict(sigma_px=1.0, window_px=2.0, detector_region=(0, 23.5))
+    offset = {k: v + 0.6 for k, v in truth.items()}
+    with pytest.warns(UserWarning, match="did not converge"):
+        r = tw.refine_by_tdm(s, offset, ["Pb", "Ti", "O"], max_iter=1, tol_px=1e-9, **kw)
+    assert not r.converged and r.iterations == 1 == len(r.history)
+    r = tw.refine_by_tdm(s, offset, ["Pb", "Ti", "O"], max_iter=30, **kw)
+    assert r.converged and r.history[-1] < 0.01 and r.iterations == len(r.history)
+    two = dict(truth, Ti=np.concatenate([truth["Ti"], truth["Ti"] + 0.4]))
+    rep = tw.start_dependence(s, [truth, two], ["Pb", "Ti", "O"], **kw)
+    assert [len(d) for d in rep["displacements"]] == [len(truth["Ti"]), len(truth["Ti"]) + 1]
+    assert rep["n_matched"] == [len(truth["Ti"]), len(truth["Ti"]) + 1]
+    assert rep["spread_px"] < 0.05
+    with pytest.raises(ValueError, match="max_iter"):
+        tw.refine_by_tdm(s, truth, ["Ti"], max_iter=0)
 
 
 def test_resample_pattern_onto_other_grids():
