@@ -172,21 +172,51 @@ def test_line_profile_folds_unit_cells():
     np.testing.assert_allclose(prof, np.cos(2 * np.pi * d / 10.0), atol=1e-3)
 
 
-def test_pacbed_held_out_thickness_recovered_within_one_step():
+def _bundled_pacbed():
     from tdm_widgets.demo import BUNDLED
 
-    s = tw.load(BUNDLED, lazy=True)
-    pac = np.asarray(s.metadata.Simulation.pacbed, float)
-    thick = np.asarray(s.metadata.Simulation.pacbed_thickness_nm)
+    m = tw.load(BUNDLED, lazy=True).metadata.Simulation
+    return (np.asarray(m.pacbed, float), np.asarray(m.pacbed_thickness_nm),
+            tuple(m.pacbed_mrad_per_px))
+
+
+def test_pacbed_held_out_thickness_on_another_detector_grid():
+    """Each interior member of the bundled series, held out, moved to another
+    detector (coarser, non-square pixels, off-centre) and made into counts, is
+    found between its neighbours and within its own uncertainty of the truth."""
+    pac, thick, mrad = _bundled_pacbed()
     assert len(thick) >= 5
     rng = np.random.default_rng(0)
+    size = (1.1, 0.95)                                   # mrad per px of the "camera"
     for i in range(1, len(thick) - 1):
-        held = rng.poisson(pac[i] / pac[i].sum() * 2e6).astype(float)  # a noisy measurement
+        moved = tw.resample_pattern(pac[i], mrad, (-85 * mrad[0], -88 * mrad[1]), (120, 150),
+                                    size, (-62.0, -75.0))
+        held = rng.poisson(moved / moved.sum() * 2e6)
         others = np.delete(np.arange(len(thick)), i)
-        best, sim = tw.match_thickness(held, pac[others], thick[others])
-        step = np.max(np.diff(thick))
-        assert abs(best - thick[i]) <= step + 1e-6
-        assert sim.shape == (len(others),)
+        r = tw.match_thickness(held, pac[others], thick[others], pattern_px_size=size,
+                               series_px_size=mrad)
+        assert thick[i - 1] < r.thickness_nm < thick[i + 1]
+        assert abs(r.thickness_nm - thick[i]) <= max(r.uncertainty_nm, 5.0)
+        assert r.similarity.shape == r.grid_nm.shape and r.grid_nm[0] == thick[others][0]
+    # the member itself, on its own grid, comes back exactly with a clear margin
+    r = tw.match_thickness(pac[3], pac, thick, series_px_size=mrad, pattern_px_size=mrad)
+    assert r.thickness_nm == pytest.approx(thick[3], abs=0.5) and not r.ambiguous
+    assert r.distance.min() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_pacbed_match_warns_when_the_series_cannot_tell():
+    yy, xx = np.indices((40, 40)) - 20.0
+    disc = (np.hypot(yy, xx) < 10).astype(float)
+    flat = np.stack([disc] * 4)
+    with pytest.warns(UserWarning, match="not distinct"):
+        r = tw.match_thickness(disc, flat, [10.0, 15.0, 20.0, 25.0])
+    assert r.ambiguous and r.uncertainty_nm == pytest.approx(7.5)
+    with pytest.raises(ValueError, match="thickness_nm must increase"):
+        tw.match_thickness(disc, flat, [10.0, 5.0, 20.0, 25.0])
+    with pytest.raises(ValueError, match="series must be"):
+        tw.match_thickness(disc, flat, [10.0, 15.0])
+    with pytest.raises(ValueError, match="region_radius"):
+        tw.match_thickness(disc, flat, [10.0, 15.0, 20.0, 25.0], region_radius=0)
 
 
 def test_displacements_of_a_synthetic_polar_lattice():
