@@ -19,6 +19,7 @@ from .analysis.icom import center_of_mass, icom
 from .analysis.pacbed import match_thickness, resample_pattern
 from .analysis.pca import eigen_closeness, eigen_images
 from .analysis.profiles import line_profile
+from .analysis.unmix import unmix_images
 from .analysis.snr import shot_noise_snr_db, unit_cell_average, unit_cell_snr_db
 from .columns import format_specificity, point_templates, random_positions_template, \
     specificity
@@ -50,6 +51,6 @@ __all__ = [
     "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
     "pcc_mask", "point_templates", "random_positions_template", "rectangle_region",
     "refine_by_tdm", "refine_lattice", "refine_positions", "replicate", "resample_pattern",
-    "save_positions", "shot_noise_snr_db", "specificity", "specificity_report", "start_dependence", "unit_cell_average", "unit_cell_snr_db",
+    "save_positions", "shot_noise_snr_db", "specificity", "specificity_report", "start_dependence", "unit_cell_average", "unit_cell_snr_db", "unmix_images",
     "virtual_image",
 ]

@@ -323,3 +323,36 @@ def test_displacement_map_figure():
     q = show_displacements(ax, np.zeros((20, 20)), c, d, step_A=(0.3, 0.3))
     assert q.N == 2  # NaN cages are left out
     plt.close(fig)
+
+
+def test_unmix_images_removes_known_cross_talk(rng):
+    """Images that are known mixtures of their templates plus noise: the joint fit
+    recovers each template (correlation near 1, the other species' columns at the
+    background level); a very large ridge gives back the independent images."""
+    shape = (30, 30)
+    t = np.zeros((3,) + shape)
+    t[0, 3::10, 3::10] = 1.0
+    t[1, 5::10, 8::10] = 1.0
+    t[2, 8::10, 4::10] = 1.0
+    mix = np.array([[1.0, 0.6, 0.2], [0.4, 1.0, 0.5], [0.3, 0.1, 1.0]])  # image j = sum_s mix[j, s] t_s
+    images = np.einsum("js,syx->jyx", mix, t) + 0.01 * rng.standard_normal((3,) + shape) + 7.0
+    clean, w = tw.unmix_images(images, t)
+    for j in range(3):
+        assert np.corrcoef(clean[j].ravel(), t[j].ravel())[0, 1] > 0.98
+        for s_ in set(range(3)) - {j}:
+            assert abs(clean[j][t[s_] > 0].mean() - clean[j][t.sum(0) == 0].mean()) < 0.05
+    np.testing.assert_allclose(np.einsum("sj,syx->jyx", w, images), clean)
+    far, _ = tw.unmix_images(images, t, ridge=1e9)
+    for j in range(3):
+        assert np.corrcoef(far[j].ravel(), images[j].ravel())[0, 1] > 0.999999
+    # fitted on a region only, applied everywhere
+    region = np.zeros(shape, bool)
+    region[:20] = True
+    part, _ = tw.unmix_images(images, t, region=region)
+    assert np.corrcoef(part[0].ravel(), t[0].ravel())[0, 1] > 0.98
+    with pytest.raises(ValueError, match="region"):
+        tw.unmix_images(images, t, region=np.ones((3, 3), bool))
+    with pytest.raises(ValueError, match="ridge"):
+        tw.unmix_images(images, t, ridge=-1)
+    with pytest.raises(ValueError, match="same shape|of one"):
+        tw.unmix_images(images[:2], t)

@@ -11,6 +11,7 @@ from scipy.spatial import cKDTree
 
 from ..columns import point_templates
 from ..templates import refine_positions
+from .unmix import unmix_images
 
 
 def displacement_vectors(centres, neighbours, n: int = 4, max_distance_px: float | None = None,
@@ -88,7 +89,8 @@ class Refinement:
 
 
 def refine_by_tdm(s, columns: dict, species, sigma_px: float = 1.0, window_px: float = 2.0,
-                  max_iter: int = 10, tol_px: float = 0.01, **mask_kw) -> Refinement:
+                  max_iter: int = 10, tol_px: float = 0.01, unmix_ridge: float | None = None,
+                  **mask_kw) -> Refinement:
     """Column positions refined in their own TDM images, re-centring the templates on
     the refined positions until they stop moving.
 
@@ -97,6 +99,11 @@ def refine_by_tdm(s, columns: dict, species, sigma_px: float = 1.0, window_px: f
     from different starts (:func:`start_dependence`) to see how far the answer
     depends on them. A run that reaches ``max_iter`` with columns still moving by
     ``tol_px`` or more warns and reports ``converged=False``.
+
+    With ``unmix_ridge`` set, the species images are replaced by their joint
+    least-squares combination (:func:`tdm_widgets.unmix_images`) before the peaks
+    are fitted: the Ti image then no longer answers to the O column 0.33 angstrom
+    from Ti in PbTiO3 [100] (give that O column among the ``"O"`` positions).
 
     Parameters
     ----------
@@ -114,6 +121,9 @@ def refine_by_tdm(s, columns: dict, species, sigma_px: float = 1.0, window_px: f
         Most iterations.
     tol_px : float
         Converged when no column moves by this much in one iteration [scan px].
+    unmix_ridge : float, optional
+        Ridge of :func:`tdm_widgets.unmix_images`; None keeps the independent
+        (Pearson) images.
     **mask_kw
         Passed to :func:`tdm_widgets.pcc_mask` (``detector_region``, ...).
 
@@ -136,6 +146,8 @@ def refine_by_tdm(s, columns: dict, species, sigma_px: float = 1.0, window_px: f
     for _ in range(max_iter):
         t, names = point_templates(pos, shape, list(species), sigma_px=sigma_px, combined=None)
         imgs = apply_mask(s, pcc_mask(s, t, progress=False, **mask_kw), progress=False).data
+        if unmix_ridge is not None:
+            imgs, _ = unmix_images(imgs, t, unmix_ridge)
         shift = 0.0
         for i, name in enumerate(names):
             new = refine_positions(imgs[i], pos[name], window_px=window_px)
