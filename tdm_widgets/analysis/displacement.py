@@ -11,7 +11,6 @@ from scipy.spatial import cKDTree
 
 from ..columns import point_templates
 from ..templates import refine_positions
-from .unmix import unmix_images
 
 
 def displacement_vectors(centres, neighbours, n: int = 4, max_distance_px: float | None = None,
@@ -89,8 +88,7 @@ class Refinement:
 
 
 def refine_by_tdm(s, columns: dict, species, sigma_px: float = 1.0, window_px: float = 2.0,
-                  max_iter: int = 10, tol_px: float = 0.01, unmix_ridge: float | None = None,
-                  **mask_kw) -> Refinement:
+                  max_iter: int = 10, tol_px: float = 0.01, **mask_kw) -> Refinement:
     """Column positions refined in their own TDM images, re-centring the templates on
     the refined positions until they stop moving.
 
@@ -100,10 +98,10 @@ def refine_by_tdm(s, columns: dict, species, sigma_px: float = 1.0, window_px: f
     depends on them. A run that reaches ``max_iter`` with columns still moving by
     ``tol_px`` or more warns and reports ``converged=False``.
 
-    With ``unmix_ridge`` set, the species images are replaced by their joint
-    least-squares combination (:func:`tdm_widgets.unmix_images`) before the peaks
-    are fitted: the Ti image then no longer answers to the O column 0.33 angstrom
-    from Ti in PbTiO3 [100] (give that O column among the ``"O"`` positions).
+    Known bias (README, validation table): in PbTiO3 [100] the O column 0.33
+    angstrom from Ti in projection is not separated from it, and the Ti-O
+    displacement comes out wrong by up to 0.4 angstrom depending on thickness,
+    whichever start is used.
 
     Parameters
     ----------
@@ -121,9 +119,6 @@ def refine_by_tdm(s, columns: dict, species, sigma_px: float = 1.0, window_px: f
         Most iterations.
     tol_px : float
         Converged when no column moves by this much in one iteration [scan px].
-    unmix_ridge : float, optional
-        Ridge of :func:`tdm_widgets.unmix_images`; None keeps the independent
-        (Pearson) images.
     **mask_kw
         Passed to :func:`tdm_widgets.pcc_mask` (``detector_region``, ...).
 
@@ -146,8 +141,6 @@ def refine_by_tdm(s, columns: dict, species, sigma_px: float = 1.0, window_px: f
     for _ in range(max_iter):
         t, names = point_templates(pos, shape, list(species), sigma_px=sigma_px, combined=None)
         imgs = apply_mask(s, pcc_mask(s, t, progress=False, **mask_kw), progress=False).data
-        if unmix_ridge is not None:
-            imgs, _ = unmix_images(imgs, t, unmix_ridge)
         shift = 0.0
         for i, name in enumerate(names):
             new = refine_positions(imgs[i], pos[name], window_px=window_px)
