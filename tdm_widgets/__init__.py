@@ -8,6 +8,7 @@ Public API::
     data_matrix                                   the sorted matrix D of Fig 1d
     point_templates, specificity, ...             templates from columns, contrast
     cross_validated_image, specificity_report     honest (held-out) TDM images
+    cross_validated_joint_images, unmix_images    species images fitted jointly
     center_of_mass, icom, eigen_images,           measurements around the masks
     shot_noise_snr_db, unit_cell_snr_db,
     line_profile, match_thickness, displacement_vectors, refine_by_tdm
@@ -33,7 +34,7 @@ from .noise import add_poisson_noise
 from .templates import Lattice, find_peaks, lattice_from_peaks, lattice_from_points, \
     load_positions, \
     rectangle_region, refine_lattice, refine_positions, replicate, save_positions
-from .validation import cross_validated_image, specificity_report
+from .validation import cross_validated_image, cross_validated_joint_images, specificity_report
 
 
 def explore(s, columns=None, **kwargs):
@@ -45,7 +46,7 @@ def explore(s, columns=None, **kwargs):
 
 __all__ = [
     "BFDisk", "Lattice", "LiveTDM", "TDMEngine", "__version__", "add_poisson_noise", "apply_mask", "bf_disk",
-    "calibrate_detector", "center_of_mass", "column_stats", "cross_validated_image",
+    "calibrate_detector", "center_of_mass", "column_stats", "cross_validated_image", "cross_validated_joint_images",
     "data_matrix", "detector_annulus", "displacement_vectors", "eigen_closeness",
     "eigen_images", "explore", "export_weighted_detector", "find_peaks", "format_specificity", "from_array", "icom",
     "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
