@@ -20,8 +20,8 @@ from .analysis.icom import center_of_mass, icom
 from .analysis.pacbed import match_thickness, resample_pattern
 from .analysis.pca import eigen_closeness, eigen_images
 from .analysis.profiles import line_profile
-from .analysis.unmix import unmix_images
 from .analysis.snr import shot_noise_snr_db, unit_cell_average, unit_cell_snr_db
+from .analysis.unmix import unmix_images
 from .columns import format_specificity, point_templates, random_positions_template, \
     specificity
 from .core.disk import BFDisk

@@ -32,7 +32,7 @@ def test_joint_images_remove_cross_talk_that_pearson_keeps(rng):
     r = tw.cross_validated_joint_images(counts, t, ridges=(0.0, 0.1, 1.0, 100.0))
     assert set(r.cv_error) == {0.0, 0.1, 1.0, 100.0} and r.ridge in r.cv_error
     assert r.cv_error[r.ridge] == min(r.cv_error.values())
-    leak_p, own_p = _leak(r.pearson[0], t, 0, 1)
+    leak_p, _ = _leak(r.pearson[0], t, 0, 1)
     leak_j, own_j = _leak(r.joint[0], t, 0, 1)
     assert abs(leak_p) > 0.5                  # the Pearson image of 0 also shows 1
     assert abs(leak_j) < 0.25 * abs(leak_p)   # the joint one much less
