@@ -11,7 +11,9 @@ Public API::
     point_templates, specificity, ...             templates from columns, contrast
     lattice_from_peaks, register_cell             a known unit cell on a user's scan
     cross_validated_image, specificity_report     honest (held-out) TDM images
-    center_of_mass, icom, eigen_images, snr_db,   measurements around the masks
+    cross_validated_joint_images, unmix_images    species images fitted jointly
+    center_of_mass, icom, eigen_images,           measurements around the masks
+    shot_noise_snr_db, unit_cell_snr_db,
     line_profile, match_thickness, displacement_vectors, refine_by_tdm
 """
 
@@ -21,7 +23,8 @@ from .analysis.icom import center_of_mass, icom
 from .analysis.pacbed import match_thickness, resample_pattern
 from .analysis.pca import eigen_closeness, eigen_images
 from .analysis.profiles import line_profile
-from .analysis.snr import snr_db, unit_cell_average
+from .analysis.snr import shot_noise_snr_db, unit_cell_average, unit_cell_snr_db
+from .analysis.unmix import unmix_images
 from .columns import format_specificity, point_templates, random_positions_template, \
     specificity
 from .badpixels import BadPixels, find_bad_pixels, set_bad_pixels
@@ -37,7 +40,7 @@ from .registration import Registration, cell_from_columns, register_cell
 from .templates import Lattice, find_peaks, lattice_from_peaks, lattice_from_points, \
     load_positions, peak_heights, \
     rectangle_region, refine_lattice, refine_positions, replicate, save_positions
-from .validation import cross_validated_image, specificity_report
+from .validation import cross_validated_image, cross_validated_joint_images, specificity_report
 
 
 def explore(s, columns=None, **kwargs):
@@ -51,12 +54,14 @@ __all__ = [
     "BFDisk", "BadPixels", "Descan", "Lattice", "LiveTDM", "Registration", "TDMEngine", "__version__",
     "add_poisson_noise", "apply_mask", "bf_disk", "calibrate_detector", "cell_from_columns",
     "center_of_mass", "correct_descan", "column_stats", "cross_validated_image",
+    "cross_validated_joint_images",
     "data_matrix", "detector_annulus", "displacement_vectors", "eigen_closeness",
     "eigen_images", "explore", "export_weighted_detector", "find_bad_pixels", "find_peaks", "format_specificity", "from_array", "icom",
     "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
     "measure_descan", "pcc_mask", "peak_heights", "point_templates", "random_positions_template",
     "rectangle_region", "refine_by_tdm", "refine_lattice", "register_cell", "refine_positions",
-    "replicate", "resample_pattern", "save_positions", "set_bad_pixels", "snr_db", "specificity",
-    "specificity_report", "start_dependence", "unit_cell_average",
+    "replicate", "resample_pattern", "save_positions", "set_bad_pixels", "shot_noise_snr_db",
+    "specificity", "specificity_report", "start_dependence", "unit_cell_average",
+    "unit_cell_snr_db", "unmix_images",
     "virtual_image",
 ]

@@ -106,9 +106,63 @@ def test_snr_of_periodic_image_with_known_noise(rng):
     cell = rng.standard_normal((8, 10)) * 2.0
     img = np.tile(cell, (6, 5)) + rng.standard_normal((48, 50)) * 0.5
     expected = 10 * np.log10(cell.var() / 0.25)
-    assert tw.snr_db(img, (8, 10)) == pytest.approx(expected, abs=0.3)
+    assert tw.unit_cell_snr_db(img, (8, 10)) == pytest.approx(expected, abs=0.3)
     with pytest.raises(ValueError, match="whole cells"):
-        tw.snr_db(img, (7, 10))
+        tw.unit_cell_snr_db(img, (7, 10))
+
+
+def _counts_with_known_snr(rng, electrons):
+    """Patterns whose summed image is ``electrons * (1.5 + sin)``: the noise-free
+    image variance and the Poisson noise of each pixel are known in closed form."""
+    shape = (24, 10, 6, 6)
+    profile = 1.5 + np.sin(np.arange(shape[0]) / 2.0)
+    lam = electrons / 36 * profile[:, None, None, None] * np.ones(shape)
+    signal = electrons * profile
+    expected = 10 * np.log10(signal.var() / np.mean(signal))  # Poisson var = mean count
+    return rng.poisson(lam).astype(np.uint32), expected
+
+
+@pytest.mark.parametrize("method", ["halves", "poisson"])
+def test_shot_noise_snr_follows_the_dose(rng, method):
+    mask = np.ones((6, 6))
+    got = []
+    for electrons in (1e2, 1e3, 1e4):
+        counts, expected = _counts_with_known_snr(rng, electrons)
+        got.append(tw.shot_noise_snr_db(counts, mask, method=method, seed=3))
+        assert got[-1] == pytest.approx(expected, abs=1.0)
+    assert got[2] - got[0] == pytest.approx(20.0, abs=1.5)   # 10 dB per decade
+    # a weighted mask: noise var sum m^2 I, signal scales with sum m
+    w = np.linspace(0.5, 2.0, 36).reshape(6, 6)
+    counts, _ = _counts_with_known_snr(rng, 1e3)
+    profile = 1.5 + np.sin(np.arange(24) / 2.0)
+    expected = 10 * np.log10((1e3 / 36 * w.sum()) ** 2 * profile.var()
+                             / (1e3 / 36 * (w ** 2).sum() * profile.mean()))
+    assert tw.shot_noise_snr_db(counts, w, method=method) == pytest.approx(expected, abs=1.0)
+
+
+def test_shot_noise_snr_is_unbounded_without_noise_and_checks_its_input(rng):
+    counts, _ = _counts_with_known_snr(rng, 1e3)
+    with pytest.warns(UserWarning, match="noise-free"):
+        assert tw.shot_noise_snr_db(counts.astype(np.float32), np.ones((6, 6))) == np.inf
+    with pytest.raises(ValueError, match="mask must have the detector shape"):
+        tw.shot_noise_snr_db(counts, np.ones((5, 6)))
+    with pytest.raises(ValueError, match="method"):
+        tw.shot_noise_snr_db(counts, np.ones((6, 6)), method="cells")
+
+
+def test_unit_cell_snr_counts_a_defect_as_noise_where_shot_noise_snr_does_not(rng):
+    """The two estimators name different things: a missing column is 'noise' for
+    the unit-cell average and signal for the shot-noise estimator."""
+    cell = np.zeros((4, 4))
+    cell[1, 1] = 1.0
+    img = np.tile(cell, (6, 5))
+    img[5, 5] = 0.0                                     # a vacancy
+    lam = 2e3 * (0.2 + img)[:, :, None, None] * np.ones((1, 1, 3, 3)) / 9
+    counts = rng.poisson(lam).astype(np.uint32)
+    clean = 10 * np.log10(np.var(2e3 * (0.2 + img)) / np.mean(2e3 * (0.2 + img)))
+    assert tw.shot_noise_snr_db(counts, np.ones((3, 3))) == pytest.approx(clean, abs=1.0)
+    noiseless_cell_snr = tw.unit_cell_snr_db(img, (4, 4))
+    assert noiseless_cell_snr < clean - 5               # finite although there is no noise
 
 
 def test_line_profile_folds_unit_cells():
@@ -118,21 +172,51 @@ def test_line_profile_folds_unit_cells():
     np.testing.assert_allclose(prof, np.cos(2 * np.pi * d / 10.0), atol=1e-3)
 
 
-def test_pacbed_held_out_thickness_recovered_within_one_step():
+def _bundled_pacbed():
     from tdm_widgets.demo import BUNDLED
 
-    s = tw.load(BUNDLED, lazy=True)
-    pac = np.asarray(s.metadata.Simulation.pacbed, float)
-    thick = np.asarray(s.metadata.Simulation.pacbed_thickness_nm)
+    m = tw.load(BUNDLED, lazy=True).metadata.Simulation
+    return (np.asarray(m.pacbed, float), np.asarray(m.pacbed_thickness_nm),
+            tuple(m.pacbed_mrad_per_px))
+
+
+def test_pacbed_held_out_thickness_on_another_detector_grid():
+    """Each interior member of the bundled series, held out, moved to another
+    detector (coarser, non-square pixels, off-centre) and made into counts, is
+    found between its neighbours and within its own uncertainty of the truth."""
+    pac, thick, mrad = _bundled_pacbed()
     assert len(thick) >= 5
     rng = np.random.default_rng(0)
+    size = (1.1, 0.95)                                   # mrad per px of the "camera"
     for i in range(1, len(thick) - 1):
-        held = rng.poisson(pac[i] / pac[i].sum() * 2e6).astype(float)  # a noisy measurement
+        moved = tw.resample_pattern(pac[i], mrad, (-85 * mrad[0], -88 * mrad[1]), (120, 150),
+                                    size, (-62.0, -75.0))
+        held = rng.poisson(moved / moved.sum() * 2e6)
         others = np.delete(np.arange(len(thick)), i)
-        best, sim = tw.match_thickness(held, pac[others], thick[others])
-        step = np.max(np.diff(thick))
-        assert abs(best - thick[i]) <= step + 1e-6
-        assert sim.shape == (len(others),)
+        r = tw.match_thickness(held, pac[others], thick[others], pattern_px_size=size,
+                               series_px_size=mrad)
+        assert thick[i - 1] < r.thickness_nm < thick[i + 1]
+        assert abs(r.thickness_nm - thick[i]) <= max(r.uncertainty_nm, 5.0)
+        assert r.similarity.shape == r.grid_nm.shape and r.grid_nm[0] == thick[others][0]
+    # the member itself, on its own grid, comes back exactly with a clear margin
+    r = tw.match_thickness(pac[3], pac, thick, series_px_size=mrad, pattern_px_size=mrad)
+    assert r.thickness_nm == pytest.approx(thick[3], abs=0.5) and not r.ambiguous
+    assert r.distance.min() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_pacbed_match_warns_when_the_series_cannot_tell():
+    yy, xx = np.indices((40, 40)) - 20.0
+    disc = (np.hypot(yy, xx) < 10).astype(float)
+    flat = np.stack([disc] * 4)
+    with pytest.warns(UserWarning, match="not distinct"):
+        r = tw.match_thickness(disc, flat, [10.0, 15.0, 20.0, 25.0])
+    assert r.ambiguous and r.uncertainty_nm == pytest.approx(7.5)
+    with pytest.raises(ValueError, match="thickness_nm must increase"):
+        tw.match_thickness(disc, flat, [10.0, 5.0, 20.0, 25.0])
+    with pytest.raises(ValueError, match="series must be"):
+        tw.match_thickness(disc, flat, [10.0, 15.0])
+    with pytest.raises(ValueError, match="region_radius"):
+        tw.match_thickness(disc, flat, [10.0, 15.0, 20.0, 25.0], region_radius=0)
 
 
 def test_displacements_of_a_synthetic_polar_lattice():
@@ -179,7 +263,7 @@ def test_ti_o_displacement_on_simulated_polar_pbtio3():
                             [shape[0] / 2, shape[1] / 2]])}
     rep = tw.start_dependence(s, [truth, ideal], ["Pb", "Ti", "O"], sigma_px=1.0,
                               window_px=2.0, detector_region=(0, 23.5))
-    assert all(h[-1] < 0.01 for h in rep["histories"])
+    assert all(h[-1] < 0.01 for h in rep["histories"]) and all(rep["converged"])
     results = [d[0] for d in rep["displacements"]]
     assert rep["spread_px"] < 0.05
     assert d_true[0, 0] < -1.0                      # 0.316 A along -y
@@ -187,6 +271,32 @@ def test_ti_o_displacement_on_simulated_polar_pbtio3():
         assert d[0] < 0 and 0.3 < d[0] / d_true[0, 0] < 1.2
         assert abs(d[1]) < 0.15
     assert np.max(np.abs(results[0] - results[1])) < 0.05  # start-independent
+
+
+def test_refinement_reports_convergence_and_starts_of_different_sizes():
+    """A run cut short warns and says so; starts with different numbers of columns
+    (here a second, offset Ti start that refines onto the same column) are paired
+    by position instead of stacked."""
+    from tdm_widgets.manifest import ROOT
+    from tdm_widgets.simulate import columns_of, select
+
+    series = tw.load(ROOT / "data/bundled/pbtio3_thickness.hspy")
+    s = select(series, thickness_nm=45)
+    truth = columns_of(series)
+    kw = dict(sigma_px=1.0, window_px=2.0, detector_region=(0, 23.5))
+    offset = {k: v + 0.6 for k, v in truth.items()}
+    with pytest.warns(UserWarning, match="did not converge"):
+        r = tw.refine_by_tdm(s, offset, ["Pb", "Ti", "O"], max_iter=1, tol_px=1e-9, **kw)
+    assert not r.converged and r.iterations == 1 == len(r.history)
+    r = tw.refine_by_tdm(s, offset, ["Pb", "Ti", "O"], max_iter=30, **kw)
+    assert r.converged and r.history[-1] < 0.01 and r.iterations == len(r.history)
+    two = dict(truth, Ti=np.concatenate([truth["Ti"], truth["Ti"] + 0.4]))
+    rep = tw.start_dependence(s, [truth, two], ["Pb", "Ti", "O"], **kw)
+    assert [len(d) for d in rep["displacements"]] == [len(truth["Ti"]), len(truth["Ti"]) + 1]
+    assert rep["n_matched"] == [len(truth["Ti"]), len(truth["Ti"]) + 1]
+    assert rep["spread_px"] < 0.05
+    with pytest.raises(ValueError, match="max_iter"):
+        tw.refine_by_tdm(s, truth, ["Ti"], max_iter=0)
 
 
 def test_resample_pattern_onto_other_grids():
@@ -213,3 +323,36 @@ def test_displacement_map_figure():
     q = show_displacements(ax, np.zeros((20, 20)), c, d, step_A=(0.3, 0.3))
     assert q.N == 2  # NaN cages are left out
     plt.close(fig)
+
+
+def test_unmix_images_removes_known_cross_talk(rng):
+    """Images that are known mixtures of their templates plus noise: the joint fit
+    recovers each template (correlation near 1, the other species' columns at the
+    background level); a very large ridge gives back the independent images."""
+    shape = (30, 30)
+    t = np.zeros((3,) + shape)
+    t[0, 3::10, 3::10] = 1.0
+    t[1, 5::10, 8::10] = 1.0
+    t[2, 8::10, 4::10] = 1.0
+    mix = np.array([[1.0, 0.6, 0.2], [0.4, 1.0, 0.5], [0.3, 0.1, 1.0]])  # image j = sum_s mix[j, s] t_s
+    images = np.einsum("js,syx->jyx", mix, t) + 0.01 * rng.standard_normal((3,) + shape) + 7.0
+    clean, w = tw.unmix_images(images, t)
+    for j in range(3):
+        assert np.corrcoef(clean[j].ravel(), t[j].ravel())[0, 1] > 0.98
+        for s_ in set(range(3)) - {j}:
+            assert abs(clean[j][t[s_] > 0].mean() - clean[j][t.sum(0) == 0].mean()) < 0.05
+    np.testing.assert_allclose(np.einsum("sj,syx->jyx", w, images), clean)
+    far, _ = tw.unmix_images(images, t, ridge=1e9)
+    for j in range(3):
+        assert np.corrcoef(far[j].ravel(), images[j].ravel())[0, 1] > 0.999999
+    # fitted on a region only, applied everywhere
+    region = np.zeros(shape, bool)
+    region[:20] = True
+    part, _ = tw.unmix_images(images, t, region=region)
+    assert np.corrcoef(part[0].ravel(), t[0].ravel())[0, 1] > 0.98
+    with pytest.raises(ValueError, match="region"):
+        tw.unmix_images(images, t, region=np.ones((3, 3), bool))
+    with pytest.raises(ValueError, match="ridge"):
+        tw.unmix_images(images, t, ridge=-1)
+    with pytest.raises(ValueError, match="same shape|of one"):
+        tw.unmix_images(images[:2], t)
