@@ -153,7 +153,7 @@ def test_mask_viewer_shows_what_it_is_given_and_draws_the_bf_circle(sim):
 def test_explorer_matches_public_functions(sim, tmp_path):
     s, cols = sim
     start = {k: cols[k] for k in ("Li", "O")}
-    ex = tw.explore(s, start, debounce_s=0)
+    ex = tw.explore(s, start, background=False)
     ex.painter.click(5, 5, "Fe")
     t, names = ex.painter.templates()
     masks = tw.pcc_mask(s, t, detector_region=(0, 23.5)).data
@@ -185,7 +185,7 @@ def test_explorer_shows_errors_and_keeps_working(sim):
     # dark-subtracted data: Eq 7 divides by non-positive means
     a = np.asarray(s.data, float)
     dark = tw.from_array(a - a.mean(axis=(0, 1)), scan_step_A=0.3, mrad_per_px=2.0)
-    ex = tw.explore(dark, {"O": cols["O"]}, debounce_s=0)
+    ex = tw.explore(dark, {"O": cols["O"]}, background=False)
     ex.normalization.value = "pcc_over_mean"
     assert "ValueError" in ex.notice.value and ex.status.value.startswith("error")
     assert ex.busy.value == ""
@@ -227,6 +227,16 @@ def test_rapid_clicks_are_debounced_into_one_background_update(sim):
     ex.wait()
     assert ex.n_updates == n0 + 1
     assert len(ex.painter.columns["O"]) == 3
+    # no debounce: the first click starts at once, the clicks made meanwhile merge
+    ex.debounce_s = 0.0
+    n0 = ex.n_updates
+    for x in range(20, 30):
+        ex.painter.click(3, x, "O")
+    ex.wait()
+    assert n0 + 1 <= ex.n_updates <= n0 + 10
+    t, _ = ex.painter.templates()
+    np.testing.assert_allclose(ex.masks, tw.pcc_mask(s, t, detector_region=(0, 23.5)).data,
+                               rtol=1e-9, atol=1e-12)
 
 
 def test_explorer_on_lazy_data_equals_eager(sim):
@@ -234,8 +244,8 @@ def test_explorer_on_lazy_data_equals_eager(sim):
     lazy = tw.from_array(da.from_array(np.asarray(s.data), chunks=(5, 34, 64, 64)),
                          scan_step_A=0.3, mrad_per_px=2.0)
     eager = tw.from_array(np.asarray(s.data), scan_step_A=0.3, mrad_per_px=2.0)
-    a = tw.explore(lazy, {"Li": cols["Li"], "O": cols["O"]}, debounce_s=0)
-    b = tw.explore(eager, {"Li": cols["Li"], "O": cols["O"]}, debounce_s=0)
+    a = tw.explore(lazy, {"Li": cols["Li"], "O": cols["O"]}, background=False)
+    b = tw.explore(eager, {"Li": cols["Li"], "O": cols["O"]}, background=False)
     np.testing.assert_allclose(a.images, b.images, rtol=1e-9)
     a.painter.click(7, 7, "O")
     b.painter.click(7, 7, "O")
@@ -244,7 +254,7 @@ def test_explorer_on_lazy_data_equals_eager(sim):
 
 def test_radial_scatter_is_whole_detector_and_selection_becomes_a_mask(sim):
     s, cols = sim
-    ex = tw.explore(s, {"O": cols["O"]}, debounce_s=0)
+    ex = tw.explore(s, {"O": cols["O"]}, background=False)
     sc = ex.radial_scatter("O")
     t, _ = ex.painter.templates()
     whole = tw.pcc_mask(s, t).data[0]              # no detector region, as Fig 2d

@@ -30,8 +30,8 @@ class Explorer:
     Statistics are computed once (one pass); a click on the painter edits the
     templates of its species and of "all" only, which reads only the patterns those
     templates changed at, and then one image pass redraws every mask and image.
-    Edits are debounced and computed in a background thread; errors there are shown
-    in the widget. All data access goes through :meth:`compute`.
+    Edits are computed in a background thread; errors there are shown in the
+    widget. All data access goes through :meth:`compute`.
 
     Parameters
     ----------
@@ -46,12 +46,16 @@ class Explorer:
     bf_mrad : float
         BF-disc semi-angle [mrad] for the "BF disc" detector choice.
     debounce_s : float
-        Quiet time after the last click before recomputing [s]; 0 computes at once
-        in the calling thread (scripts and tests).
+        Quiet time after the last click before recomputing [s]; with 0 an edit starts
+        at once when nothing is computing, and edits made during an update merge into
+        the next.
+    background : bool
+        Compute in a background thread (the widget); False computes in the calling
+        thread (scripts and tests).
     """
 
     def __init__(self, s, columns=None, species=("Li", "Fe", "P", "O"), image=None,
-                 bf_mrad: float = 23.5, debounce_s: float = 0.15):
+                 bf_mrad: float = 23.5, debounce_s: float = 0.0, background: bool = True):
         import ipywidgets as ipw
 
         from ..imaging import virtual_image
@@ -66,6 +70,7 @@ class Explorer:
                                        pixel_size=self.cal.scan_scale[1],
                                        units=self.cal.scan_units)
         self.debounce_s = float(debounce_s)
+        self.background = bool(background)
         self.engine = None
         self._engine_key = None
         self._dirty: set[str] = set()
@@ -115,8 +120,10 @@ class Explorer:
         self.masks = self.images = None
         self.names: list[str] = []
         self.specificity = {}
-        self._timer = None
+        self._worker = None
         self._pending = False
+        self._last_request = 0.0
+        self._state_lock = threading.Lock()
         self._lock = threading.RLock()  # a control changed during an update re-enters
         self.painter.on_change(self._on_edit)
         controls = ipw.VBox([self.normalization, self.application, self.detector,
@@ -170,20 +177,34 @@ class Explorer:
         self.request_update()
 
     def request_update(self) -> None:
-        """Recompute after ``debounce_s`` of quiet (rapid clicks merge into one)."""
-        self._pending = True
-        if self.debounce_s <= 0:
+        """Recompute in the background: at once when idle; clicks that arrive during an
+        update merge into the next one (after ``debounce_s`` of quiet)."""
+        if not self.background:
+            self._pending = True
             self.update()
             return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = threading.Timer(self.debounce_s, self.update)
-        self._timer.daemon = True
-        self._timer.start()
+        with self._state_lock:
+            self._pending = True
+            self._last_request = time.perf_counter()
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, daemon=True)
+                self._worker.start()
+
+    def _work(self):
+        while True:
+            with self._state_lock:
+                quiet = time.perf_counter() - self._last_request
+                if not self._pending:
+                    self._worker = None
+                    return
+            if quiet < self.debounce_s:
+                time.sleep(self.debounce_s - quiet)
+                continue
+            self.update()
 
     def wait(self, timeout: float = 60.0) -> None:
-        """Block until a pending background update has finished."""
-        t = self._timer
+        """Block until pending background updates have finished."""
+        t = self._worker
         if t is not None:
             t.join(timeout)
         with self._lock:
@@ -191,10 +212,9 @@ class Explorer:
 
     def flush(self) -> None:
         """Run a pending update now (so what is shown matches the templates)."""
-        t, self._timer = self._timer, None
-        if t is not None:
-            t.cancel()
-            t.join()  # when it had already started: wait for it
+        with self._state_lock:
+            self._last_request = -np.inf  # no more waiting for quiet
+        self.wait()
         if self._pending:
             self.update()
 
