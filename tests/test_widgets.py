@@ -136,6 +136,13 @@ def test_mask_viewer_shows_what_it_is_given_and_draws_the_bf_circle(sim):
     v0 = np.abs(m[y0:y1, x0:x1]).max()
     assert v.mask_panel.vrange == (-v0, v0) and "+0" in v.mask_panel.colorbar.value
     np.testing.assert_array_equal(v.image, img)
+    # bqplot redraws an Image mark when its image widget is replaced (not when the
+    # widget's bytes change): every new picture must swap the widget
+    before = v.mask_panel.mark.image
+    v.show(-m, img)
+    assert v.mask_panel.mark.image is not before
+    shown = np.asarray(Image.open(BytesIO(v.mask_panel.mark.image.value)))
+    np.testing.assert_array_equal(shown, colorize(-m[y0:y1, x0:x1], diverging=True)[0])
     # square pixels: figure size follows the crop
     w = int(v.mask_panel.fig.layout.width[:-2]) - 4
     h = int(v.mask_panel.fig.layout.height[:-2]) - 4

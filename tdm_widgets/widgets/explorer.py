@@ -18,8 +18,8 @@ from .painter import TemplatePainter, message_html
 from .scatter import RadialPCCScatter
 
 #: Cross-validation choices of the explorer: label, ``split`` of
-#: :func:`tdm_widgets.cross_validated_image` (None: masks fitted to the data they image).
-CV_OPTIONS = [("same data", None), ("cross-validated: dose split", "dose"),
+#: :func:`tdm_widgets.cross_validated_image` ("none": masks fitted to the data they image).
+CV_OPTIONS = [("same data", "none"), ("cross-validated: dose split", "dose"),
               ("cross-validated: cells split", "cells")]
 
 
@@ -78,13 +78,13 @@ class Explorer:
         style = {"description_width": "initial"}
         self.normalization = ipw.ToggleButtons(options=[("Eq 5 (PCC)", "pcc"),
                                                         ("Eq 7 (PCC / mean)", "pcc_over_mean")],
-                                               style={"button_width": "130px"})
+                                               style={"button_width": "150px"})
         self.application = ipw.ToggleButtons(options=[("raw data (Eq 2)", False),
                                                       ("normalised (Eq 6)", True)],
-                                             style={"button_width": "130px"})
+                                             style={"button_width": "150px"})
         self.detector = ipw.ToggleButtons(options=[("BF disc", "bf"), ("whole detector", "all")],
-                                          style={"button_width": "130px"})
-        self.cross_validate = ipw.Dropdown(options=CV_OPTIONS, value=None,
+                                          style={"button_width": "150px"})
+        self.cross_validate = ipw.Dropdown(options=CV_OPTIONS, value="none",
                                            description="images", style=style)
         for w in (self.normalization, self.application, self.detector, self.cross_validate):
             w.observe(lambda _: self.request_update(), "value")
@@ -256,7 +256,7 @@ class Explorer:
         det = self.detector_region()
         masks = self.engine.masks(norm, det)
         split = self.cross_validate.value
-        if split is None:
+        if split == "none":
             images = computed(self.engine.images(masks, normalized=self.application.value,
                                                  progress=False))
         else:
@@ -328,7 +328,7 @@ class Explorer:
         head = "".join(f"<th>{c}</th>" for c in cols)
         body = "".join(f"<tr><td>TDM {n}</td>" + "".join(f"<td>{r[c]:+.2f}</td>" for c in cols)
                        + "</tr>" for n, r in rows.items())
-        kind = {None: "same data"}.get(self.cross_validate.value,
+        kind = {"none": "same data"}.get(self.cross_validate.value,
                                        f"cross-validated ({self.cross_validate.value} split)")
         self.table.value = (f"<b>mean z-score at each column type ({kind})</b>"
                             f"<table><tr><th></th>{head}</tr>{body}</table>")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import geometry
-from .raster import ImagePanel, png_bytes
+from .raster import Bitmap, ImagePanel
 
 
 def crop_box(region, shape, margin: int = 2):
@@ -65,10 +65,8 @@ class MaskViewer:
                 px = (cx - cal.det_offset[1]) / cal.det_scale[1] + 0.5
                 self.outlines.append(bq.Lines(x=px, y=py, colors=["#333333"], scales=ms))
         y0, y1, x0, x1 = self.mask_panel.crop
-        self.highlight_png = ipw.Image(format="png",
-                                       value=png_bytes(np.zeros((1, 1, 4), np.uint8)))
-        self.highlight = bq.Image(image=self.highlight_png, x=[float(x0), float(x1)],
-                                  y=[float(y1), float(y0)], scales=ms)
+        self.highlight_png = Bitmap(ms, (x0, x1), (y1, y0))
+        self.highlight = self.highlight_png.mark
         self.highlighted = np.zeros((0, 2), int)
         p = self.mask_panel
         p.fig.marks = [p.mark, self.highlight, *self.outlines, p.bar, p.bar_label]
@@ -98,4 +96,4 @@ class MaskViewer:
         inside = (p[:, 0] >= y0) & (p[:, 0] < y1) & (p[:, 1] >= x0) & (p[:, 1] < x1)
         q = p[inside]
         rgba[q[:, 0] - y0, q[:, 1] - x0] = (0, 192, 0, 200)
-        self.highlight_png.value = png_bytes(rgba)
+        self.highlight_png.draw(rgba)

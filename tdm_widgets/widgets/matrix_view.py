@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .raster import colorize, nice_length, png_bytes
+from .raster import Bitmap, colorize, nice_length
 
 
 class MatrixView:
@@ -47,9 +47,9 @@ class MatrixView:
         xs = bq.LinearScale(min=0.0, max=float(w * bx))
         ys = bq.LinearScale(min=0.0, max=float(h * by), reverse=True)
         sc = {"x": xs, "y": ys}
-        self.png = ipw.Image(format="png", value=png_bytes(rgba))
-        self.mark = bq.Image(image=self.png, x=[0.0, float(w * bx)], y=[float(h * by), 0.0],
-                             scales=sc)
+        self.png = Bitmap(sc, (0.0, w * bx), (h * by, 0.0))
+        self.png.draw(rgba)
+        self.mark = self.png.mark
         self.mark.on_element_click(self._on_click)
         # the angle is not linear in the column rank: mark round angles where they fall
         r = np.asarray(dm.radius[: w * bx], float)

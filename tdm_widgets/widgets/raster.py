@@ -92,6 +92,41 @@ def png_bytes(rgba) -> bytes:
     return buf.getvalue()
 
 
+class Bitmap:
+    """The PNG of a bqplot ``Image`` mark, double-buffered: bqplot redraws the mark
+    when its ``image`` widget is replaced, not when that widget's bytes change, so a
+    new picture is written into the spare ``ipywidgets.Image`` which then becomes
+    the mark's image (two widgets per mark, however often it is redrawn).
+
+    Parameters
+    ----------
+    scales : dict
+        ``{"x": ..., "y": ...}`` bqplot scales of the figure.
+    x, y : sequence of float
+        ``(left, right)`` and ``(bottom, top)`` edges in scale units.
+    """
+
+    def __init__(self, scales, x, y):
+        import bqplot as bq
+        import ipywidgets as ipw
+
+        blank = png_bytes(np.zeros((1, 1, 4), np.uint8))
+        self.buffers = [ipw.Image(format="png", value=blank) for _ in range(2)]
+        self.mark = bq.Image(image=self.buffers[0], x=[float(v) for v in x],
+                             y=[float(v) for v in y], scales=scales)
+
+    @property
+    def value(self) -> bytes:
+        """The PNG bytes on display."""
+        return self.mark.image.value
+
+    def draw(self, rgba) -> None:
+        """Show an ``(h, w, 4)`` uint8 picture."""
+        spare = self.buffers[1] if self.mark.image is self.buffers[0] else self.buffers[0]
+        spare.value = png_bytes(rgba)
+        self.mark.image = spare
+
+
 def nice_length(span: float) -> float:
     """A round length (1, 2 or 5 x 10^n) close to a fifth of ``span``.
 
@@ -169,9 +204,8 @@ class ImagePanel:
         self.x = bq.LinearScale(min=float(x0), max=float(x1))
         self.y = bq.LinearScale(min=float(y0), max=float(y1), reverse=True)
         self.scales = {"x": self.x, "y": self.y}
-        self.png = ipw.Image(format="png", value=png_bytes(np.zeros((1, 1, 4), np.uint8)))
-        self.mark = bq.Image(image=self.png, x=[float(x0), float(x1)], y=[float(y1), float(y0)],
-                             scales=self.scales)
+        self.png = Bitmap(self.scales, (x0, x1), (y1, y0))
+        self.mark = self.png.mark
         self.bar, self.bar_label = self._scale_bar(bq)
         m = self.MARGIN
         self.fig = bq.Figure(marks=[self.mark, self.bar, self.bar_label], padding_x=0,
@@ -239,6 +273,6 @@ class ImagePanel:
         c = ["black"] if light else ["white"]
         if self.bar.colors != c:
             self.bar.colors = self.bar_label.colors = c
-        self.png.value = png_bytes(rgba)
+        self.png.draw(rgba)
         if self.diverging:
             self.colorbar.value = colorbar_html(lo, hi, True)
