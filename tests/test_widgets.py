@@ -267,7 +267,7 @@ def test_radial_scatter_is_whole_detector_and_selection_becomes_a_mask(sim):
     whole = tw.pcc_mask(s, t).data[0]              # no detector region, as Fig 2d
     np.testing.assert_allclose(sc.correlation.y, whole.ravel(), rtol=1e-9, atol=1e-12)
     assert np.count_nonzero(whole[sc.radius.reshape(whole.shape) > 30]) > 0
-    assert "O" in sc.fig.title and sc.correlation.labels[0].startswith("PCC with O")
+    assert sc.fig.title.startswith("O:") and "PCC with the O template" in sc.legend.value
     assert sc.intensity.scales["y"].min >= 0.5 * sc.mean[sc.mean > 0].min()   # no 1e-10 floor
     pix = sc.select(5.0, 12.0)
     r = sc.radius.reshape(s.data.shape[2:])[pix[:, 0], pix[:, 1]]

@@ -46,27 +46,30 @@ class RadialPCCScatter:
         self.ys_pcc = bq.LinearScale(min=-1.0, max=1.0)
         self.intensity = bq.Scatter(x=self.radius[pos], y=self.mean.ravel()[pos],
                                     scales={"x": xs, "y": ys_i}, colors=["#1f77b4"],
-                                    default_size=6, labels=["mean intensity (left)"],
-                                    display_legend=True)
+                                    default_size=6, labels=["mean intensity (left axis)"])
         self.correlation = bq.Scatter(x=self.radius, y=self.pcc, scales={"x": xs,
                                                                           "y": self.ys_pcc},
                                       colors=["#d62728"], default_size=6,
-                                      labels=[f"PCC with {species} template (right)"],
-                                      display_legend=True)
+                                      labels=[f"PCC with the {species} template "
+                                              "(right axis)"])
         self.brush = bq.interacts.BrushIntervalSelector(scale=xs, color="#00c000")
         self.brush.observe(self._on_brush, "selected")
         ax = [bq.Axis(scale=xs, label=f"scattering angle [{self.units}]", grid_lines="none"),
               bq.Axis(scale=ys_i, orientation="vertical", label="mean intensity", side="left",
-                      tick_format=".1e", label_offset="60px", grid_lines="none"),
+                      tick_format=".0e", label_offset="62px", grid_lines="none"),
               bq.Axis(scale=self.ys_pcc, orientation="vertical", label="PCC", side="right",
                       tick_format=".2f", label_offset="45px", grid_lines="dashed")]
         self.fig = bq.Figure(marks=[self.intensity, self.correlation], axes=ax,
-                             interaction=self.brush, legend_location="top-right",
-                             title=f"{species}: intensity and whole-detector PCC vs angle "
-                                   "(Fig 2d); drag to select an angle range",
-                             fig_margin={"top": 50, "bottom": 50, "left": 80, "right": 70},
+                             interaction=self.brush,
+                             title=f"{species}: intensity and PCC vs angle (Fig 2d)",
+                             fig_margin={"top": 40, "bottom": 50, "left": 90, "right": 70},
                              layout={"width": "620px", "height": "380px"})
-        self.widget = ipw.VBox([self.fig])
+        dot = "<span style='color:{}'>&#9679;</span> {}"
+        self.legend = ipw.HTML(
+            "<div style='font-size:12px'>" + dot.format("#1f77b4", self.intensity.labels[0])
+            + " &nbsp; " + dot.format("#d62728", self.correlation.labels[0])
+            + " &nbsp; (whole detector; drag to select an angle range)</div>")
+        self.widget = ipw.VBox([self.fig, self.legend])
 
     def show(self, mask) -> None:
         """Plot the correlation of a (whole-detector) mask's pixels."""
