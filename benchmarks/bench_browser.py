@@ -24,8 +24,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from lab_browser import chromium_page, draw_latency, jupyter_lab, open_notebook, \
-    pixel_point, run_all, wait_update  # noqa: E402
+from lab_browser import (
+    chromium_page,
+    draw_latency,
+    jupyter_lab,
+    open_notebook,
+    pixel_point,
+    run_all,
+    wait_update,
+)
 
 SYNTHETIC = """import numpy as np
 import tdm_widgets as tw

@@ -10,9 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from lab_browser import CHROMIUM, chromium_page, draw_latency, jupyter_lab, open_notebook, \
-    painter_image, pixel_point, real_errors, run_all, wait_update
+from lab_browser import (
+    CHROMIUM,
+    chromium_page,
+    draw_latency,
+    jupyter_lab,
+    open_notebook,
+    painter_image,
+    pixel_point,
+    real_errors,
+    run_all,
+    wait_update,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -50,9 +59,8 @@ def _count(page, species):
 
 
 def test_explorer_in_the_browser(lab):
-    from playwright.sync_api import sync_playwright
-
     import hyperspy.api as hs
+    from playwright.sync_api import sync_playwright
 
     url, token, work = lab
     s, cols = _columns()
@@ -119,7 +127,7 @@ def test_explorer_in_the_browser(lab):
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
             painter_image(page).wait_for(timeout=60_000)
             page.wait_for_timeout(2000)
-            assert page.get_by_text(re.compile(r"model not found", re.I)).count() == 0
+            assert page.get_by_text(re.compile(r"model not found", re.IGNORECASE)).count() == 0
             status = page.get_by_text(re.compile(r"update \d+: \d+ ms")).first.inner_text()
             n = int(re.search(r"update (\d+)", status).group(1))
             page.get_by_role("button", name="columns", exact=True).click()

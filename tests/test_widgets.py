@@ -40,7 +40,7 @@ def test_painter_clicks_snap_replicate_and_file(tmp_path):
     p.remove("A", 1)
     p.species_picker.value = "B"
     p.click(3, 7)
-    t, names = p.templates(combined=None)
+    t, _ = p.templates(combined=None)
     ref, _ = tw.point_templates({"A": [[2, 3]], "B": [[3, 7]]}, (12, 16), combined=None)
     np.testing.assert_array_equal(t, ref)
     # replicate before a lattice: the error is shown in the widget

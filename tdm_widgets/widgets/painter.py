@@ -8,11 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.blocks import computed
 from ..columns import point_templates
+from ..core.blocks import computed
 from ..plotting import SPECIES_COLORS
-from ..templates import Lattice, lattice_from_points, load_positions, rectangle_region, \
-    replicate, save_positions
+from ..templates import (
+    Lattice,
+    lattice_from_points,
+    load_positions,
+    rectangle_region,
+    replicate,
+    save_positions,
+)
 from .raster import ImagePanel
 
 

@@ -50,8 +50,7 @@ class RadialPCCScatter:
         self.correlation = bq.Scatter(x=self.radius, y=self.pcc, scales={"x": xs,
                                                                           "y": self.ys_pcc},
                                       colors=["#d62728"], default_size=6,
-                                      labels=[f"PCC with the {species} template "
-                                              "(right axis)"])
+                                      labels=[f"PCC with the {species} template (right axis)"])
         self.brush = bq.interacts.BrushIntervalSelector(scale=xs, color="#00c000")
         self.brush.observe(self._on_brush, "selected")
         ax = [bq.Axis(scale=xs, label=f"scattering angle [{self.units}]", grid_lines="none"),
