@@ -70,7 +70,10 @@ def test_explorer_in_the_browser(lab):
             open_notebook(page, url, token, "01_explorer.ipynb")
             run_all(page)
             wait_update(page, 1)
-            page.get_by_text(re.compile(r"Fig 2d\)")).first.wait_for(timeout=60_000)
+            scatter = page.get_by_text(re.compile(r"PCC vs angle \(Fig 2d\)")).first
+            scatter.wait_for(timeout=60_000)
+            scatter.scroll_into_view_if_needed()
+            _shot(page, "explorer-scatter")
             painter_image(page).scroll_into_view_if_needed()
             _shot(page, "explorer")
             n_li = _count(page, "Li")

@@ -200,6 +200,24 @@ def test_explorer_shows_errors_and_keeps_working(sim):
     assert ex.notice.value == "" and ex.status.value.startswith("update")
 
 
+def test_busy_line_shows_for_a_slow_update_and_goes(sim):
+    import time
+
+    s, cols = sim
+    ex = tw.explore(s, {"O": cols["O"]}, background=False)
+    seen = []
+    ex.busy.observe(lambda ch: seen.append(ch["new"]), "value")
+    fast = ex.compute
+
+    def slow(names, whole_detector=False):
+        time.sleep(0.5)
+        return fast(names, whole_detector)
+
+    ex.compute = slow
+    ex.painter.click(3, 3, "O")
+    assert any("computing" in v for v in seen) and ex.busy.value == ""
+
+
 def test_save_right_after_a_click_is_calibrated_named_and_consistent(sim, tmp_path):
     import hyperspy.api as hs
 
