@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import shutil
 import sys
 import tempfile
@@ -63,13 +65,16 @@ def measure(pw, url, token, name, shape, pixels):
         page.locator(".bqplot image").nth(2).wait_for()
         usable = (page.evaluate("performance.now()") - t0) / 1e3
         page.wait_for_timeout(1000)
-        lat = []
+        lat, kernel = [], []
         for i, (y, x) in enumerate(pixels):
             page.mouse.click(*pixel_point(page, shape, y, x))
-            wait_update(page, i + 2, 120_000)
+            status = wait_update(page, i + 2, 120_000)
+            kernel.append(float(re.search(r"update \d+: (\d+) ms", status).group(1)))
             lat.append(draw_latency(page, settle_s=0.4))
+            print(f"    click {i + 1}: {lat[-1]:.0f} ms in the page, kernel {kernel[-1]:.0f} ms",
+                  flush=True)
         bad = [e for e in errors if "Failed to load resource" not in e and "net::ERR" not in e]
-    return usable, np.array(lat), bad
+    return usable, np.array(lat), np.array(kernel), bad
 
 
 def main():
@@ -88,14 +93,17 @@ def main():
               (128, 128), [(int(y), int(x)) for y, x in rng.integers(0, 128, (16, 2))
                            if (y % 16, x % 16) not in ((4, 4), (12, 12), (4, 12))])]
     print(f"explorer in the browser (JupyterLab + headless Chromium, 127.0.0.1), "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f}")
     try:
         with jupyter_lab(work) as (url, token), sync_playwright() as pw:
             for label, nb, shape, pixels in cases:
-                usable, lat, bad = measure(pw, url, token, nb, shape, pixels[:args.clicks])
-                print(f"{label:<58} Run All -> usable {usable:5.1f} s   click -> last redraw: "
-                      f"median {np.median(lat):5.0f} ms, min {lat.min():5.0f}, "
-                      f"max {lat.max():5.0f} ({len(lat)} clicks)"
+                usable, lat, kernel, bad = measure(pw, url, token, nb, shape,
+                                                   pixels[:args.clicks])
+                print(f"{label}\n    Run All -> usable {usable:5.1f} s; click -> last redraw "
+                      f"in the page: median {np.median(lat):5.0f} ms (min {lat.min():.0f}, "
+                      f"max {lat.max():.0f}, {len(lat)} clicks); of which the kernel's "
+                      f"update: median {np.median(kernel):.0f} ms"
                       + (f"; page errors: {bad}" if bad else ""))
     finally:
         shutil.rmtree(work, ignore_errors=True)

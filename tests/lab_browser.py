@@ -139,14 +139,16 @@ def pixel_point(page, shape, row: float, col: float):
             box["y"] + (row + 0.5) * box["height"] / shape[0])
 
 
-def draw_latency(page, settle_s: float = 0.6) -> float:
+def draw_latency(page, settle_s: float = 0.6, limit_s: float = 60.0) -> float:
     """Time [ms] from the last pointer press to the last image redraw after it, once
     no redraw has come for ``settle_s``."""
-    last = -1
+    last, t0 = -1, time.monotonic()
     while True:
         n = page.evaluate("window.__tdm.draws.length")
         if n == last:
             break
+        if time.monotonic() - t0 > limit_s:
+            raise RuntimeError(f"images kept being redrawn for {limit_s} s ({n} redraws)")
         last = n
         time.sleep(settle_s)
     press, draws = page.evaluate("[window.__tdm.presses.at(-1), window.__tdm.draws]")
