@@ -246,8 +246,6 @@ def test_save_right_after_a_click_is_calibrated_named_and_consistent(sim, tmp_pa
 def test_rapid_clicks_are_debounced_into_one_background_update(sim):
     s, cols = sim
     ex = tw.explore(s, {"Li": cols["Li"]}, debounce_s=0.3)
-    ex.wait()                                      # the first update runs in the background
-    assert ex.n_updates == 1
     n0 = ex.n_updates
     for x in (3, 9, 15):
         ex.painter.click(12, x, "O")

@@ -136,7 +136,7 @@ class Explorer:
         self.painter.panel.mark.on_element_click(
             lambda m, ev: self._set_contrast_target(self.painter.panel, "painter image"))
         if any(len(v) for v in self.painter.columns.values()):
-            self.request_update()  # in the background: the widget shows meanwhile
+            self.update()
 
     # -- view ----------------------------------------------------------------------------
     def show(self):
