@@ -18,7 +18,7 @@ import tdm_widgets as tw
 
 def run(name, s, columns, clicks):
     t0 = time.perf_counter()
-    ex = tw.explore(s, columns, debounce_s=0)
+    ex = tw.explore(s, columns, background=False)
     setup = time.perf_counter() - t0
     lat = []
     for y, x in clicks:

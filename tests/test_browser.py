@@ -1,106 +1,144 @@
 """Real browser: JupyterLab on 127.0.0.1, the explorer notebook run in headless
-Chromium (Debian's package, driven by Playwright), a click on the painter image, and a
-check that the masks were recomputed and the page logged no JavaScript error."""
+Chromium (Debian's package, driven by Playwright). A click on a marker removes it, a
+click beside it adds a column, a drag draws the reference rectangle, an error shows in
+the page, a save writes calibrated files, a reload brings the widgets back, and the
+page logs no JavaScript error. Screenshots are kept in ``test-artifacts/``."""
 
-import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from lab_browser import (
+    CHROMIUM,
+    chromium_page,
+    draw_latency,
+    jupyter_lab,
+    open_notebook,
+    painter_image,
+    pixel_point,
+    real_errors,
+    run_all,
+    wait_update,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
                                 "(python3 dev.py test installs it when run as root)")
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     work = tmp_path_factory.mktemp("lab")
     shutil.copy(ROOT / "notebooks" / "01_explorer.ipynb", work)
-    port, token = _free_port(), "tdm-test-token"
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(work / ".jupyter"),
-               JUPYTER_RUNTIME_DIR=str(work / ".runtime"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={work}", "--ServerApp.allow_root=True"],
-        cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("JupyterLab did not start")
-    yield url, token
-    proc.terminate()
-    proc.wait(20)
+    with jupyter_lab(work) as (url, token):
+        yield url, token, work
 
 
-def test_explorer_click_updates_masks_without_js_errors(lab):
+def _columns():
+    import tdm_widgets as tw
+    from tdm_widgets.demo import BUNDLED
+    from tdm_widgets.simulate import columns_of, select
+
+    series = tw.load(BUNDLED)
+    s = select(series, thickness_nm=70)
+    return s, columns_of(series)
+
+
+def _shot(page, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _count(page, species):
+    text = page.get_by_text(re.compile(r"^columns: ")).first.inner_text()
+    return int(re.search(rf"{species} (\d+)", text).group(1))
+
+
+def test_explorer_in_the_browser(lab):
+    import hyperspy.api as hs
     from playwright.sync_api import sync_playwright
 
-    url, token = lab
-    ARTIFACTS.mkdir(exist_ok=True)
-    errors, console_errors = [], []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"])
-        page = browser.new_page(viewport={"width": 1600, "height": 1300})
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    url, token, work = lab
+    s, cols = _columns()
+    shape = s.data.shape[:2]
+    with sync_playwright() as pw, chromium_page(pw, height=2300) as (page, errors):
         try:
-            first, second = _drive(page, url, token)
+            open_notebook(page, url, token, "01_explorer.ipynb")
+            run_all(page)
+            wait_update(page, 1)
+            scatter = page.get_by_text(re.compile(r"PCC vs angle \(Fig 2d\)")).first
+            scatter.wait_for(timeout=60_000)
+            scatter.scroll_into_view_if_needed()
+            _shot(page, "explorer-scatter")
+            painter_image(page).scroll_into_view_if_needed()
+            _shot(page, "explorer")
+            n_li = _count(page, "Li")
+            # a click on a marker removes that column
+            y, x = cols["Li"][0]
+            page.mouse.click(*pixel_point(page, shape, y, x))
+            wait_update(page, 2)
+            assert _count(page, "Li") == n_li - 1
+            assert draw_latency(page) < 5000       # masks and images were redrawn
+            # a click on an empty pixel adds one (species Li is selected)
+            page.mouse.click(*pixel_point(page, shape, 2, 8))
+            wait_update(page, 3)
+            assert _count(page, "Li") == n_li
+            # a drag in the region mode draws the reference rectangle
+            page.get_by_role("button", name="region: drag").click()
+            x0, y0 = pixel_point(page, shape, 1, 2)
+            x1, y1 = pixel_point(page, shape, 9, 14)
+            page.mouse.move(x0, y0)
+            page.mouse.down()
+            page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
+            page.mouse.move(x1, y1, steps=5)
+            page.mouse.up()
+            page.get_by_text(re.compile(r"reference region rows 1:10, columns 2:15")) \
+                .wait_for(timeout=30_000)
+            wait_update(page, 4)
+            drawn = page.evaluate("""() => [...document.querySelectorAll('.bqplot path')]
+                .filter(p => getComputedStyle(p).stroke === 'rgb(255, 208, 0)'
+                        && (p.getAttribute('d') || '').length > 10).length""")
+            assert drawn >= 1, "the reference rectangle is not drawn"
+            _shot(page, "explorer-region")
+            page.get_by_role("button", name="clear region").click()
+            page.get_by_text("reference region cleared").wait_for(timeout=30_000)
+            # an error is shown in the page
+            page.get_by_role("button", name="replicate cell").click()
+            err = page.get_by_text(re.compile(r"no lattice yet"))
+            err.wait_for(timeout=30_000)
+            assert err.is_visible()
+            _shot(page, "explorer-error")
+            # save, then read the files back
+            page.get_by_role("button", name="save results").click()
+            page.get_by_text(re.compile(r"saved masks.hspy")).wait_for(timeout=60_000)
+            masks = hs.load(work / "tdm_results" / "masks.hspy")
+            images = hs.load(work / "tdm_results" / "images.hspy")
+            assert masks.axes_manager.signal_axes[0].units == "mrad"
+            assert masks.axes_manager.signal_axes[0].scale == \
+                s.axes_manager.signal_axes[0].scale
+            assert images.axes_manager.signal_axes[0].units == "Å"
+            assert list(masks.metadata.TDM.parameters.names) == ["Li", "O", "all"]
+            assert np.abs(masks.data).max() > 0
+            # a reload (kernel still running) brings the widgets back
+            page.keyboard.press("Control+s")
+            page.wait_for_timeout(1500)
+            page.reload()
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+            painter_image(page).wait_for(timeout=60_000)
+            page.wait_for_timeout(2000)
+            assert page.get_by_text(re.compile(r"model not found", re.IGNORECASE)).count() == 0
+            status = page.get_by_text(re.compile(r"update \d+: \d+ ms")).first.inner_text()
+            n = int(re.search(r"update (\d+)", status).group(1))
+            page.get_by_role("button", name="columns", exact=True).click()
+            page.mouse.click(*pixel_point(page, shape, 12, 30))
+            wait_update(page, n + 1, 60_000)
+            assert _count(page, "Li") == n_li + 1
+            _shot(page, "explorer-after-reload")
         except Exception:
-            page.screenshot(path=str(ARTIFACTS / "explorer-failure.png"), full_page=True)
+            _shot(page, "explorer-failure")
             raise
-        finally:
-            browser.close()
-    mask_sum = [float(re.search(r"mask sum ([\d.e+-]+)", t).group(1)) for t in (first, second)]
-    assert mask_sum[0] != mask_sum[1]  # the click changed the templates, so the masks
-    assert not errors, errors
-    # the closed network makes resource fetches fail; anything else is a real error
-    real = [e for e in console_errors if "Failed to load resource" not in e
-            and "net::ERR" not in e]
-    assert not real, real
-
-
-def _drive(page, url, token):
-    """Open the notebook, run it, click the painter; returns the status before/after."""
-    page.goto(f"{url}/lab/tree/01_explorer.ipynb?token={token}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-    page.get_by_text(re.compile(r"\|\s*Idle")).last.wait_for(timeout=120_000)  # kernel ready
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_text("Run All Cells", exact=True).click()
-    status = page.get_by_text(re.compile(r"update 1: \d+ ms"))
-    status.wait_for(timeout=120_000)
-    first = status.inner_text()
-    painter = page.locator(".bqplot").first
-    painter.scroll_into_view_if_needed()
-    box = painter.bounding_box()
-    page.mouse.click(box["x"] + box["width"] * 0.43, box["y"] + box["height"] * 0.55)
-    page.get_by_text(re.compile(r"update 2: \d+ ms")).wait_for(timeout=60_000)
-    second = page.get_by_text(re.compile(r"update 2: \d+ ms")).inner_text()
-    page.screenshot(path=str(ARTIFACTS / "explorer.png"), full_page=True)
-    return first, second
+    assert not real_errors(errors), real_errors(errors)

@@ -1,6 +1,7 @@
 """Headless widget tests: drive each panel's API and check that what is shown equals
 what the public functions return for the same input."""
 
+import hashlib
 import dask.array as da
 import numpy as np
 import pytest
@@ -26,46 +27,130 @@ def test_painter_clicks_snap_replicate_and_file(tmp_path):
     np.testing.assert_array_equal(p.columns["A"], [[4, 5]])
     assert p.click(4, 5) == "removed"
     p.snap_px = 0
-    p._on_hit(p._hit, {"data": {"index": 2 * 16 + 3}})  # the browser's click message
+    assert p.snap.value == 0                     # the snap radius is a visible control
+    # the browser's messages: a click on the image reports data coordinates (pixel
+    # edges), a click on a marker its index
+    p._on_image({"data": {"click_x": 3.7, "click_y": 2.2}})
     np.testing.assert_array_equal(p.columns["A"], [[2, 3]])
+    p._on_image({"data": {"click_x": 9.1, "click_y": 7.9}})
+    assert list(p._points["A"].x) == [3.5, 9.5] and list(p._points["A"].y) == [2.5, 7.5]
+    p._on_marker("A", {"data": {"index": 0}})  # the marker's click removes it
+    np.testing.assert_array_equal(p.columns["A"], [[7, 9]])
+    p.undo()
+    np.testing.assert_array_equal(p.columns["A"], [[2, 3], [7, 9]])
+    p.remove("A", 1)
     p.species_picker.value = "B"
     p.click(3, 7)
-    t, names = p.templates(combined=None)
+    t, _ = p.templates(combined=None)
     ref, _ = tw.point_templates({"A": [[2, 3]], "B": [[3, 7]]}, (12, 16), combined=None)
     np.testing.assert_array_equal(t, ref)
-    assert list(p._points["A"].x) == [3.5] and list(p._points["A"].y) == [2.5]
+    # replicate before a lattice: the error is shown in the widget
+    p._guarded(p.replicate)
+    assert "no lattice yet" in p.message.value and "error" in p.message.value
     p.set_lattice((0, 0), (0, 8), (6, 0))
+    vx, vy = np.asarray(p.lattice_vectors.x), np.asarray(p.lattice_vectors.y)
+    np.testing.assert_array_equal(vx[:, 1] - vx[:, 0], [8, 0])   # a along x, b along y
+    np.testing.assert_array_equal(vy[:, 1] - vy[:, 0], [0, 6])
+    assert len(p.lattice_lines.x) > 4                               # replicated cells
     p.replicate()
     assert len(p.columns["A"]) == 4 and len(p.columns["B"]) == 4
     p.save(tmp_path / "pos.json")
+    assert "exported 8 columns" in p.message.value
     q = TemplatePainter(img, species=("A", "B"))
     q.load(tmp_path / "pos.json")
     np.testing.assert_array_equal(q.columns["B"], p.columns["B"])
+    assert "imported 8 columns" in q.message.value
     p.set_region(0, 6, 0, 8)
     assert p.region.sum() == 48
-    # the same through clicks in the lattice and region modes
+    # lattice corners through clicks, also on a marker (the marker's position counts)
     p.mode.value = "lattice"
-    for yx in ((0, 0), (0, 8), (6, 0)):
+    origin = p.columns["A"][0].copy()
+    p._on_marker("A", {"data": {"index": 0}})
+    for yx in ((0, 8), (6, 0)):
         p.press(*yx)
-    np.testing.assert_array_equal(p.lattice.b, [6, 0])
+    np.testing.assert_array_equal(p.lattice.origin, origin)
+    np.testing.assert_array_equal(p.lattice.b, np.array([6, 0]) - origin)
+    assert len(p.columns["A"]) == 4            # a lattice click edits no column
+    # region: a drag (brush) draws the rectangle, "clear region" removes it
     p.mode.value = "region"
-    p.press(2, 3)
-    p.press(4, 6)
+    assert p.panel.fig.interaction is p.brush
+    p.brush.selected_x, p.brush.selected_y = [3.2, 6.8], [2.1, 4.9]
+    p.brush.brushing = True
+    p.brush.brushing = False
     assert p.region.sum() == 3 * 4 and p.region[2:5, 3:7].all()
+    assert list(p.region_lines.x) == [3, 7, 7, 3, 3] and list(p.region_lines.y) == [2, 2, 5, 5, 2]
+    p.clear_region()
+    assert p.region is None and len(p.region_lines.x) == 0
+
+
+def test_colorize_and_png_against_numpy():
+    from io import BytesIO
+
+    from PIL import Image
+
+    from tdm_widgets.widgets.raster import colorize, nice_length, png_bytes
+
+    a = np.array([[-2.0, 0.0, 1.0], [2.0, np.nan, -1.0]])
+    rgba, lo, hi = colorize(a, diverging=True)
+    assert (lo, hi) == (-2.0, 2.0)
+    np.testing.assert_array_equal(rgba[0, 0, :3], [0x2b, 0x6c, 0xb0])   # most negative: blue
+    np.testing.assert_array_equal(rgba[1, 0, :3], [0xed, 0x89, 0x36])   # most positive: orange
+    np.testing.assert_array_equal(rgba[0, 1, :3], [255, 255, 255])      # zero: white
+    assert rgba[1, 1, 3] == 0                                           # NaN: transparent
+    g = np.arange(100.0).reshape(10, 10)
+    grey, lo, hi = colorize(g, clip_percent=(10, 90), gamma=0.5)
+    ref = np.clip((g - np.percentile(g, 10)) / (np.percentile(g, 90) - np.percentile(g, 10)),
+                  0, 1) ** 0.5
+    np.testing.assert_array_equal(grey[..., 0], np.round(ref * 255))
+    back = np.asarray(Image.open(BytesIO(png_bytes(grey))))
+    np.testing.assert_array_equal(back, grey)
+    with pytest.raises(ValueError, match="gamma"):
+        colorize(g, gamma=0)
+    with pytest.raises(ValueError, match="clip_percent"):
+        colorize(g, clip_percent=(50, 10))
+    assert [nice_length(x) for x in (34.0, 0.9, 100.0)] == [5.0, 0.2, 20.0]
 
 
 def test_mask_viewer_shows_what_it_is_given_and_draws_the_bf_circle(sim):
-    s, _ = sim
-    from tdm_widgets.signals import unwrap
+    from io import BytesIO
 
+    from PIL import Image
+
+    from tdm_widgets.signals import unwrap
+    from tdm_widgets.widgets.raster import colorize
+
+    s, _ = sim
     _, cal, _ = unwrap(s)
-    v = MaskViewer(s.data.shape[2:], s.data.shape[:2], cal, (23.5,))
+    from tdm_widgets.imaging import detector_annulus
+
+    det = detector_annulus(cal, s.data.shape[2:], 0, 23.5)
+    v = MaskViewer(s.data.shape[2:], s.data.shape[:2], cal, (23.5,), det_region=det)
     m = np.random.default_rng(0).standard_normal(s.data.shape[2:])
     img = np.random.default_rng(1).random(s.data.shape[:2])
     v.show(m, img)
-    np.testing.assert_array_equal(v.mask_mark.color, m)
-    np.testing.assert_array_equal(v.image_mark.color, img)
-    assert v._ms["color"].mid == 0 and v._ms["color"].min == -np.abs(m).max()
+    # cropped to the BF disc (plus a 2-pixel margin) and drawn as one PNG
+    ys, xs = np.nonzero(det)
+    y0, y1, x0, x1 = v.mask_panel.crop
+    assert (y0, x0) == (ys.min() - 2, xs.min() - 2) and (y1, x1) == (ys.max() + 3, xs.max() + 3)
+    shown = np.asarray(Image.open(BytesIO(v.mask_panel.png.value)))
+    np.testing.assert_array_equal(shown, colorize(m[y0:y1, x0:x1], diverging=True)[0])
+    v0 = np.abs(m[y0:y1, x0:x1]).max()
+    assert v.mask_panel.vrange == (-v0, v0) and "+0" in v.mask_panel.colorbar.value
+    np.testing.assert_array_equal(v.image, img)
+    # bqplot redraws an Image mark when its image widget is replaced (not when the
+    # widget's bytes change): every new picture must swap the widget
+    before = v.mask_panel.mark.image
+    v.show(-m, img)
+    assert v.mask_panel.mark.image is not before
+    shown = np.asarray(Image.open(BytesIO(v.mask_panel.mark.image.value)))
+    np.testing.assert_array_equal(shown, colorize(-m[y0:y1, x0:x1], diverging=True)[0])
+    # square pixels: figure size follows the crop
+    w = int(v.mask_panel.fig.layout.width[:-2]) - 4
+    h = int(v.mask_panel.fig.layout.height[:-2]) - 4
+    assert abs(w / (x1 - x0) - h / (y1 - y0)) < 1.0
+    # scale bars in mrad and angstrom
+    assert v.mask_panel.bar_label.text[0].endswith("mrad")
+    assert v.image_panel.bar_label.text[0].endswith("Å")
     # the outline goes back to 23.5 mrad through the calibration
     line = v.outlines[0]
     ky = cal.det_offset[0] + (np.asarray(line.y) - 0.5) * cal.det_scale[0]
@@ -76,13 +161,13 @@ def test_mask_viewer_shows_what_it_is_given_and_draws_the_bf_circle(sim):
 def test_explorer_matches_public_functions(sim, tmp_path):
     s, cols = sim
     start = {k: cols[k] for k in ("Li", "O")}
-    ex = tw.explore(s, start, debounce_s=0)
+    ex = tw.explore(s, start, background=False)
     ex.painter.click(5, 5, "Fe")
     t, names = ex.painter.templates()
     masks = tw.pcc_mask(s, t, detector_region=(0, 23.5)).data
     np.testing.assert_allclose(ex.masks, masks, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ex.images, tw.apply_mask(s, masks).data, rtol=1e-9)
-    np.testing.assert_allclose(ex.viewers["Li"].mask_mark.color, masks[names.index("Li")])
+    np.testing.assert_allclose(ex.viewers["Li"].mask, masks[names.index("Li")])
     ex.normalization.value = "pcc_over_mean"
     ex.application.value = True
     ex.detector.value = "all"
@@ -92,12 +177,72 @@ def test_explorer_matches_public_functions(sim, tmp_path):
                                rtol=1e-8, atol=1e-8)
     assert ex.specificity["Li"]["Li"] == pytest.approx(tw.specificity(ex.images[0], {
         k: v for k, v in ex.painter.columns.items() if len(v)})["Li"])
-    # counts are needed to cross-validate: the switch refuses noise-free data
-    ex.cross_validate.value = True
-    assert not ex.cross_validate.value and "counts" in ex.notice.value
+    # counts are needed for a dose split: the error is shown, the choice stays
+    ex.cross_validate.value = "dose"
+    assert ex.cross_validate.value == "dose" and "integer counts" in ex.notice.value
+    assert ex.status.value.startswith("error") and ex.busy.value == ""
+    ex.cross_validate.value = "cells"
+    cv = tw.cross_validated_image(s, t, split="cells", normalization="pcc_over_mean",
+                                  normalized=True)
+    np.testing.assert_allclose(ex.images, cv.image.data, rtol=1e-8, atol=1e-8)
+    assert ex.notice.value == "" and "cells split" in ex.table.value
+
+
+def test_explorer_shows_errors_and_keeps_working(sim):
+    s, cols = sim
+    # dark-subtracted data: Eq 7 divides by non-positive means
+    a = np.asarray(s.data, float)
+    dark = tw.from_array(a - a.mean(axis=(0, 1)), scan_step_A=0.3, mrad_per_px=2.0)
+    ex = tw.explore(dark, {"O": cols["O"]}, background=False)
+    ex.normalization.value = "pcc_over_mean"
+    assert "ValueError" in ex.notice.value and ex.status.value.startswith("error")
+    assert ex.busy.value == ""
+    ex.normalization.value = "pcc"                 # back to a valid setting: it recovers
+    assert ex.notice.value == "" and ex.status.value.startswith("update")
+
+
+def test_busy_line_shows_for_a_slow_update_and_goes(sim):
+    import time
+
+    s, cols = sim
+    ex = tw.explore(s, {"O": cols["O"]}, background=False)
+    seen = []
+    ex.busy.observe(lambda ch: seen.append(ch["new"]), "value")
+    fast = ex.compute
+
+    def slow(names, whole_detector=False):
+        time.sleep(0.5)
+        return fast(names, whole_detector)
+
+    ex.compute = slow
+    ex.painter.click(3, 3, "O")
+    assert any("computing" in v for v in seen) and ex.busy.value == ""
+
+
+def test_save_right_after_a_click_is_calibrated_named_and_consistent(sim, tmp_path):
+    import hyperspy.api as hs
+
+    s, cols = sim
+    ex = tw.explore(s, {"Li": cols["Li"], "O": cols["O"]}, debounce_s=5.0)
+    ex.painter.click(7, 7, "O")                     # pending for 5 s
     out = ex.save(tmp_path / "res")
-    for f in ("masks.hspy", "images.hspy", "templates.npy", "positions.json",
-              "parameters.json", "specificity.json"):
+    t, names = ex.painter.templates()
+    m = hs.load(out / "masks.hspy")
+    im = hs.load(out / "images.hspy")
+    np.testing.assert_allclose(m.data, tw.pcc_mask(s, t, detector_region=(0, 23.5)).data,
+                               rtol=1e-9, atol=1e-12)
+    rec = m.metadata.TDM.parameters.template  # provenance: shape and checksum
+    assert list(rec["shape"]) == list(t.shape)
+    assert rec["sha256"] == hashlib.sha256(np.ascontiguousarray(t, float).tobytes()).hexdigest()
+    assert list(m.metadata.TDM.parameters.names) == names == ["Li", "O", "all"]
+    ky = m.axes_manager.signal_axes[1]
+    assert ky.units == "mrad" and ky.scale == s.axes_manager.signal_axes[1].scale
+    assert im.axes_manager.signal_axes[0].units == s.axes_manager.navigation_axes[0].units
+    assert im.axes_manager.signal_axes[0].scale == s.axes_manager.navigation_axes[0].scale
+    assert m.axes_manager.navigation_axes[0].name == "species"
+    text = (out / "positions.json").read_text()
+    assert "9999" not in text and "0000000" not in text
+    for f in ("templates.npy", "parameters.json", "specificity.json"):
         assert (out / f).exists()
 
 
@@ -110,6 +255,16 @@ def test_rapid_clicks_are_debounced_into_one_background_update(sim):
     ex.wait()
     assert ex.n_updates == n0 + 1
     assert len(ex.painter.columns["O"]) == 3
+    # no debounce: the first click starts at once, the clicks made meanwhile merge
+    ex.debounce_s = 0.0
+    n0 = ex.n_updates
+    for x in range(20, 30):
+        ex.painter.click(3, x, "O")
+    ex.wait()
+    assert n0 + 1 <= ex.n_updates <= n0 + 10
+    t, _ = ex.painter.templates()
+    np.testing.assert_allclose(ex.masks, tw.pcc_mask(s, t, detector_region=(0, 23.5)).data,
+                               rtol=1e-9, atol=1e-12)
 
 
 def test_explorer_on_lazy_data_equals_eager(sim):
@@ -117,32 +272,42 @@ def test_explorer_on_lazy_data_equals_eager(sim):
     lazy = tw.from_array(da.from_array(np.asarray(s.data), chunks=(5, 34, 64, 64)),
                          scan_step_A=0.3, mrad_per_px=2.0)
     eager = tw.from_array(np.asarray(s.data), scan_step_A=0.3, mrad_per_px=2.0)
-    a = tw.explore(lazy, {"Li": cols["Li"], "O": cols["O"]}, debounce_s=0)
-    b = tw.explore(eager, {"Li": cols["Li"], "O": cols["O"]}, debounce_s=0)
+    a = tw.explore(lazy, {"Li": cols["Li"], "O": cols["O"]}, background=False)
+    b = tw.explore(eager, {"Li": cols["Li"], "O": cols["O"]}, background=False)
     np.testing.assert_allclose(a.images, b.images, rtol=1e-9)
     a.painter.click(7, 7, "O")
     b.painter.click(7, 7, "O")
     np.testing.assert_allclose(a.masks, b.masks, rtol=1e-9, atol=1e-12)
 
 
-def test_radial_scatter_selection_becomes_a_mask(sim):
+def test_radial_scatter_is_whole_detector_and_selection_becomes_a_mask(sim):
     s, cols = sim
-    ex = tw.explore(s, {"O": cols["O"]}, debounce_s=0)
+    ex = tw.explore(s, {"O": cols["O"]}, background=False)
     sc = ex.radial_scatter("O")
-    np.testing.assert_allclose(sc.correlation.y, ex.masks[0].ravel())
+    t, _ = ex.painter.templates()
+    whole = tw.pcc_mask(s, t).data[0]              # no detector region, as Fig 2d
+    np.testing.assert_allclose(sc.correlation.y, whole.ravel(), rtol=1e-9, atol=1e-12)
+    assert np.count_nonzero(whole[sc.radius.reshape(whole.shape) > 30]) > 0
+    assert sc.fig.title.startswith("O:") and "PCC with the O template" in sc.legend.value
+    assert sc.intensity.scales["y"].min >= 0.5 * sc.mean[sc.mean > 0].min()   # no 1e-10 floor
     pix = sc.select(5.0, 12.0)
     r = sc.radius.reshape(s.data.shape[2:])[pix[:, 0], pix[:, 1]]
     assert np.all((r >= 5) & (r < 12)) and len(pix) > 0
     m = sc.to_mask()
     assert np.count_nonzero(m[(sc.radius.reshape(m.shape) < 5)]) == 0
-    assert len(ex.viewers["O"].highlight.x) == len(pix)
+    np.testing.assert_array_equal(ex.viewers["O"].highlighted, pix)
 
 
 def test_matrix_view_readout(sim):
     s, _ = sim
     dm = tw.data_matrix(s)
     mv = MatrixView(dm, s.data.shape[:2], s.data.shape[2:], max_cells=2000)
+    # robust contrast: the colour range is the 99th percentile of |D|, not the outlier
+    assert mv.vmax == pytest.approx(np.percentile(np.abs(mv.display), 99))
+    assert mv.vmax < np.abs(mv.display).max()
     by, bx = mv.bin
+    mv._on_click(None, {"data": {"click_x": 10 * bx + 0.5, "click_y": 3 * by + 0.5}})
+    assert "mrad" in mv.label.value
     info = mv.readout(3, 10)
     sy, sx = info["scan_yx"]
     dy, dx = info["detector_yx"]

@@ -1,5 +1,6 @@
 """JupyterLab panels (ipywidgets + bqplot). Each panel has a ``.widget`` to display
-and a Python API that does what a click does; the panels hold view state only."""
+and a Python API that does what a click does; the panels hold view state only.
+Images are drawn as PNG bitmaps (:mod:`.raster`), never as per-pixel SVG."""
 
 from .explorer import Explorer, explore
 from .mask_viewer import MaskViewer

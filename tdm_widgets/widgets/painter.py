@@ -2,24 +2,61 @@
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..core.blocks import computed
 from ..columns import point_templates
+from ..core.blocks import computed
 from ..plotting import SPECIES_COLORS
-from ..templates import Lattice, lattice_from_points, load_positions, replicate, \
-    save_positions
-from ._views import grid_view
+from ..templates import (
+    Lattice,
+    lattice_from_points,
+    load_positions,
+    rectangle_region,
+    replicate,
+    save_positions,
+)
+from .raster import ImagePanel
+
+
+@dataclass(frozen=True)
+class Edit:
+    """What changed in the painter: ``kind`` is ``"column"`` (one column of
+    ``species`` added or removed) or ``"layout"`` (anything else: width, region,
+    species set, import, replication, undo)."""
+
+    kind: str
+    species: str | None = None
+
+
+def species_legend_html(species) -> str:
+    """Coloured dots naming the species (the marker colours)."""
+    items = "".join(
+        f"<span style='margin-right:10px'><span style='display:inline-block;width:10px;"
+        f"height:10px;border-radius:5px;border:1px solid #000;background:"
+        f"{SPECIES_COLORS.get(s, 'cyan')}'></span> {s}</span>" for s in species)
+    return f"<div style='font-size:12px'>{items}</div>"
+
+
+def message_html(text: str, level: str = "info") -> str:
+    """A message line for the widget: info (green), error (red)."""
+    color = {"info": "#1d6b2f", "error": "#b00020", "busy": "#555"}[level]
+    return f"<div class='tdm-message tdm-{level}' style='color:{color}'>{text}</div>"
 
 
 class TemplatePainter:
     """Species layers of column positions painted on an image.
 
-    A click on the image adds a column of the current species at the clicked scan
-    pixel (snapped to the local extremum within ``snap_px`` if set) or removes the
-    column already there. Every click has a Python twin for scripts and tests.
+    In the ``columns`` mode a click on the image adds a column of the current species
+    at the clicked scan pixel (snapped to the local extremum within the snap radius if
+    set); a click on a marker removes that column. In the ``lattice`` mode three
+    clicks (on the image or on markers) set the origin and the ends of a and b; in the
+    ``region`` mode a drag draws the reference rectangle. Every click has a Python
+    twin for scripts and tests (:meth:`click`, :meth:`press`, :meth:`remove`,
+    :meth:`set_region`).
 
     Parameters
     ----------
@@ -33,10 +70,17 @@ class TemplatePainter:
         Snap radius [scan px]; 0 for none.
     snap_sign : {1, -1}
         Snap to maxima (1, ADF) or minima (-1, ABF).
+    pixel_size : float
+        Scan step for the scale bar, in ``units``.
+    units : str
+        Scan units (``"Å"``).
+    zoom : float, optional
+        Screen pixels per scan pixel; about 420 screen pixels across if None.
     """
 
     def __init__(self, image, species=("Li", "Fe", "P", "O"), columns=None, snap_px: int = 0,
-                 snap_sign: int = 1, title: str = "template painter"):
+                 snap_sign: int = 1, title: str = "template painter", pixel_size: float = 1.0,
+                 units: str = "px", zoom: float | None = None):
         import bqplot as bq
         import ipywidgets as ipw
 
@@ -51,48 +95,75 @@ class TemplatePainter:
             self.columns[k] = np.asarray(v, float).reshape(-1, 2)
             if k not in self.species:
                 self.species.append(k)
-        self.snap_px, self.snap_sign = int(snap_px), int(snap_sign)
+        self.snap_sign = int(snap_sign)
         self.region = None
         self.lattice: Lattice | None = None
         self._listeners = []
-        self.fig, self.mark, self.scales = grid_view(self.image, title)
+        self._history = []
+        zoom = zoom or max(2.0, 420.0 / max(self.shape))
+        self.panel = ImagePanel(self.shape, title, pixel_size, units, zoom)
+        self.panel.set_contrast((0.5, 99.5), 1.0)
+        self.panel.show(self.image)
+        sc = self.panel.scales
         self._points = {}
         for s in self.species:
-            sc = bq.Scatter(x=[], y=[], scales={"x": self.scales["x"], "y": self.scales["y"]},
-                            colors=[SPECIES_COLORS.get(s, "cyan")], default_size=40,
-                            stroke="black", marker="circle")
-            self._points[s] = sc
-        # a transparent square per scan pixel catches clicks with the pixel's index
-        yy, xx = np.indices(self.shape)
-        self._hit = bq.Scatter(x=xx.ravel() + 0.5, y=yy.ravel() + 0.5, marker="square",
-                               default_size=max(16, int(60000 / self.image.size)),
-                               opacities=[0.01], colors=["white"],
-                               scales={"x": self.scales["x"], "y": self.scales["y"]})
-        self._hit.on_element_click(self._on_hit)
-        self.fig.marks = [self.mark, self._hit] + list(self._points.values())
+            mk = bq.Scatter(x=[], y=[], scales=sc, colors=[SPECIES_COLORS.get(s, "cyan")],
+                            default_size=max(30, int(zoom * zoom * 0.9)), stroke="black",
+                            marker="circle", default_opacities=[0.85])
+            mk.on_element_click(lambda m, ev, s=s: self._on_marker(s, ev))
+            self._points[s] = mk
+        self.panel.mark.on_element_click(lambda m, ev: self._on_image(ev))
+        self.region_lines = bq.Lines(x=[], y=[], colors=["#ffd000"], stroke_width=3,
+                                     scales=sc)
+        self.lattice_lines = bq.Lines(x=[], y=[], colors=["#00e5ff"], stroke_width=1,
+                                      opacities=[0.6], scales=sc)
+        self.lattice_vectors = bq.Lines(x=[], y=[], colors=["#ff00ff", "#00ff66"],
+                                        stroke_width=3, scales=sc)
+        self.picks_mark = bq.Scatter(x=[], y=[], colors=["#ff00ff"], marker="cross",
+                                     default_size=80, scales=sc)
+        self.brush = bq.interacts.BrushSelector(x_scale=sc["x"], y_scale=sc["y"],
+                                                color="#ffd000")
+        self.brush.observe(self._on_brush, "brushing")
+        p = self.panel
+        p.fig.marks = [p.mark, self.lattice_lines, self.lattice_vectors, self.region_lines,
+                       *self._points.values(), self.picks_mark, p.bar, p.bar_label]
         self.species_picker = ipw.ToggleButtons(options=self.species, value=self.species[0],
-                                                description="species")
-        self.sigma = ipw.FloatSlider(value=0.0, min=0.0, max=3.0, step=0.1,
-                                     description="Gaussian σ [px]", continuous_update=False)
-        self.sigma.observe(lambda _: self._notify(), "value")
-        self.status = ipw.Label("")
+                                                description="species",
+                                                style={"button_width": "52px"})
+        style = {"description_width": "initial"}
+        self.sigma = ipw.FloatSlider(value=0.0, min=0.0, max=3.0, step=0.1, style=style,
+                                     description="Gaussian width σ [px] (0: points)",
+                                     continuous_update=False, layout={"width": "420px"})
+        self.sigma.observe(lambda _: self._changed(Edit("layout")), "value")
+        self.snap = ipw.IntSlider(value=int(snap_px), min=0, max=4, style=style,
+                                  description="snap to extremum within [px]",
+                                  layout={"width": "420px"})
         self.mode = ipw.ToggleButtons(options=[("columns", "columns"),
                                                ("lattice: origin, a, b", "lattice"),
-                                               ("region: two corners", "region")],
-                                      description="click adds")
+                                               ("region: drag", "region")],
+                                      description="click/drag", style={"button_width": "140px"})
+        self.mode.observe(self._on_mode, "value")
         self._picks = []
-        replicate_btn = ipw.Button(description="replicate cell")
-        replicate_btn.on_click(lambda _: self.replicate())
-        clear_btn = ipw.Button(description="clear region")
-        clear_btn.on_click(lambda _: self.clear_region())
-        self.path = ipw.Text(value="positions.json", description="file")
-        save_btn, load_btn = ipw.Button(description="export"), ipw.Button(description="import")
-        save_btn.on_click(lambda _: self.save(self.path.value))
-        load_btn.on_click(lambda _: self.load(self.path.value))
+        buttons = []
+        for label, fn in (("undo", self.undo), ("replicate cell", self.replicate),
+                          ("clear region", self.clear_region)):
+            b = ipw.Button(description=label, layout={"width": "auto"})
+            b.on_click(lambda _, fn=fn: self._guarded(fn))
+            buttons.append(b)
+        self.path = ipw.Text(value="positions.json", description="file",
+                             layout={"width": "260px"})
+        save_btn = ipw.Button(description="export", layout={"width": "auto"})
+        load_btn = ipw.Button(description="import", layout={"width": "auto"})
+        save_btn.on_click(lambda _: self._guarded(lambda: self.save(self.path.value)))
+        load_btn.on_click(lambda _: self._guarded(lambda: self.load(self.path.value)))
+        self.status = ipw.HTML("")
+        self.message = ipw.HTML("")
+        self.legend = ipw.HTML(species_legend_html(self.species))
         self._redraw()
-        self.widget = ipw.VBox([self.species_picker, self.mode, self.fig, self.sigma,
-                                ipw.HBox([replicate_btn, clear_btn]),
-                                ipw.HBox([self.path, save_btn, load_btn]), self.status])
+        self.widget = ipw.VBox([self.species_picker, self.mode, self.legend, p.title, p.fig,
+                                self.sigma, self.snap, ipw.HBox(buttons),
+                                ipw.HBox([self.path, save_btn, load_btn]), self.status,
+                                self.message])
 
     # -- state -------------------------------------------------------------------
     @property
@@ -100,26 +171,51 @@ class TemplatePainter:
         """The species that clicks edit."""
         return self.species_picker.value
 
+    @property
+    def snap_px(self) -> int:
+        """Snap radius [scan px] (0: the clicked pixel)."""
+        return int(self.snap.value)
+
+    @snap_px.setter
+    def snap_px(self, value: int) -> None:
+        self.snap.value = int(value)
+
     def templates(self, combined: str | None = "all"):
         """``(k, scan_y, scan_x)`` templates of the non-empty layers and their names."""
         cols = {k: v for k, v in self.columns.items() if len(v)}
         if not cols:
-            raise ValueError("no columns painted yet")
+            raise ValueError("no columns painted yet: click columns on the image")
         return point_templates(cols, self.shape, sigma_px=self.sigma.value, combined=combined)
 
     def on_change(self, callback) -> None:
-        """Call ``callback(painter)`` after every edit."""
+        """Call ``callback(edit)`` with an :class:`Edit` after every change."""
         self._listeners.append(callback)
 
-    def _notify(self):
+    def _changed(self, edit: Edit):
+        self._redraw()
         for cb in self._listeners:
-            cb(self)
+            cb(edit)
+
+    def _remember(self):
+        self._history.append((copy.deepcopy(self.columns), self.region, self.lattice))
+        del self._history[:-100]
+
+    def say(self, text: str, level: str = "info") -> None:
+        """Show a message in the widget."""
+        self.message.value = message_html(text, level)
+
+    def _guarded(self, fn):
+        """Run a button's action; any error is shown in the widget."""
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - every error reaches the user
+            self.say(f"{type(e).__name__}: {e}", "error")
 
     # -- the twins of clicks ---------------------------------------------------------
     def _snap(self, y, x):
-        if not self.snap_px:
-            return float(y), float(x)
         r = self.snap_px
+        if not r:
+            return float(y), float(x)
         best, val = (y, x), -np.inf
         for dy in range(-r, r + 1):
             for dx in range(-r, r + 1):
@@ -131,51 +227,92 @@ class TemplatePainter:
 
     def click(self, y: int, x: int, species: str | None = None) -> str:
         """Add a column of ``species`` (default the current one) at scan pixel (y, x),
-        or remove the column within half a pixel of it. Returns "added" or "removed"."""
+        or remove the column of that species already on that pixel. Returns "added"
+        or "removed"."""
         sp = species or self.current
         pts = self.columns.setdefault(sp, np.zeros((0, 2)))
         if len(pts):
             d = np.hypot(pts[:, 0] - y, pts[:, 1] - x)
-            if d.min() <= 0.75:
-                self.columns[sp] = np.delete(pts, int(np.argmin(d)), axis=0)
-                self._redraw()
-                self._notify()
+            if d.min() <= 0.5:
+                self.remove(sp, int(np.argmin(d)))
                 return "removed"
+        self._remember()
         self.columns[sp] = np.vstack([pts, [self._snap(int(y), int(x))]])
-        self._redraw()
-        self._notify()
+        self._changed(Edit("column", sp))
         return "added"
 
-    def _on_hit(self, _, event):
-        y, x = np.unravel_index(int(event["data"]["index"]), self.shape)
-        self.press(int(y), int(x))
+    def remove(self, species: str, index: int) -> None:
+        """Remove column ``index`` of ``species`` (what a click on its marker does)."""
+        pts = self.columns.get(species)
+        if pts is None or not 0 <= index < len(pts):
+            raise ValueError(f"no column {index} of species {species!r}")
+        self._remember()
+        self.columns[species] = np.delete(pts, index, axis=0)
+        self._changed(Edit("column", species))
 
-    def press(self, y: int, x: int) -> None:
-        """What a click on the image does in the current mode: edit a column, collect
-        lattice points (origin, end of a, end of b) or region corners."""
+    def _on_image(self, event):
+        d = event.get("data", {})
+        y, x = int(np.floor(d["click_y"])), int(np.floor(d["click_x"]))
+        if 0 <= y < self.shape[0] and 0 <= x < self.shape[1]:
+            self._guarded(lambda: self.press(y, x))
+
+    def _on_marker(self, species, event):
+        i = int(event["data"]["index"])
         if self.mode.value == "columns":
-            self.click(y, x)
+            self._guarded(lambda: self.remove(species, i))
+        else:  # lattice corners may sit on columns: the marker's position is the pick
+            y, x = self.columns[species][i]
+            self._guarded(lambda: self.press(y, x))
+
+    def _on_mode(self, change):
+        self._picks = []
+        self.picks_mark.x, self.picks_mark.y = [], []
+        self.panel.fig.interaction = self.brush if change["new"] == "region" else None
+        hints = {"columns": "click the image to add a column, a marker to remove it",
+                 "lattice": "click the origin, then the ends of a and b",
+                 "region": "drag a rectangle over the reference region"}
+        self.say(hints[change["new"]])
+
+    def _on_brush(self, change):
+        if change["new"] or self.brush.selected_x is None or self.brush.selected_y is None:
             return
-        self._picks.append((y, x))
-        if self.mode.value == "lattice" and len(self._picks) == 3:
-            self.set_lattice(*self._picks)
-            self._picks = []
-            self.status.value = f"lattice a={self.lattice.a}, b={self.lattice.b} [px]"
-        elif self.mode.value == "region" and len(self._picks) == 2:
-            (y0, x0), (y1, x1) = self._picks
-            self._picks = []
-            self.set_region(min(y0, y1), max(y0, y1) + 1, min(x0, x1), max(x0, x1) + 1)
-            self.status.value = f"region: {int(self.region.sum())} scan positions"
+        (xa, xb), (ya, yb) = sorted(self.brush.selected_x), sorted(self.brush.selected_y)
+        y0, y1 = int(np.clip(np.floor(ya), 0, self.shape[0])), int(
+            np.clip(np.ceil(yb), 0, self.shape[0]))
+        x0, x1 = int(np.clip(np.floor(xa), 0, self.shape[1])), int(
+            np.clip(np.ceil(xb), 0, self.shape[1]))
+        self._guarded(lambda: self.set_region(y0, y1, x0, x1))
+
+    def press(self, y: float, x: float) -> None:
+        """What a click on the image does in the current mode: edit a column or collect
+        lattice points (origin, end of a, end of b)."""
+        if self.mode.value != "lattice":
+            self.click(int(y), int(x))
+            return
+        self._picks.append((float(y), float(x)))
+        self.picks_mark.x = [p[1] + 0.5 for p in self._picks]
+        self.picks_mark.y = [p[0] + 0.5 for p in self._picks]
+        if len(self._picks) == 3:
+            picks, self._picks = self._picks, []
+            self.picks_mark.x, self.picks_mark.y = [], []
+            self.set_lattice(*picks)
 
     def set_lattice(self, origin, a_end, b_end) -> Lattice:
         """Lattice from three picked points (origin, end of a, end of b) [scan px]."""
-        self.lattice = lattice_from_points(np.array([origin, a_end, b_end], float))
-        return self.lattice
+        lat = lattice_from_points(np.array([origin, a_end, b_end], float))
+        self._remember()
+        self.lattice = lat
+        self._draw_lattice()
+        a, b = (np.round(np.asarray(v, float), 2).tolist() for v in (lat.a, lat.b))
+        self.say(f"lattice a = {a}, b = {b} [px (y, x)]; 'replicate cell' tiles the "
+                 f"columns inside the first cell")
+        return lat
 
     def replicate(self) -> None:
         """Tile the columns inside the first lattice cell over the field of view."""
         if self.lattice is None:
-            raise ValueError("set_lattice first")
+            raise ValueError("no lattice yet: choose 'lattice' and click the origin and the "
+                             "ends of a and b first")
         basis = {}
         for s, pts in self.columns.items():
             if len(pts):
@@ -183,38 +320,88 @@ class TemplatePainter:
                 inside = np.all((f >= -1e-6) & (f < 1 - 1e-6), axis=1)
                 if inside.any():
                     basis[s] = f[inside]
-        self.columns.update(replicate(self.lattice, basis, self.shape))
-        self._redraw()
-        self._notify()
+        if not basis:
+            raise ValueError("no columns inside the first lattice cell to replicate")
+        self._remember()
+        tiled = replicate(self.lattice, basis, self.shape)
+        self.columns.update({k: np.round(v, 6) for k, v in tiled.items()})
+        self._changed(Edit("layout"))
+        self.say("replicated: " + ", ".join(f"{k} {len(v)}" for k, v in tiled.items()))
 
     def set_region(self, y0: int, y1: int, x0: int, x1: int) -> None:
-        """Rectangle reference region (a partial template); ``None`` to clear."""
-        from ..templates import rectangle_region
-
-        self.region = rectangle_region(self.shape, y0, y1, x0, x1)
-        self._notify()
+        """Rectangle reference region (a partial template): rows ``y0:y1``, columns
+        ``x0:x1`` [scan px]."""
+        region = rectangle_region(self.shape, y0, y1, x0, x1)
+        self._remember()
+        self.region = region
+        self._changed(Edit("layout"))
+        self.say(f"reference region rows {y0}:{y1}, columns {x0}:{x1} "
+                 f"({int(region.sum())} scan positions)")
 
     def clear_region(self) -> None:
+        """Remove the reference region (statistics from the whole scan)."""
+        self._remember()
         self.region = None
-        self._notify()
+        self.brush.selected_x = self.brush.selected_y = None
+        self._changed(Edit("layout"))
+        self.say("reference region cleared: whole scan")
 
-    def save(self, path) -> None:
-        """Export the positions (and lattice) as JSON."""
-        save_positions(path, self.columns, self.lattice, scan_shape=self.shape)
+    def undo(self) -> None:
+        """Go back one edit (columns, region or lattice)."""
+        if not self._history:
+            raise ValueError("nothing to undo")
+        self.columns, self.region, self.lattice = self._history.pop()
+        self._draw_lattice()
+        self._changed(Edit("layout"))
+        self.say("undone")
+
+    def save(self, path) -> Path:
+        """Export the positions (and lattice) as JSON (rounded to 1e-6 px)."""
+        cols = {k: np.round(v, 6) for k, v in self.columns.items()}
+        save_positions(path, cols, self.lattice, scan_shape=self.shape)
+        self.say(f"exported {sum(len(v) for v in cols.values())} columns to {path}")
+        return Path(path)
 
     def load(self, path) -> None:
         """Import positions from a JSON file."""
         cols, lat, _ = load_positions(Path(path))
+        self._remember()
         self.columns = {s: np.zeros((0, 2)) for s in self.species}
-        self.columns.update(cols)
+        self.columns.update({k: np.asarray(v, float).reshape(-1, 2) for k, v in cols.items()})
         self.lattice = lat
-        self._redraw()
-        self._notify()
+        self._draw_lattice()
+        self._changed(Edit("layout"))
+        self.say(f"imported {sum(len(v) for v in cols.values())} columns from {path}")
+
+    # -- drawing -------------------------------------------------------------------------
+    def _draw_lattice(self):
+        if self.lattice is None:
+            self.lattice_lines.x = self.lattice_lines.y = []
+            self.lattice_vectors.x = self.lattice_vectors.y = []
+            return
+        o = np.asarray(self.lattice.origin, float)
+        a, b = np.asarray(self.lattice.a, float), np.asarray(self.lattice.b, float)
+        self.lattice_vectors.x = [[o[1] + .5, o[1] + a[1] + .5], [o[1] + .5, o[1] + b[1] + .5]]
+        self.lattice_vectors.y = [[o[0] + .5, o[0] + a[0] + .5], [o[0] + .5, o[0] + b[0] + .5]]
+        # cell edges replicated over the field of view
+        n = int(np.ceil(2 * max(self.shape) / max(1e-9, min(np.hypot(*a), np.hypot(*b))))) + 1
+        k = np.arange(-n, n + 1)
+        segs = [np.stack([o + i * a - n * b, o + i * a + n * b]) for i in k]
+        segs += [np.stack([o + j * b - n * a, o + j * b + n * a]) for j in k]
+        segs = np.array(segs)
+        self.lattice_lines.x = segs[:, :, 1] + 0.5
+        self.lattice_lines.y = segs[:, :, 0] + 0.5
 
     def _redraw(self):
         for s, sc in self._points.items():
             pts = self.columns.get(s, np.zeros((0, 2)))
             sc.x, sc.y = pts[:, 1] + 0.5, pts[:, 0] + 0.5
+        if self.region is None:
+            self.region_lines.x, self.region_lines.y = [], []
+        else:
+            ys, xs = np.nonzero(self.region)
+            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+            self.region_lines.x = [x0, x1, x1, x0, x0]
+            self.region_lines.y = [y0, y0, y1, y1, y0]
         n = {k: len(v) for k, v in self.columns.items()}
-        if hasattr(self, "status"):
-            self.status.value = "columns: " + ", ".join(f"{k} {v}" for k, v in n.items())
+        self.status.value = "columns: " + ", ".join(f"{k} {v}" for k, v in n.items())
