@@ -8,6 +8,7 @@ that do not fit the scan, an output that would overwrite the input) prints one l
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -96,11 +97,25 @@ def _demo(args) -> int:
 def _simulate(args) -> int:
     from .simulate import simulate
 
-    command = "tdm " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "tdm " + shlex.join(args.argv)
     overrides = {k: v for k, v in (("num_configs", args.configs),
                                    ("scan_step_A", args.scan_step)) if v is not None}
+    logging.basicConfig(level=logging.INFO, format="[tdm simulate] %(message)s")
+    if args.raw:
+        from dataclasses import replace
+
+        from .simulate import PRESETS, STRUCTURES
+        from .simulate.runner import run_raw
+
+        out = run_raw(STRUCTURES[args.structure](), replace(PRESETS[args.preset], **overrides),
+                      args.thickness, args.raw, defocus_nm=args.defocus, seed=args.seed,
+                      command=command, scheduler=args.scheduler, device=args.device)
+        print(f"Wrote {out}/raw.npy and meta.json")
+        return 0
+    if not args.out:
+        raise UsageError("tdm simulate needs --out FILE or --raw DIR")
     s = simulate(args.preset, args.structure, args.thickness, args.defocus, args.seed,
-                 command=command, **overrides)
+                 command=command, scheduler=args.scheduler, device=args.device, **overrides)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.float16:
@@ -112,6 +127,18 @@ def _simulate(args) -> int:
             f"intensity per {FLOAT16_SCALE:g} incident electrons per detector pixel")
     s.save(out, overwrite=True, compression="gzip")
     print(f"Wrote {out} {s.data.shape} {s.data.dtype}")
+    return 0
+
+
+def _pack(args) -> int:
+    from .simulate.bundle import pack_raw
+
+    command = "tdm " + shlex.join(args.argv)
+    s = pack_raw(args.raw_dir, args.out, thickness_nm=args.thickness,
+                 mrad_per_px=args.mrad_per_px, fine_mrad=args.fine_mrad,
+                 max_mrad=args.max_mrad, ring_factor=args.ring_factor, command=command)
+    print(f"Wrote {args.out}: fine centre {s.data.shape} {s.data.dtype}, ring "
+          f"{s.metadata.Simulation.ring.shape}, {Path(args.out).stat().st_size / 1e6:.1f} MB")
     return 0
 
 
@@ -153,9 +180,9 @@ def _apply(args) -> int:
     text = format_specificity(table)
     (out / "specificity.txt").write_text(text + "\n")
     params = {k: (v if not isinstance(v, Path) else str(v)) for k, v in vars(args).items()
-              if k != "func"}
+              if k not in ("func", "argv")}
     (out / "parameters.json").write_text(json.dumps(
-        {"command": "tdm " + " ".join(sys.argv[1:]), "arguments": params,
+        {"command": "tdm " + shlex.join(args.argv), "arguments": params,
          "species": names, "n_zero_variance": int(masks.metadata.TDM.parameters.n_zero_variance),
          "scan_shape": list(map(int, shape))}, indent=1, default=str))
     print(text)
@@ -193,14 +220,35 @@ def main(argv=None) -> int:
     s = sub.add_parser("simulate", help="abTEM 4D-STEM simulation")
     s.add_argument("preset", choices=["ci", "bundled", "paper"])
     s.add_argument("structure")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", default=None, help="signal file (integrated detector)")
+    s.add_argument("--raw", default=None, metavar="DIR",
+                   help="write the raw float32 result (native detector to the antialiasing "
+                        "limit, every exit plane) to DIR instead")
     s.add_argument("--thickness", type=_positive, nargs="+", default=[20.0], help="[nm]")
     s.add_argument("--defocus", type=_finite, nargs="+", default=[0.0], help="[nm]")
     s.add_argument("--configs", type=_count, default=None, help="frozen-phonon configurations")
     s.add_argument("--scan-step", type=_positive, default=None, help="probe step [A]")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--float16", action="store_true", help="store as float16")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="dask.distributed scheduler (tcp://host:8786) that runs abTEM's graph")
+    s.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
+                   help="abTEM device; gpu needs CuPy")
     s.set_defaults(func=_simulate)
+    pk = sub.add_parser("pack", help="a raw simulation folder (simulate --raw) as a bundled "
+                        "file: fine detector centre + coarse ring, PACBED of every plane")
+    pk.add_argument("raw_dir", nargs="+", help="raw folder(s); several differ only in the seed")
+    pk.add_argument("--out", required=True)
+    pk.add_argument("--thickness", type=_positive, nargs="+", default=None,
+                    help="exit planes [nm] whose 4D data are kept (default all)")
+    pk.add_argument("--mrad-per-px", type=_positive, default=1.0, help="fine pixel [mrad]")
+    pk.add_argument("--fine-mrad", type=_positive, default=32.0,
+                    help="half-width of the fine square [mrad]")
+    pk.add_argument("--max-mrad", type=_positive, default=72.0,
+                    help="half-width of the whole detector [mrad]")
+    pk.add_argument("--ring-factor", type=_count, default=2,
+                    help="ring pixels are this many fine pixels on a side")
+    pk.set_defaults(func=_pack)
     ap = sub.add_parser("apply", help="masks, images and specificity for every species")
     ap.add_argument("datafile")
     ap.add_argument("--positions", required=True, help="positions JSON (tdm_widgets format)")
@@ -224,7 +272,9 @@ def main(argv=None) -> int:
     dt.add_argument("action", choices=["verify", "regenerate"])
     dt.add_argument("name", nargs="?")
     dt.set_defaults(func=_data)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
+    args.argv = argv  # the command as given, recorded with what it writes
     try:
         return args.func(args)
     except (UsageError, ValueError, TypeError, OSError, KeyError) as err:

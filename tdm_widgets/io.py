@@ -253,6 +253,9 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
             raise ValueError(
                 f"{path} is not 4D scan x detector data: navigation dimension "
                 f"{am.navigation_dimension}, signal dimension {am.signal_dimension}")
+        from .simulate.bundle import assemble_detector
+
+        s = assemble_detector(s)  # a packed bundled simulation: one detector again
     if scan_step_A is not None:
         set_scan_step(s, scan_step_A)
     if dose_e_per_A2 is not None:

@@ -89,16 +89,21 @@ def verify(manifest: dict | None = None) -> list[tuple[str, str]]:
 
 
 def regenerate(name: str, rtol: float = 1e-3, manifest: dict | None = None) -> float:
-    """Re-run a dataset's generator into a temporary file and compare with the
+    """Re-run a dataset's generator into a temporary folder and compare with the
     committed file.
+
+    The generator is one ``tdm`` command or several joined by ``&&`` (a raw run
+    ``tdm simulate ... --raw DIR`` and ``tdm pack DIR --out FILE``); every ``--out``
+    and the raw folder are redirected to the temporary folder.
 
     Returns
     -------
     float
-        Largest difference relative to the largest intensity; raises if above
-        ``rtol`` (float16 storage keeps ~5e-4 relative precision).
+        Largest difference relative to the largest intensity, over the detector as
+        :func:`tdm_widgets.load` returns it; raises if above ``rtol`` (float16
+        storage keeps ~5e-4 relative precision).
     """
-    import hyperspy.api as hs
+    from .io import load
 
     man = manifest or read_manifest()
     entry = next((d for d in man["datasets"] if d["name"] == name), None)
@@ -106,11 +111,16 @@ def regenerate(name: str, rtol: float = 1e-3, manifest: dict | None = None) -> f
         raise KeyError(f"no generated dataset {name!r} in the manifest")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "regen.hspy"
-        cmd = shlex.split(entry["generator"])
-        cmd[cmd.index("--out") + 1] = str(out)
-        subprocess.run(cmd, check=True, cwd=ROOT)
-        new = hs.load(out).data.astype(np.float64)
-    old = hs.load(ROOT / entry["file"]).data.astype(np.float64)
+        cmds = [shlex.split(c) for c in entry["generator"].split("&&")]
+        raw = {c[c.index("--raw") + 1]: str(Path(tmp) / f"raw{i}")
+               for i, c in enumerate(cmds) if "--raw" in c}
+        for cmd in cmds:
+            cmd[:] = [raw.get(a, a) for a in cmd]
+            if "--out" in cmd:
+                cmd[cmd.index("--out") + 1] = str(out)
+            subprocess.run(cmd, check=True, cwd=ROOT)
+        new = np.asarray(load(out).data, np.float64)
+    old = np.asarray(load(ROOT / entry["file"]).data, np.float64)
     if new.shape != old.shape:
         raise ValueError(f"regenerated shape {new.shape} != committed {old.shape}")
     diff = float(np.max(np.abs(new - old)) / np.max(np.abs(old)))
@@ -128,13 +138,21 @@ def entry_for(name: str, file: Path, tier: str, notebooks: list[str], reductions
     s = hs.load(file, lazy=True)
     sim = s.metadata.Simulation
     params = sim.parameters.as_dictionary()
-    return {
+    entry = {
         "name": name, "tier": tier, "file": str(Path(file).resolve().relative_to(ROOT)),
         "generator": sim.generator_command, "parameters": _plain(params),
         "shape": list(s.data.shape), "dtype": str(s.data.dtype),
         "size_bytes": Path(file).stat().st_size, "sha256": sha256(Path(file)),
         "notebooks": notebooks, "reductions": reductions,
     }
+    layout = sim.get_item("detector_layout")
+    if layout is not None:  # packed: fine centre stored, tdm_widgets.load assembles
+        lay = {k: _plain(v) for k, v in layout.as_dictionary().items() if k != "ring_index"}
+        entry["detector"] = dict(lay, loaded_shape=list(s.data.shape[:-2])
+                                 + [lay["n_full"], lay["n_full"]],
+                                 ring_shape=list(sim.ring.shape))
+        entry["pacbed_thickness_nm"] = _plain(np.asarray(sim.pacbed_thickness_nm))
+    return entry
 
 
 def _plain(x):

@@ -194,3 +194,155 @@ def test_lifepo4_supercell_any_size():
     sc = lifepo4((2, 3), thickness_A=10.0)  # rounded up to 3 cells along c
     assert len(sc) == 28 * 2 * 3 * 3
     np.testing.assert_allclose(sc.cell.lengths(), [2 * 10.33, 3 * 6.01, 3 * 4.69])
+
+
+def test_local_cluster_gives_the_serial_array(ci_signal):
+    """abTEM's own graph on a 2-worker dask.distributed cluster (separate processes)
+    gives the serial run's array, seeded phonons included."""
+    from distributed import Client, LocalCluster
+
+    serial = simulate("ci", "lifepo4", thickness_nm=(1.0, 2.0), progress=False, num_configs=2)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        on_cluster = simulate("ci", "lifepo4", thickness_nm=(1.0, 2.0), progress=False,
+                              num_configs=2, scheduler=client)
+        assert client.nthreads() and len(client.nthreads()) == 2
+    np.testing.assert_allclose(on_cluster.data, serial.data, rtol=1e-5, atol=1e-9)
+    # two configurations are not the one-configuration run: the phonons are real
+    assert not np.allclose(serial.data, ci_signal.data, rtol=1e-3, atol=1e-6)
+
+
+def test_estimate_covers_cluster_and_gpu_needs_cupy():
+    from tdm_widgets.simulate.runner import check_device, estimate_text, plan_scan
+
+    plan = plan_scan(lifepo4_defects(), PRESETS["ci"], [1.0])
+    one = estimate_text(plan, PRESETS["ci"])
+    eight = estimate_text(plan, PRESETS["ci"], threads=8)
+    assert "one CPU core" in one and "worker threads" not in one
+    minutes = float(eight.split("min on one CPU core, ")[1].split(" min")[0])
+    assert minutes == pytest.approx(round(plan.estimate_s / 8 / 60, 1))
+    assert "8 worker threads" in eight
+    with pytest.raises(ValueError, match="device must be 'cpu' or 'gpu'; got 'tpu'"):
+        check_device("tpu")
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        with pytest.raises(ValueError, match="needs CuPy"):
+            simulate("ci", "lifepo4", thickness_nm=(1.0,), progress=False, device="gpu")
+    else:
+        assert check_device("gpu") == "gpu"
+
+
+@pytest.fixture(scope="module")
+def ci_raw(tmp_path_factory):
+    """A ci-tier raw run (native detector to the antialiasing limit, 3 exit planes)."""
+    from tdm_widgets.cli import main
+
+    raw = tmp_path_factory.mktemp("raw") / "ci"
+    assert main(["simulate", "ci", "lifepo4", "--thickness", "1", "2", "3", "--raw",
+                 str(raw)]) == 0
+    return raw
+
+
+def test_raw_run_is_the_native_detector_of_the_integrated_run(ci_raw):
+    """The raw folder holds every exit plane at abTEM's native sampling; integrating it
+    onto the ci preset's 4 mrad pixels gives the ci run's patterns."""
+    import json
+
+    from tdm_widgets.simulate.runner import detector_rebin_matrix
+
+    meta = json.loads((ci_raw / "meta.json").read_text())
+    raw = np.load(ci_raw / "raw.npy")
+    assert list(raw.shape) == meta["shape"] and raw.dtype == np.float32
+    assert raw.shape[:2] == (1, 3) and meta["thickness_nm"] == pytest.approx([0.938, 1.876, 2.814])
+    ky, kx = np.asarray(meta["ky_mrad"]), np.asarray(meta["kx_mrad"])
+    assert np.diff(kx) == pytest.approx(np.full(len(kx) - 1, meta["parameters"][
+        "simulated_mrad_per_px"][0]), rel=1e-4)
+    assert min(abs(ky).max(), abs(kx).max()) > 50  # beyond the ci preset's 40 mrad
+    # the same thicknesses: the same slab depth, so the same seeded phonons
+    ref = select(simulate("ci", "lifepo4", thickness_nm=(1.0, 2.0, 3.0), progress=False),
+                 thickness_nm=2.0)
+    ry, rx = detector_rebin_matrix(ky, 20, 4.0), detector_rebin_matrix(kx, 20, 4.0)
+    integrated = ry @ raw[0, 1].astype(np.float64) @ rx.T
+    np.testing.assert_allclose(integrated, ref.data, rtol=1e-4, atol=1e-7)
+
+
+def test_pack_and_load_round_trip(ci_raw, tmp_path, capsys):
+    """Packed fine centre + ring come back from tw.load as one calibrated detector:
+    the centre is the 1 mrad integration, every 2 x 2 block sums to it, PACBED of
+    every plane is kept, and a lazy load equals the eager one."""
+    import json
+
+    from tdm_widgets.simulate.runner import detector_rebin_matrix
+
+    out = tmp_path / "ci_packed.hspy"
+    from tdm_widgets.cli import main
+    assert main(["pack", str(ci_raw), "--out", str(out), "--thickness", "1", "3",
+                 "--fine-mrad", "16", "--max-mrad", "40"]) == 0
+    s = tw.load(out)
+    assert s.data.shape == (2, 6, 10, 80, 80) and s.data.dtype == np.float32
+    ax = s.axes_manager.signal_axes
+    assert ax[0].units == "mrad" and ax[0].scale == 1.0 and ax[0].offset == -40.0
+    meta = json.loads((ci_raw / "meta.json").read_text())
+    raw = np.load(ci_raw / "raw.npy").astype(np.float64)
+    ry = detector_rebin_matrix(np.asarray(meta["ky_mrad"]), 80, 1.0)
+    rx = detector_rebin_matrix(np.asarray(meta["kx_mrad"]), 80, 1.0)
+    ref = np.einsum("ij,tyxjk,lk->tyxil", ry, raw[0, [0, 2]], rx)
+    tol = 2e-3 * ref.max()  # float16 storage
+    np.testing.assert_allclose(s.data[..., 24:56, 24:56], ref[..., 24:56, 24:56], atol=tol)
+    blocks = lambda a: a.reshape(a.shape[:-2] + (40, 2, 40, 2)).sum(axis=(-3, -1))  # noqa: E731
+    np.testing.assert_allclose(blocks(s.data), blocks(ref), atol=4 * tol)
+    assert not np.allclose(s.data[..., :24, :], 0)  # the ring is there
+    sim = s.metadata.Simulation
+    np.testing.assert_allclose(sim.pacbed, raw[0].mean(axis=(1, 2)), rtol=1e-5, atol=1e-12)
+    assert list(sim.pacbed_thickness_nm) == pytest.approx([0.938, 1.876, 2.814])
+    assert list(sim.thickness_nm) == pytest.approx([0.938, 2.814])
+    assert select(s, thickness_nm=3).data.shape == (6, 10, 80, 80)
+    lazy = tw.load(out, lazy=True)
+    np.testing.assert_array_equal(np.asarray(lazy.data), s.data)
+    for extra, message in ((["--max-mrad", "80"], "beyond the simulated detector"),
+                           (["--fine-mrad", "15", "--max-mrad", "40"], "whole multiples")):
+        assert main(["pack", str(ci_raw), "--out", str(out), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("tdm: error:") and message in err and err.count("\n") == 1
+
+
+def test_regenerate_a_packed_ci_dataset(ci_raw, tmp_path, monkeypatch, capsys):
+    """Two seeds packed together are their mean with the configurations summed, and
+    tdm data regenerate re-runs both raw runs + pack into a temporary folder and
+    compares."""
+    from tdm_widgets import manifest
+    from tdm_widgets.cli import main
+
+    raw1 = tmp_path / "raw_seed1"
+    assert main(["simulate", "ci", "lifepo4", "--thickness", "1", "2", "3", "--seed", "1",
+                 "--raw", str(raw1)]) == 0
+    out = tmp_path / "packed.hspy"
+    assert main(["pack", str(ci_raw), str(raw1), "--out", str(out), "--thickness", "2",
+                 "--fine-mrad", "16", "--max-mrad", "40"]) == 0
+    s = tw.load(out)
+    assert s.metadata.Simulation.parameters.preset.num_configs == 2
+    assert list(s.metadata.Simulation.parameters.seeds) == [0, 1]
+    both = (np.load(ci_raw / "raw.npy")[0].mean(axis=(1, 2), dtype=np.float64)
+            + np.load(raw1 / "raw.npy")[0].mean(axis=(1, 2), dtype=np.float64)) / 2
+    np.testing.assert_allclose(s.metadata.Simulation.pacbed, both, rtol=1e-5, atol=1e-12)
+    generator = s.metadata.Simulation.generator_command
+    assert generator.count("simulate ci lifepo4") == 2 and "&& tdm pack" in generator
+    man = {"datasets": [{"name": "ci", "tier": "ci", "file": str(out), "generator": generator}]}
+    monkeypatch.setattr(manifest, "ROOT", tmp_path)
+    monkeypatch.setattr(manifest.subprocess, "run",
+                        lambda c, check, cwd: main(c[1:]))  # the same CLI, in-process
+    assert manifest.regenerate("ci", manifest=man) == 0.0
+    # a different seed is a different dataset: regenerate says so
+    man["datasets"][0]["generator"] = generator.replace("--seed 1", "--seed 5")
+    with pytest.raises(ValueError, match="differs by"):
+        manifest.regenerate("ci", manifest=man)
+    capsys.readouterr()
+    assert main(["pack", str(ci_raw), str(ci_raw), "--out", str(out)]) == 2
+    assert "repeat a phonon seed" in capsys.readouterr().err
+    other = tmp_path / "raw_other"  # another seed, but also other exit planes
+    assert main(["simulate", "ci", "lifepo4", "--thickness", "1", "2", "--seed", "2",
+                 "--raw", str(other)]) == 0
+    capsys.readouterr()
+    assert main(["pack", str(ci_raw), str(other), "--out", str(out)]) == 2
+    assert "differ only in the phonon seed" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .output import columns_of, select, to_signal
-from .runner import PRESETS, Preset, run_multislice
+from .runner import PRESETS, Preset, run_multislice, run_raw
 from .structures import (Structure, lifepo4, lifepo4_cell, lifepo4_defects, pbtio3,
                          pbtio3_cell, pbtio3_domain_wall)
 
@@ -19,7 +19,8 @@ STRUCTURES = {
 
 
 def simulate(preset: str, structure: str, thickness_nm=(20.0,), defocus_nm=(0.0,),
-             seed: int = 0, progress: bool = True, command: str = "", **overrides):
+             seed: int = 0, progress: bool = True, command: str = "", scheduler=None,
+             device: str = "cpu", **overrides):
     """Simulate a 4D-STEM scan: a thickness series from one run's exit planes, a
     defocus series as one probe ensemble.
 
@@ -35,6 +36,11 @@ def simulate(preset: str, structure: str, thickness_nm=(20.0,), defocus_nm=(0.0,
         Probe defocus values [nm].
     seed : int
         Frozen-phonon seed; the same preset and seed give the same array.
+    scheduler : str or distributed.Client, optional
+        Run abTEM's graph on this ``dask.distributed`` scheduler (address or client),
+        strip by strip; the array is the same as a run in this process.
+    device : {"cpu", "gpu"}
+        abTEM's device (``"gpu"`` needs CuPy).
     **overrides
         Preset fields to change (e.g. ``num_configs=1``, ``scan_step_A=0.4``),
         recorded in the metadata.
@@ -50,10 +56,10 @@ def simulate(preset: str, structure: str, thickness_nm=(20.0,), defocus_nm=(0.0,
     p = replace(PRESETS[preset], **overrides)
     st = STRUCTURES[structure]()
     res = run_multislice(st, p, list(thickness_nm), defocus_nm=defocus_nm, seed=seed,
-                         progress=progress)
+                         progress=progress, scheduler=scheduler, device=device)
     return to_signal(res, f"{structure} ({preset})", command)
 
 
 __all__ = ["PRESETS", "Preset", "STRUCTURES", "Structure", "columns_of", "lifepo4",
            "lifepo4_cell", "lifepo4_defects", "pbtio3", "pbtio3_cell", "pbtio3_domain_wall",
-           "run_multislice", "select", "simulate", "to_signal"]
+           "run_multislice", "run_raw", "select", "simulate", "to_signal"]
