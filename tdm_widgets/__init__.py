@@ -25,21 +25,38 @@ from .analysis.pca import eigen_closeness, eigen_images
 from .analysis.profiles import line_profile
 from .analysis.snr import shot_noise_snr_db, unit_cell_average, unit_cell_snr_db
 from .analysis.unmix import unmix_images
-from .columns import format_specificity, point_templates, random_positions_template, \
-    specificity
 from .badpixels import BadPixels, find_bad_pixels, set_bad_pixels
+from .columns import format_specificity, point_templates, random_positions_template, specificity
 from .core.disk import BFDisk
-from .descan import Descan, correct_descan, measure_descan
-from .imaging import apply_mask, bf_disk, calibrate_detector, column_stats, data_matrix, \
-    detector_annulus, pcc_mask, virtual_image
 from .core.engine import TDMEngine
+from .descan import Descan, correct_descan, measure_descan
+from .imaging import (
+    apply_mask,
+    bf_disk,
+    calibrate_detector,
+    column_stats,
+    data_matrix,
+    detector_annulus,
+    pcc_mask,
+    virtual_image,
+)
 from .io import from_array, load
 from .live import LiveTDM, export_weighted_detector
 from .noise import add_poisson_noise
 from .registration import Registration, cell_from_columns, register_cell
-from .templates import Lattice, find_peaks, lattice_from_peaks, lattice_from_points, \
-    load_positions, peak_heights, \
-    rectangle_region, refine_lattice, refine_positions, replicate, save_positions
+from .templates import (
+    Lattice,
+    find_peaks,
+    lattice_from_peaks,
+    lattice_from_points,
+    load_positions,
+    peak_heights,
+    rectangle_region,
+    refine_lattice,
+    refine_positions,
+    replicate,
+    save_positions,
+)
 from .validation import cross_validated_image, cross_validated_joint_images, specificity_report
 
 
@@ -50,18 +67,19 @@ def explore(s, columns=None, **kwargs):
 
     return _explore(s, columns, **kwargs)
 
+
 __all__ = [
-    "BFDisk", "BadPixels", "Descan", "Lattice", "LiveTDM", "Registration", "TDMEngine", "__version__",
-    "add_poisson_noise", "apply_mask", "bf_disk", "calibrate_detector", "cell_from_columns",
-    "center_of_mass", "correct_descan", "column_stats", "cross_validated_image",
-    "cross_validated_joint_images",
-    "data_matrix", "detector_annulus", "displacement_vectors", "eigen_closeness",
-    "eigen_images", "explore", "export_weighted_detector", "find_bad_pixels", "find_peaks", "format_specificity", "from_array", "icom",
-    "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
-    "measure_descan", "pcc_mask", "peak_heights", "point_templates", "random_positions_template",
-    "rectangle_region", "refine_by_tdm", "refine_lattice", "register_cell", "refine_positions",
-    "replicate", "resample_pattern", "save_positions", "set_bad_pixels", "shot_noise_snr_db",
-    "specificity", "specificity_report", "start_dependence", "unit_cell_average",
-    "unit_cell_snr_db", "unmix_images",
-    "virtual_image",
+    "BFDisk", "BadPixels", "Descan", "Lattice", "LiveTDM", "Registration", "TDMEngine",
+    "__version__", "add_poisson_noise", "apply_mask", "bf_disk", "calibrate_detector",
+    "cell_from_columns", "center_of_mass", "correct_descan", "column_stats",
+    "cross_validated_image", "cross_validated_joint_images", "data_matrix", "detector_annulus",
+    "displacement_vectors", "eigen_closeness", "eigen_images", "explore",
+    "export_weighted_detector", "find_bad_pixels", "find_peaks", "format_specificity",
+    "from_array", "icom", "lattice_from_peaks", "lattice_from_points", "line_profile", "load",
+    "load_positions", "match_thickness", "measure_descan", "pcc_mask", "peak_heights",
+    "point_templates", "random_positions_template", "rectangle_region", "refine_by_tdm",
+    "refine_lattice", "register_cell", "refine_positions", "replicate", "resample_pattern",
+    "save_positions", "set_bad_pixels", "shot_noise_snr_db", "specificity",
+    "specificity_report", "start_dependence", "unit_cell_average", "unit_cell_snr_db",
+    "unmix_images", "virtual_image",
 ]

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 #: Scale of float16 simulation files: intensities per 10^4 incident electrons.
 FLOAT16_SCALE = 1e4
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import apply_mask, load, pcc_mask, virtual_image
-from .columns import format_specificity, point_templates, random_positions_template, \
-    specificity
+from .columns import format_specificity, point_templates, random_positions_template, specificity
 from .simulate.output import columns_of, select
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -56,7 +55,8 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
         from .noise import add_poisson_noise
 
         s = add_poisson_noise(s, dose_e_per_A2, seed=seed)
-    cols = {k: v for k, v in sorted(columns_of(series).items(), key=lambda kv: SPECIES.index(kv[0]))}
+    cols = {k: v for k, v in sorted(columns_of(series).items(),
+                                    key=lambda kv: SPECIES.index(kv[0]))}
     shape = s.data.shape[:2]
     abf = virtual_image(s, 11.0, 23.5, progress=progress)
     adf = virtual_image(s, 30.0, 64.0, progress=progress)

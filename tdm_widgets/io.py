@@ -8,7 +8,6 @@ import numpy as np
 
 from .core.validate import check_data
 
-
 #: Size of one chunk of a lazily loaded ``.mib`` [bytes, as stored]: whole scan rows
 #: of whole patterns (a part of a row when one row is larger).
 MIB_CHUNK_BYTES = 32 * 2**20

@@ -236,7 +236,7 @@ def _choose(placements, brightness, visible, inten, pk, tree, tol):
                          "put different species on the peaks fit the positions equally "
                          f"well; {hint}")
     agree = []
-    for _, _, (f, sp, px) in close:
+    for _, _, (_f, sp, px) in close:
         im, ip = _pairs(px, tree, pk, tol)
         e, i = expected[sp[im]], inten[ip]
         agree.append(np.corrcoef(e, i)[0, 1] if len(im) > 2 and np.ptp(e) > 0
@@ -245,13 +245,15 @@ def _choose(placements, brightness, visible, inten, pk, tree, tol):
     if not agree[order[0]] - agree[order[1]] > 0.2:
         raise ValueError(f"ambiguous registration: {len(close)} placements fit the positions "
                          "equally well and the peak intensities do not tell them apart "
-                         f"(brightness correlations {np.round(sorted(agree)[::-1], 2).tolist()}); "
+                         "(brightness correlations "
+                         f"{np.round(sorted(agree)[::-1], 2).tolist()}); "
                          "check visible and its relative brightness")
     return close[order[0]][1]
 
 
 def register_cell(peaks, cell: dict, lattice: Lattice, shape, visible=None,
-                  intensities=None, order: int = 1, tol_px: float | None = None, max_strain: float = 0.25,
+                  intensities=None, order: int = 1, tol_px: float | None = None,
+                  max_strain: float = 0.25,
                   max_rotation_deg: float = 180.0, min_matched: float = 0.7,
                   max_rms_px: float | None = None) -> Registration:
     """Register a known unit cell on the peaks of a user's image.

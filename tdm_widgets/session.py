@@ -18,16 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .columns import point_templates
 from .core.apply import apply_masks, physical_weights
 from .core.engine import TDMEngine
 from .core.validate import region_mask
 from .detector import describe_detector_region, detector_annulus, resolve_detector_region
 from .signals import provenance, unwrap, wrap_detector_images, wrap_scan_images
-from .columns import point_templates
 
 #: Statistics that produced a mask signal, with the data they belong to (weakly held:
 #: a mask forgets them when either is gone).
-_MASK_STATISTICS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_MASK_STATISTICS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def remember_statistics(mask_signal, data, stats) -> None:
@@ -106,7 +106,7 @@ class TDMSession:
 
     @classmethod
     def from_columns(cls, s, columns: dict, species=None, sigma_px: float = 0.0,
-                     combined: str | None = "all", **kwargs) -> "TDMSession":
+                     combined: str | None = "all", **kwargs) -> TDMSession:
         """A session whose templates are made from column positions.
 
         Parameters

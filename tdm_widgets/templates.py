@@ -437,7 +437,8 @@ def load_positions(path, scan_shape=None) -> tuple[dict, Lattice | None, dict]:
     try:
         doc = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not a tdm_widgets positions file (not a JSON positions file: {err})") from None
+        raise ValueError(f"{path} is not a tdm_widgets positions file (not a JSON positions "
+                         f"file: {err})") from None
     if not isinstance(doc, dict) or doc.get("format") != "tdm_widgets.positions" \
             or not isinstance(doc.get("columns"), dict):
         raise ValueError(f"{path} is not a tdm_widgets positions file")

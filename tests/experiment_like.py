@@ -97,7 +97,10 @@ def _sample_scan(sim, y, x):
     sy, sx = sim.shape[:2]
     y0, x0 = int(np.floor(y)), int(np.floor(x))
     wy, wx = y - y0, x - x0
-    p = lambda i, j: sim[i % sy, j % sx]
+
+    def p(i, j):
+        return sim[i % sy, j % sx]
+
     return ((1 - wy) * ((1 - wx) * p(y0, x0) + wx * p(y0, x0 + 1))
             + wy * ((1 - wx) * p(y0 + 1, x0) + wx * p(y0 + 1, x0 + 1)))
 

@@ -50,7 +50,8 @@ def _header(index: int, det_shape, counter_depth: int, t: datetime, exposure_s: 
 def write_hdr(path, n_frames: int, counter_depth: int, frames_per_trigger: int = 1
               ) -> Path:
     """Write the acquisition ``.hdr`` (the fields RosettaSciIO reads)."""
-    lines = ["HDR,", f"Time and Date Stamp (day, mnth, yr, hr, min, s):\t{_START:%d/%m/%Y %H:%M:%S}",
+    lines = ["HDR,",
+             f"Time and Date Stamp (day, mnth, yr, hr, min, s):\t{_START:%d/%m/%Y %H:%M:%S}",
              "Chip ID:\tW000_A00, - , - , - ",
              "Chip Type (Medipix 3.0, Medipix 3.1, Medipix 3RX):\tMedipix 3RX",
              "Assembly Size (NX1, 2X2):\t   1x1", "Chip Mode  (SPM, CSM, CM, CSCM):\tSPM",

@@ -3,11 +3,10 @@ against an answer known independently."""
 
 import numpy as np
 import pytest
+from conftest import reference_normalised
 
 import tdm_widgets as tw
 from tdm_widgets.analysis.icom import integrate_gradient, wavelength_A
-
-from conftest import reference_normalised
 
 
 def test_wavelength_200kV():
@@ -334,7 +333,8 @@ def test_unmix_images_removes_known_cross_talk(rng):
     t[0, 3::10, 3::10] = 1.0
     t[1, 5::10, 8::10] = 1.0
     t[2, 8::10, 4::10] = 1.0
-    mix = np.array([[1.0, 0.6, 0.2], [0.4, 1.0, 0.5], [0.3, 0.1, 1.0]])  # image j = sum_s mix[j, s] t_s
+    # image j = sum_s mix[j, s] t_s
+    mix = np.array([[1.0, 0.6, 0.2], [0.4, 1.0, 0.5], [0.3, 0.1, 1.0]])
     images = np.einsum("js,syx->jyx", mix, t) + 0.01 * rng.standard_normal((3,) + shape) + 7.0
     clean, w = tw.unmix_images(images, t)
     for j in range(3):

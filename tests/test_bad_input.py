@@ -3,11 +3,10 @@
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import reference_pcc
 
 import tdm_widgets as tw
 from tdm_widgets.core.correlate import pcc_masks
-
-from conftest import reference_pcc
 
 
 @pytest.fixture

@@ -1,10 +1,9 @@
 """The sorted matrix D of Fig 1d."""
 
 import numpy as np
+from conftest import reference_normalised
 
 import tdm_widgets as tw
-
-from conftest import reference_normalised
 
 
 def test_data_matrix_sorting_and_values(rng):
@@ -24,5 +23,6 @@ def test_data_matrix_sorting_and_values(rng):
     assert np.all(np.diff(high[dm.row_order]) >= 0)   # rows by high-angle intensity
     assert sorted(dm.row_order) == list(range(sy * sx))
     norm = tw.data_matrix(s, normalized=True)
-    np.testing.assert_allclose(norm.matrix, reference_normalised(D)[norm.row_order][:, norm.col_order],
+    np.testing.assert_allclose(norm.matrix,
+                               reference_normalised(D)[norm.row_order][:, norm.col_order],
                                rtol=1e-4, atol=1e-5)

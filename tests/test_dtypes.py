@@ -4,14 +4,13 @@ and lazy, and gives what a plain float64 numpy computation gives."""
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import reference_pcc
 
 import tdm_widgets as tw
 from tdm_widgets.core import kernels
 from tdm_widgets.core.apply import apply_masks
 from tdm_widgets.core.correlate import pcc_masks
 from tdm_widgets.core.engine import TDMEngine
-
-from conftest import reference_pcc
 
 # what RosettaSciIO and numpy hand over: Merlin 1/6/12/24-bit (uint8, >u2, >u4), other
 # counting detectors (little-endian uint16/32/64, signed after dark subtraction), and

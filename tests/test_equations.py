@@ -3,12 +3,11 @@
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import reference_normalised, reference_pcc
 
 import tdm_widgets as tw
 from tdm_widgets.core.apply import apply_masks
 from tdm_widgets.core.correlate import pcc_masks
-
-from conftest import reference_normalised, reference_pcc
 
 
 @pytest.mark.parametrize("over_mean", [False, True])

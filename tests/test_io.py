@@ -5,9 +5,9 @@ import hashlib
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import SHARED
 
 import tdm_widgets as tw
-from conftest import SHARED
 
 MERLIN = SHARED / "data" / "merlin"
 

@@ -26,6 +26,7 @@ def test_every_present_file_matches_the_manifest():
 
 def test_manifest_shapes_dtypes_and_generators():
     import hyperspy.api as hs
+
     from tdm_widgets.cli import main as cli
 
     for d in manifest.read_manifest()["datasets"]:
@@ -74,6 +75,7 @@ def test_demo_writes_figure_results_and_table(demo):
 
 def test_demo_results_reload_and_agree_with_the_api(demo):
     import hyperspy.api as hs
+
     from tdm_widgets.simulate import columns_of, select
 
     out, table = demo

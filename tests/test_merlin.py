@@ -5,10 +5,10 @@ import hashlib
 
 import numpy as np
 import pytest
-
-import tdm_widgets as tw
 from conftest import SHARED
 from merlin_writer import frame_dtype, read_mib_plain, write_hdr, write_mib
+
+import tdm_widgets as tw
 
 MERLIN = SHARED / "data" / "merlin"
 SCAN, DET = (8, 9), (24, 20)

@@ -81,7 +81,8 @@ def test_register_recovers_known_affine_distortion(name, matrix, jitter):
     assert reg.peak_fraction > 0.97 and reg.matched_fraction > 0.75
     assert not reg.matched["C"].any()
     m = reg.matched["A"]
-    np.testing.assert_allclose(np.hypot(*reg.residuals_px["A"][m].T).max(), 0, atol=0.1 + 4 * jitter)
+    np.testing.assert_allclose(np.hypot(*reg.residuals_px["A"][m].T).max(), 0,
+                               atol=0.1 + 4 * jitter)
     assert np.isnan(reg.residuals_px["C"]).all()
 
 
@@ -167,7 +168,8 @@ def test_lattice_from_peaks_two_sublattices():
         tw.lattice_from_peaks(pk)
     equal = np.ones(len(pk))
     with pytest.raises(ValueError, match="ambiguous lattice"):
-        tw.lattice_from_peaks(pk, intensities=equal + np.random.default_rng(0).normal(0, 0.01, len(pk)))
+        noisy = equal + np.random.default_rng(0).normal(0, 0.01, len(pk))
+        tw.lattice_from_peaks(pk, intensities=noisy)
     # A brighter: the lattice points are the A columns
     inten = np.r_[np.full(len(cols["A"]), 2.0), np.full(len(cols["B"]), 1.0)]
     got = tw.lattice_from_peaks(pk, intensities=inten)

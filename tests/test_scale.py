@@ -41,9 +41,7 @@ def test_live_tdm_equals_apply_mask_on_finished_scan(data4d, rng):
     w, off = tw.core.apply.physical_weights(masks.data, stats)
     live = tw.LiveTDM(w, data4d.shape[:2], offset=off)
     rows = (data4d[y] for y in range(data4d.shape[0]))  # one scan row at a time
-    last = None
-    for last in live.consume(rows):
-        pass
+    *_, last = live.consume(rows)
     np.testing.assert_allclose(last, tw.apply_mask(s, masks, normalized=True).data,
                                rtol=1e-10)
     partial = tw.LiveTDM(masks.data[0], data4d.shape[:2]).feed(data4d[0, 0])

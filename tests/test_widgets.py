@@ -2,6 +2,7 @@
 what the public functions return for the same input."""
 
 import hashlib
+
 import dask.array as da
 import numpy as np
 import pytest

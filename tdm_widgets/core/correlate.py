@@ -3,9 +3,9 @@ pixel-STEM image (paper Eqs 3-5, 7 and 8), without forming the normalised matrix
 
 from __future__ import annotations
 
-import numpy as np
-
 from functools import partial
+
+import numpy as np
 
 from .blocks import reduce_scan
 from .moments import block_sums, first_pattern, merge_sums

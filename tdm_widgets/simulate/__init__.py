@@ -6,8 +6,15 @@ from dataclasses import replace
 
 from .output import columns_of, select, to_signal
 from .runner import PRESETS, Preset, run_multislice, run_raw
-from .structures import (Structure, lifepo4, lifepo4_cell, lifepo4_defects, pbtio3,
-                         pbtio3_cell, pbtio3_domain_wall)
+from .structures import (
+    Structure,
+    lifepo4,
+    lifepo4_cell,
+    lifepo4_defects,
+    pbtio3,
+    pbtio3_cell,
+    pbtio3_domain_wall,
+)
 
 #: Structures known to ``tdm simulate``.
 STRUCTURES = {

@@ -472,8 +472,9 @@ def run_multislice(structure, preset: Preset, thickness_nm, defocus_nm=(0.0,),
     strips = []
     with connect(scheduler) as client:
         _announce(plan, preset, client)
-        for _, _, strip, (kx, ky) in scan_strips(plan, det, client=client):
+        for _, _, strip, k_axes in scan_strips(plan, det, client=client):
             strips.append(strip)
+            kx, ky = k_axes  # detector axes [mrad], the same for every strip
     arr = np.concatenate(strips, axis=2)
     del strips
     elapsed = time.perf_counter() - t0
@@ -532,7 +533,8 @@ def run_raw(structure, preset: Preset, thickness_nm, out_dir, defocus_nm=(0.0,),
     raw = None
     with connect(scheduler) as client:
         _announce(plan, preset, client)
-        for y0, y1, strip, (kx, ky) in scan_strips(plan, det, client=client):
+        for y0, y1, strip, k_axes in scan_strips(plan, det, client=client):
+            kx, ky = k_axes  # detector axes [mrad], the same for every strip
             if raw is None:
                 shape = strip.shape[:2] + (plan.scan_px[1], plan.scan_px[0]) + strip.shape[-2:]
                 raw = np.lib.format.open_memmap(out / "raw.npy", mode="w+",

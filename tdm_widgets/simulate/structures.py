@@ -7,8 +7,8 @@ x-y sites grouped by species) come from :func:`projected_columns`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from ase import Atoms
@@ -214,7 +214,8 @@ def pbtio3_domain_wall(scan_cells=(6, 6)) -> Structure:
                     xy2 = centre + rot @ local
                     for xy, dom, pol in ((xy1, 1, (0.0, 1.0)), (xy2, 2, pol2)):
                         side = (xy - centre) @ normal  # sites on the wall: domain 1
-                        if (dom == 1) != (side >= -1e-6) or not (0 <= xy[0] < lx and 0 <= xy[1] < ly):
+                        inside = 0 <= xy[0] < lx and 0 <= xy[1] < ly
+                        if (dom == 1) != (side >= -1e-6) or not inside:
                             continue
                         cols.setdefault(s, []).append((*xy, dom, *pol))
                         for k in range(nz):
