@@ -61,8 +61,38 @@ from .validation import cross_validated_image, cross_validated_joint_images, spe
 
 
 def explore(s, columns=None, **kwargs):
-    """The linked explorer (:class:`tdm_widgets.widgets.Explorer`) for a dataset;
-    display ``.widget`` in JupyterLab."""
+    """The linked explorer (:class:`tdm_widgets.widgets.Explorer`) for a dataset.
+
+    A painter on an image of the scan drives the templates of every species; masks,
+    images and their specificity table update after each click. Display ``.widget``
+    in JupyterLab (``ipywidgets`` and ``bqplot`` are imported only here).
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D
+        4D data (numpy-backed or lazy), detector calibrated in mrad.
+    columns : dict of str to array_like, optional
+        Starting column positions per species, ``(n, 2)`` (y, x) [scan px].
+    **kwargs
+        Passed to :class:`tdm_widgets.widgets.Explorer`: ``species`` (painter
+        layers), ``image`` (image to paint on; the virtual ABF if None), ``bf_mrad``
+        [mrad], ``debounce_s`` [s], ``background``.
+
+    Returns
+    -------
+    tdm_widgets.widgets.Explorer
+        Its ``widget`` is the JupyterLab view; ``painter``, ``compute()`` and
+        ``save(folder)`` drive it from code.
+
+    Examples
+    --------
+    >>> from tdm_widgets.demo import BUNDLED
+    >>> from tdm_widgets.simulate import columns_of, select
+    >>> series = tw.load(BUNDLED)
+    >>> ex = tw.explore(select(series, thickness_nm=70), columns_of(series),
+    ...                 background=False)
+    >>> ex.widget                                   # doctest: +SKIP
+    """
     from .widgets import explore as _explore
 
     return _explore(s, columns, **kwargs)

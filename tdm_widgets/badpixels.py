@@ -18,7 +18,7 @@ from .signals import CORRECTIONS, unwrap
 class BadPixels:
     """Bad detector pixels found by :func:`find_bad_pixels`.
 
-    Attributes
+    Parameters
     ----------
     mask : ndarray of bool
         ``(det_y, det_x)``: every bad pixel (dead | hot | stuck | nonfinite).
@@ -28,6 +28,17 @@ class BadPixels:
         NaN or inf somewhere.
     report : dict
         Counts per class, the thresholds used and the (y, x) pixels of each class.
+
+    Examples
+    --------
+    >>> data = np.random.default_rng(0).poisson(50, (8, 8, 16, 16)).astype(np.uint16)
+    >>> data[..., 3, 4] += 2000                        # a hot pixel
+    >>> data[..., 9, 9] = 0                            # a dead one
+    >>> bp = tw.find_bad_pixels(data, progress=False)
+    >>> bp.report["counts"]
+    {'dead': 1, 'hot': 1, 'stuck': 0, 'nonfinite': 0, 'total': 2}
+    >>> np.argwhere(bp.hot).tolist(), np.argwhere(bp.dead).tolist()
+    ([[3, 4]], [[9, 9]])
     """
 
     mask: np.ndarray
@@ -86,16 +97,20 @@ def find_bad_pixels(s, hot_sigma: float = 10.0, hot_ratio: float = 1.5,
         have for a dark pixel to count as dead.
     neighbourhood_px : int
         Width of the median neighbourhood [detector px], odd, at least 3.
+    progress : bool
+        Progress bar for passes longer than a second.
 
     Returns
     -------
     BadPixels
+        ``(det_y, det_x)`` boolean masks per class and a ``report``.
 
     Examples
     --------
     >>> bp = tdm_widgets.find_bad_pixels(s)          # doctest: +SKIP
     >>> print(bp.report["counts"])                   # doctest: +SKIP
-    >>> tdm_widgets.set_bad_pixels(s, bp)            # every function now honours it
+    {'dead': 33, 'hot': 14, 'stuck': 3, 'nonfinite': 0, 'total': 50}
+    >>> tdm_widgets.set_bad_pixels(s, bp)            # doctest: +SKIP
     """
     for name, v in (("hot_sigma", hot_sigma), ("hot_ratio", hot_ratio),
                     ("dead_min_counts", dead_min_counts)):
@@ -152,10 +167,11 @@ def find_bad_pixels(s, hot_sigma: float = 10.0, hot_ratio: float = 1.5,
 
 
 def set_bad_pixels(s, bad_pixels):
-    """Store a bad-pixel mask on a signal (``metadata.TDM_corrections.bad_pixels``):
-    from then on every function excludes them (weight 0 in masks) or interpolates
+    """Store a bad-pixel mask on a signal (``metadata.TDM_corrections.bad_pixels``).
+
+    From then on every function excludes them (weight 0 in masks) or interpolates
     them from their valid neighbours (virtual images, centre of mass, mean pattern).
-    The data and the file are untouched. ``None`` removes the mask. Returns ``s``.
+    The data and the file are untouched. ``None`` removes the mask.
 
     Parameters
     ----------
@@ -164,9 +180,20 @@ def set_bad_pixels(s, bad_pixels):
     bad_pixels : BadPixels or ndarray of bool or None
         ``(det_y, det_x)``.
 
+    Returns
+    -------
+    hyperspy.signals.Signal2D
+        ``s`` itself (values unchanged [data units]), with the mask stored in its
+        metadata.
+
     Examples
     --------
-    >>> tdm_widgets.set_bad_pixels(s, tdm_widgets.find_bad_pixels(s))  # doctest: +SKIP
+    >>> data = np.random.default_rng(0).poisson(50, (8, 8, 16, 16)).astype(np.uint16)
+    >>> data[..., 9, 9] = 0
+    >>> s = tw.from_array(data)
+    >>> s = tw.set_bad_pixels(s, tw.find_bad_pixels(s, progress=False))
+    >>> int(s.metadata.TDM_corrections.bad_pixels.sum())
+    1
     """
     if not hasattr(s, "metadata"):
         raise TypeError("set_bad_pixels needs a HyperSpy signal (it stores the mask in "

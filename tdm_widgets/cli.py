@@ -207,6 +207,39 @@ def _data(args) -> int:
 
 
 def main(argv=None) -> int:
+    """The ``tdm`` command: parse the arguments and run one subcommand.
+
+    Subcommands: ``demo`` (the main job on the bundled LiFePO4 simulation), ``apply``
+    (masks, images and a specificity table for a data file and a positions file),
+    ``simulate`` and ``pack`` (abTEM simulations), ``data`` (check or regenerate the
+    data files of ``data_manifest.yaml``). ``tdm SUBCOMMAND --help`` lists the
+    options, with their units in brackets.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``tdm``; ``sys.argv[1:]`` if None.
+
+    Returns
+    -------
+    int
+        Exit status [dimensionless]: 0 on success, 1 when ``tdm data verify`` finds a
+        file that does not match, 2 for bad input (one ``tdm: error: ...`` line on
+        stderr, no traceback).
+
+    Examples
+    --------
+    >>> from tdm_widgets.cli import main
+    >>> main(["demo", "--thickness", "-5"])
+    2
+    >>> main(["demo", "--out", "demo_output", "--dose", "2000"])    # doctest: +SKIP
+    0
+
+    From a shell::
+
+        tdm demo --thickness 40 --dose 2000
+        tdm apply scan.hspy --positions positions.json --out results --split dose
+    """
     p = _Parser(prog="tdm", description="Template-derived masks for 4D-STEM")
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="the main job on the bundled LiFePO4 simulation")

@@ -64,17 +64,18 @@ def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0
     sigma_px : float
         0 for binary templates, else the Gaussian width [scan px], wrapped
         periodically (the paper tunes positive vs negative correlation with it).
+    combined : str or None
+        Name of an extra template holding every listed column; None for none.
     disc_px : float
         With ``sigma_px=0``: 0 for single pixels (nearest pixel set to 1), else every
         pixel within this radius [scan px] set to 1.
-    combined : str or None
-        Name of an extra template holding every listed column; None for none.
 
     Returns
     -------
     templates : ndarray
-        ``(k, scan_y, scan_x)`` float64.
+        ``(k, scan_y, scan_x)`` float64, 1 at the columns [dimensionless].
     names : list of str
+        Species of each template, then ``combined``.
 
     Raises
     ------
@@ -138,6 +139,13 @@ def specificity(image, columns: dict, where=None) -> dict[str, float]:
     dict of str to float
         Species to mean z-score [image standard deviations]; NaN for a species with
         no column inside ``where``.
+
+    Examples
+    --------
+    >>> img = np.zeros((6, 6)); img[1, 1] = img[4, 4] = 1.0
+    >>> z = tw.specificity(img, {"A": [[1, 1], [4, 4]], "B": [[2, 4]]})
+    >>> round(z["A"], 2), round(z["B"], 2)
+    (4.12, -0.24)
     """
     img = getattr(image, "data", image)
     img = np.asarray(computed(img), float)
@@ -161,14 +169,35 @@ def specificity(image, columns: dict, where=None) -> dict[str, float]:
 
 def random_positions_template(columns: dict, shape, n: int, seed: int = 0,
                               min_distance_px: float = 1.5) -> np.ndarray:
-    """Null-control template: single pixels at ``n`` random positions at least
-    ``min_distance_px`` from every column (the ``n`` farthest pixels if the scan is
-    too small for that). It shows what a template with no atomic meaning produces.
+    """Null-control template: single pixels at random positions away from columns.
+
+    The ``n`` pixels are at least ``min_distance_px`` from every column (the ``n``
+    farthest pixels if the scan is too small for that). Its mask and image show what a
+    template with no atomic meaning produces from the same data.
+
+    Parameters
+    ----------
+    columns : dict of str to array_like
+        Species to ``(m, 2)`` (y, x) positions [scan px].
+    shape : tuple of int
+        ``(scan_y, scan_x)``.
+    n : int
+        Number of pixels set to 1.
+    seed : int
+        Seed of the random choice.
+    min_distance_px : float
+        Least distance from every column [scan px].
 
     Returns
     -------
     ndarray
-        ``(scan_y, scan_x)`` float64 binary template.
+        ``(scan_y, scan_x)`` float64 binary template [dimensionless].
+
+    Examples
+    --------
+    >>> t = tw.random_positions_template({"A": [[2, 2], [7, 7]]}, (10, 10), n=3)
+    >>> int(t.sum()), float(t[2, 2])
+    (3, 0.0)
     """
     rng = np.random.default_rng(seed)
     allpos = np.concatenate([np.asarray(v, float).reshape(-1, 2) for v in columns.values()])
@@ -183,7 +212,26 @@ def random_positions_template(columns: dict, shape, n: int, seed: int = 0,
 
 
 def format_specificity(rows: dict[str, dict[str, float]]) -> str:
-    """A plain-text table: one row per image, one column per column type."""
+    """A plain-text table: one row per image, one column per column type.
+
+    Parameters
+    ----------
+    rows : dict of str to dict of str to float
+        Image name to {column type: mean z-score}, as :func:`specificity` (one row)
+        or :func:`specificity_report` return.
+
+    Returns
+    -------
+    str
+        The table, z-scores with a sign and two decimals.
+
+    Examples
+    --------
+    >>> print(tw.format_specificity({"TDM Li": {"Li": 4.1, "Fe": -0.3}}))
+    image              Li       Fe
+    ------------------------------
+    TDM Li          +4.10    -0.30
+    """
     cols = list(next(iter(rows.values())))
     width = max(12, max(len(k) for k in rows) + 1)
     head = f"{'image':<{width}}" + "".join(f"{c:>9}" for c in cols)

@@ -23,9 +23,9 @@ DESCAN_WARN_PX = 0.3
 
 @dataclass
 class Descan:
-    """A measured descan.
+    """A measured descan, from :func:`measure_descan`.
 
-    Attributes
+    Parameters
     ----------
     measured_px : ndarray
         ``(scan_y, scan_x, 2)`` disc centre measured at every position of the scan it
@@ -40,6 +40,22 @@ class Descan:
         ``center_px - reference_center_px``: the shift the correction undoes.
     source : str
         ``"data"`` or ``"reference"`` (a vacuum scan).
+
+    Attributes
+    ----------
+    range_px : float
+        How far the disc centre moves across the scan [detector px].
+
+    Examples
+    --------
+    >>> yy, xx = np.indices((24, 24))
+    >>> frames = np.array([[100.0 * (np.hypot(yy - 12 - 0.2 * i, xx - 12 - 0.1 * j) < 6) + 1
+    ...                     for j in range(8)] for i in range(6)])
+    >>> s = tw.from_array(frames)
+    >>> disk = tw.bf_disk(s, 20, check_descan=False, progress=False)
+    >>> d = tw.measure_descan(s, disk, progress=False)
+    >>> d.source, d.shift_px.shape, round(d.range_px, 1)
+    ('data', (6, 8, 2), 1.2)
     """
 
     measured_px: np.ndarray
@@ -107,10 +123,13 @@ def measure_descan(s, disk: BFDisk | None = None, order: int = 1, reference=None
         scan of ``s``.
     margin_px : float, optional
         How far a disc may move [detector px]; ``max(8, radius / 2)`` if None.
+    progress : bool
+        Progress bar for passes longer than a second.
 
     Returns
     -------
     Descan
+        Measured and fitted centres and the shift to undo [detector px].
 
     Examples
     --------
@@ -136,10 +155,26 @@ def measure_descan(s, disk: BFDisk | None = None, order: int = 1, reference=None
 
 
 def correct_descan(s, descan: Descan | None, subpixel: bool = True):
-    """Store a descan correction on a signal (``metadata.TDM_corrections.descan_px``):
-    every later pass moves each pattern back by its shift before its kernel (bilinear
+    """Store a descan correction on a signal (``metadata.TDM_corrections.descan_px``).
+
+    Every later pass moves each pattern back by its shift before its kernel (bilinear
     with ``subpixel``, else by whole pixels); results record the shift in
-    ``metadata.TDM.parameters.corrections``. ``None`` removes it. Returns ``s``.
+    ``metadata.TDM.parameters.corrections``. ``None`` removes it. The data and the
+    file are untouched.
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D
+        4D signal.
+    descan : Descan or None
+        From :func:`measure_descan`; None removes a stored correction.
+    subpixel : bool
+        Bilinear interpolation of each pattern, or whole-pixel shifts.
+
+    Returns
+    -------
+    hyperspy.signals.Signal2D
+        ``s`` itself, with the shift [detector px] stored in its metadata.
 
     Examples
     --------

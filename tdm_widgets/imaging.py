@@ -48,6 +48,8 @@ def bf_disk(s, semiangle_mrad: float | None = None, min_radius_px: float = MIN_R
     check_descan : bool
         Without a descan correction, sample a few patterns and warn when the disc
         moves more than ``tdm_widgets.descan.DESCAN_WARN_PX`` across the scan.
+    progress : bool
+        Progress bar for passes longer than a second.
 
     Returns
     -------
@@ -76,14 +78,37 @@ def bf_disk(s, semiangle_mrad: float | None = None, min_radius_px: float = MIN_R
 
 
 def calibrate_detector(s, disk: BFDisk):
-    """Set a signal's detector axes to mrad from a :class:`BFDisk` (axes only, in place;
-    the data and any file are untouched). Returns ``s``.
+    """Set a signal's detector axes to mrad from a :class:`BFDisk`.
+
+    Axes only, in place: the data and any file are untouched. The disc centre becomes
+    0 mrad and every pixel ``disk.mrad_per_px`` wide.
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D
+        4D signal whose detector axes are set.
+    disk : BFDisk
+        From :func:`bf_disk` with ``semiangle_mrad`` given (so that it has
+        ``mrad_per_px``).
+
+    Returns
+    -------
+    hyperspy.signals.Signal2D
+        ``s`` itself, its detector axes now in [mrad].
 
     Raises
     ------
     ValueError
         For a disc without calibration, a non-positive or non-finite ``mrad_per_px``,
         a radius below ``MIN_RADIUS_PX`` or a disc not inside the detector.
+
+    Examples
+    --------
+    >>> disk = tw.BFDisk(center_px=(31.5, 32.0), radius_px=10.0, mrad_per_px=2.35)
+    >>> s = tw.from_array(np.ones((2, 2, 64, 64)))
+    >>> ky = tw.calibrate_detector(s, disk).axes_manager.signal_axes[1]
+    >>> ky.units, ky.scale, round(ky.offset, 3)
+    ('mrad', 2.35, -74.025)
     """
     if not isinstance(disk, BFDisk):
         raise TypeError(f"disk must be a BFDisk from tdm_widgets.bf_disk; got {disk!r}")
@@ -118,11 +143,22 @@ def virtual_image(s, inner_mrad: float, outer_mrad: float, center=None,
         Detector radii [mrad]; ``inner_mrad=0`` gives a disc (BF).
     center : BFDisk or tuple of float, optional
         Detector centre, (y, x) [detector px]; the calibrated 0 mrad if None.
+    progress : bool
+        Progress bar for passes longer than a second.
 
     Returns
     -------
     hyperspy.signals.Signal2D
-        ``(scan_y, scan_x)`` image, axes in angstrom; lazy for lazy input.
+        ``(scan_y, scan_x)`` image [data units summed over the annulus], axes in
+        [A]; lazy for lazy input.
+
+    Examples
+    --------
+    >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
+    >>> s = tw.from_array(data, scan_step_A=0.5, mrad_per_px=2.0)
+    >>> abf = tw.virtual_image(s, 6, 12, progress=False)     # ABF-like ring [mrad]
+    >>> abf.data.shape, abf.axes_manager[0].units
+    ((8, 6), 'Å')
     """
     data, cal, src = unwrap(s)
     mask = detector_annulus(cal, data.shape[2:], inner_mrad, outer_mrad, center)
@@ -160,11 +196,15 @@ def pcc_mask(s, template, normalization: str = "pcc", region=None, detector_regi
     detector_region : ndarray of bool or tuple of float, optional
         Detector pixels the mask may use, as a boolean detector-shaped array or
         ``(inner_mrad, outer_mrad)``; zero elsewhere.
+    progress : bool
+        Progress bar for passes longer than a second.
 
     Returns
     -------
     hyperspy.signals.Signal2D
-        Mask(s) ``(det_y, det_x)`` or ``(k, det_y, det_x)``, axes in mrad.
+        Mask(s) ``(det_y, det_x)`` or ``(k, det_y, det_x)`` of correlation
+        coefficients in [-1, 1] [dimensionless] (Eq 7: divided by each pixel's mean
+        [1 / data unit]), axes in [mrad].
         ``metadata.TDM`` records the templates (shape and checksum), region,
         normalisation and the number of zero-variance detector pixels (weight 0).
         The mask keeps the column statistics of ``s``, so
@@ -192,10 +232,31 @@ def pcc_mask(s, template, normalization: str = "pcc", region=None, detector_regi
 def column_stats(s, region=None, progress: bool = True):
     """Per-detector-pixel mean and standard deviation over the scan (one pass).
 
+    These are ``mu`` and ``sigma`` of Eq 3, the statistics Eq 6 and
+    :func:`export_weighted_detector` need; stored bad pixels and a descan correction
+    are honoured as in every pass.
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D or ndarray
+        4D data.
+    region : ndarray of bool, optional
+        ``(scan_y, scan_x)`` positions the statistics are taken over; all if None.
+    progress : bool
+        Progress bar for passes longer than a second.
+
     Returns
     -------
     ColumnStats
-        ``mean``, ``std`` and ``valid`` (non-constant) arrays of the detector shape.
+        ``n`` (scan positions used), ``mean`` and ``std`` (population) ``(det_y,
+        det_x)`` arrays [data units] and ``valid`` (the pixel varies beyond round-off).
+
+    Examples
+    --------
+    >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
+    >>> stats = tw.column_stats(data, progress=False)
+    >>> stats.n, stats.mean.shape, bool(stats.valid.all())
+    (48, (16, 16), True)
     """
     data, _, _ = unwrap(s)
     return column_statistics(data, region=region, progress=progress)
@@ -217,13 +278,27 @@ def apply_mask(s, mask, normalized: bool = False, stats=None, progress: bool = T
     normalized : bool
         Eq 6 instead of Eq 2.
     stats : ColumnStats, optional
-        Column statistics of ``s`` (from :func:`column_stats`), reused for Eq 6.
+        Column statistics of ``s`` (from :func:`column_stats`), reused for Eq 6; a
+        mask from :func:`pcc_mask` carries those of its data, so None costs no pass.
+    progress : bool
+        Progress bar for passes longer than a second.
 
     Returns
     -------
     hyperspy.signals.Signal2D
-        Image(s) ``(scan_y, scan_x)`` or ``(k, scan_y, scan_x)`` in angstrom; lazy
-        for lazy input.
+        Image(s) ``(scan_y, scan_x)`` or ``(k, scan_y, scan_x)``, axes in [A]; values
+        [data units x mask units] for Eq 2, [dimensionless] sums of standardised
+        intensities for Eq 6; lazy for lazy input.
+
+    Examples
+    --------
+    >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
+    >>> t = np.zeros((8, 6)); t[::4, ::3] = 1
+    >>> mask = tw.pcc_mask(data, t, progress=False)
+    >>> eq2 = tw.apply_mask(data, mask, progress=False)
+    >>> eq6 = tw.apply_mask(data, mask, normalized=True, progress=False)
+    >>> eq6.data.shape, bool(abs(eq6.data.mean()) < 1e-9)       # Eq 6 has zero mean
+    ((8, 6), True)
     """
     data, cal, src = unwrap(s)
     m = as_array(mask, "mask")
@@ -253,12 +328,24 @@ def data_matrix(s, center=None, normalized: bool = True, progress: bool = True
         BF disc; found with :func:`bf_disk` if None.
     normalized : bool
         Standardise each column (Eq 3).
+    progress : bool
+        Progress bar for passes longer than a second.
 
     Returns
     -------
     DataMatrix
-        ``matrix`` (p, q), ``row_order``, ``col_order`` and ``radius`` (detector axis
-        units, mrad when calibrated) of each sorted column.
+        ``matrix`` (p, q) float32 [data units, or dimensionless when normalised],
+        ``row_order``, ``col_order`` and ``radius`` [detector axis units: mrad when
+        calibrated] of each sorted column.
+
+    Examples
+    --------
+    >>> from tdm_widgets.demo import BUNDLED                        # doctest: +SKIP
+    >>> from tdm_widgets.simulate import select                     # doctest: +SKIP
+    >>> s = select(tw.load(BUNDLED), thickness_nm=70)               # doctest: +SKIP
+    >>> dm = tw.data_matrix(s)                                      # doctest: +SKIP
+    >>> dm.matrix.shape                                             # doctest: +SKIP
+    (680, 4096)
     """
     data, cal, _ = unwrap(s)
     # the sorted copy needs the data in memory anyway: read a lazy signal once

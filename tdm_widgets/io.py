@@ -130,6 +130,16 @@ def from_array(array, scan_step_A: float | tuple[float, float] | None = None,
     Returns
     -------
     hyperspy.signals.Signal2D or LazySignal2D
+        Navigation = scan (axes in [A] when ``scan_step_A`` is given, else [px]),
+        signal = detector ([mrad] when ``mrad_per_px`` is given, else [px]); the
+        values are the array's [data units].
+
+    Examples
+    --------
+    >>> data = np.zeros((8, 6, 16, 16), np.uint16)
+    >>> s = tw.from_array(data, scan_step_A=0.5, mrad_per_px=2.0)
+    >>> s.axes_manager.signal_shape, s.axes_manager[0].units, s.axes_manager[2].offset
+    ((16, 16), 'Å', -16.0)
     """
     import hyperspy.api as hs
 
@@ -189,7 +199,7 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
     -------
     hyperspy.signals.Signal2D
         Navigation = scan, signal = detector, with the file's calibrations (scan in
-        angstrom and detector in mrad where the file records them). A simulated
+        [A] and detector in [mrad] where the file records them). A simulated
         series keeps its extra navigation axes (thickness, defocus); pick a member
         with :func:`tdm_widgets.simulate.select` or ``s.inav``.
 

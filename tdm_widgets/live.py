@@ -19,7 +19,10 @@ def export_weighted_detector(mask, stats, path) -> dict:
 
     ``image = sum_j D_j w_j + offset`` with ``w = m / sigma`` (0 at constant pixels)
     and ``offset = -sum_j mu_j w_j``, so acquisition software that weights raw frames
-    by ``w`` reproduces ``apply_mask(s, mask, normalized=True)``.
+    by ``w`` reproduces ``apply_mask(s, mask, normalized=True)``. LiberTEM's
+    ``ApplyMasksUDF`` (offline, or on a live stream through LiberTEM-live) is one such
+    software: see :mod:`tdm_widgets.libertem_udf` and the documentation page
+    "Weighted detectors in LiberTEM and LiberTEM-live".
 
     Parameters
     ----------
@@ -34,7 +37,23 @@ def export_weighted_detector(mask, stats, path) -> dict:
     Returns
     -------
     dict
-        ``{"weights": ndarray, "offset": list of float}``.
+        ``"weights"``: ndarray ``(k, det_y, det_x)`` float64 [1 / data unit];
+        ``"offset"``: list of ``k`` float [image unit, dimensionless for Eq 6].
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
+    >>> t = np.zeros((8, 6)); t[::4, ::3] = 1
+    >>> mask = tw.pcc_mask(data, t, progress=False)
+    >>> prefix = pathlib.Path(tempfile.mkdtemp()) / "tdm"
+    >>> det = tw.export_weighted_detector(mask, tw.column_stats(data, progress=False), prefix)
+    >>> det["weights"].shape, sorted(f.name for f in prefix.parent.iterdir())
+    ((1, 16, 16), ['tdm.json', 'tdm.npy', 'tdm.tif'])
+    >>> image = (data * det["weights"][0]).sum((-2, -1)) + det["offset"][0]
+    >>> bool(np.allclose(image, tw.apply_mask(data, mask, normalized=True,
+    ...                                       progress=False).data))
+    True
     """
     import tifffile
 
@@ -68,11 +87,26 @@ class LiveTDM:
     offset : float or sequence of float
         Added to every image pixel.
 
+    Attributes
+    ----------
+    images : ndarray
+        ``(k, scan_y, scan_x)`` images so far [image unit]; NaN where not yet
+        scanned.
+    n_done : int
+        Frames received.
+
     Examples
     --------
-    >>> live = LiveTDM(masks, (128, 128))                # doctest: +SKIP
-    >>> for image in live.consume(rows_from_camera()):   # doctest: +SKIP
-    ...     update_display(image)
+    >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
+    >>> weights = np.ones((16, 16))                      # a plain BF-like sum
+    >>> live = tw.LiveTDM(weights, (8, 6))
+    >>> first_row = live.feed(data[0])                   # 6 frames: one scan row
+    >>> int(np.isnan(first_row).sum())
+    42
+    >>> for image in live.consume(data[1:]):             # the other rows as they come
+    ...     pass
+    >>> bool(np.array_equal(image, data.sum((-2, -1))))
+    True
     """
 
     def __init__(self, masks, scan_shape, offset=0.0):
@@ -86,9 +120,27 @@ class LiveTDM:
         self.n_done = 0
 
     def feed(self, frames) -> np.ndarray:
-        """Add the next frames in scan order: one ``(det_y, det_x)`` frame or a chunk
-        ``(n, det_y, det_x)`` (e.g. a scan row). Returns the images so far (NaN where
-        not yet scanned)."""
+        """Add the next frames in scan order.
+
+        Parameters
+        ----------
+        frames : array_like
+            One ``(det_y, det_x)`` frame or a chunk ``(n, det_y, det_x)`` (e.g. a scan
+            row), finite values.
+
+        Returns
+        -------
+        ndarray
+            The images so far, ``(scan_y, scan_x)`` for one mask or ``(k, scan_y,
+            scan_x)`` [image unit]; NaN where not yet scanned. A view: copy it to
+            keep it.
+
+        Examples
+        --------
+        >>> live = tw.LiveTDM(np.ones((4, 4)), (2, 3))
+        >>> live.feed(np.ones((3, 4, 4))).tolist()
+        [[16.0, 16.0, 16.0], [nan, nan, nan]]
+        """
         f = np.asarray(frames)
         if f.ndim == 2:
             f = f[None]
@@ -110,6 +162,25 @@ class LiveTDM:
         return self.images[0] if self._single else self.images
 
     def consume(self, chunks):
-        """Feed an iterator of frames or chunks, yielding the growing images."""
+        """Feed an iterator of frames or chunks, yielding the growing images.
+
+        Parameters
+        ----------
+        chunks : iterable of array_like
+            Frames ``(det_y, det_x)`` or chunks ``(n, det_y, det_x)`` in scan order,
+            e.g. scan rows as a camera delivers them.
+
+        Yields
+        ------
+        ndarray
+            A copy of the images after each chunk [image unit], as :meth:`feed`
+            returns them.
+
+        Examples
+        --------
+        >>> live = tw.LiveTDM(np.ones((4, 4)), (2, 3))
+        >>> [int(np.isnan(im).sum()) for im in live.consume(np.ones((2, 3, 4, 4)))]
+        [3, 0]
+        """
         for c in chunks:
             yield self.feed(c).copy()

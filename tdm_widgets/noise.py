@@ -40,7 +40,15 @@ def add_poisson_noise(s, dose_e_per_A2: float, seed: int = 0):
     Returns
     -------
     hyperspy.signals.Signal2D
-        A new signal of uint32 counts (lazy if ``s`` is lazy); ``s`` is not modified.
+        A new signal of uint32 counts [electrons per pixel] (lazy if ``s`` is lazy);
+        ``s`` is not modified.
+
+    Examples
+    --------
+    >>> sim = tw.from_array(np.full((4, 4, 8, 8), 1e-3), scan_step_A=0.5)
+    >>> counts = tw.add_poisson_noise(sim, dose_e_per_A2=1e5, seed=1)
+    >>> counts.data.dtype, round(float(counts.data.mean()))   # 1e-3 * 1e5 * 0.5 * 0.5
+    (dtype('uint32'), 25)
     """
     data, cal, _ = unwrap(s, corrected=False)  # noise on the raw intensities
     if not (np.isfinite(dose_e_per_A2) and dose_e_per_A2 > 0):

@@ -15,9 +15,9 @@ from .templates import Lattice, lattice_from_peaks
 
 @dataclass
 class Registration:
-    """A unit cell registered on a scan.
+    """A unit cell registered on a scan, from :func:`register_cell`.
 
-    Attributes
+    Parameters
     ----------
     lattice : Lattice
         Affine fit: origin of a cell and its vectors a, b [scan px].
@@ -37,6 +37,15 @@ class Registration:
         Matched peaks / peaks.
     order : int
         Polynomial order of the map (1: affine).
+
+    Examples
+    --------
+    >>> reg = tw.register_cell(peaks, cell, nominal, (20, 34),
+    ...                        visible=["Fe", "P"])                  # doctest: +SKIP
+    >>> reg.rms_px, reg.matched_fraction                             # doctest: +SKIP
+    (0.04, 1.0)
+    >>> tw.save_positions("positions.json", reg.columns, reg.lattice,
+    ...                   (20, 34))                                  # doctest: +SKIP
     """
 
     lattice: Lattice
@@ -66,6 +75,8 @@ def cell_from_columns(columns: dict, lattice: Lattice, tol: float = 1e-3) -> dic
     Returns
     -------
     dict of str to ndarray
+        Species to ``(m, 2)`` fractional coordinates in [0, 1) [cell fractions], one
+        row per site of the cell.
 
     Examples
     --------
@@ -305,6 +316,8 @@ def register_cell(peaks, cell: dict, lattice: Lattice, shape, visible=None,
     Returns
     -------
     Registration
+        The fitted lattice and map, every column of the cell inside the scan
+        [scan px], which ones matched a peak and the residuals [scan px].
 
     Raises
     ------

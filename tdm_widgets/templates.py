@@ -18,12 +18,25 @@ from .columns import check_positions
 class Lattice:
     """A 2D lattice in scan pixels, (row, col) = (y, x) order.
 
+    Parameters
+    ----------
+    origin : array_like
+        (y, x) of a lattice point [scan px].
+    a, b : array_like
+        Lattice vectors (y, x) [scan px], not collinear.
+
     Attributes
     ----------
-    origin : ndarray
-        (y, x) of a lattice point [scan px].
-    a, b : ndarray
-        Lattice vectors (y, x) [scan px].
+    matrix : ndarray
+        ``(2, 2)`` with columns ``a`` and ``b`` [scan px].
+
+    Examples
+    --------
+    >>> lat = tw.Lattice((1.0, 2.0), (0.0, 10.0), (8.0, 0.0))
+    >>> lat.to_px([[1, 1]]).tolist()
+    [[9.0, 12.0]]
+    >>> lat.to_frac([[9.0, 12.0]]).tolist()
+    [[1.0, 1.0]]
     """
 
     origin: np.ndarray
@@ -46,17 +59,66 @@ class Lattice:
         return np.stack([self.a, self.b], axis=1)
 
     def to_frac(self, points) -> np.ndarray:
-        """Fractional coordinates (along a, b) of (y, x) points."""
+        """Fractional coordinates (along a, b) of (y, x) points.
+
+        Parameters
+        ----------
+        points : array_like
+            ``(n, 2)`` or ``(2,)`` (y, x) [scan px].
+
+        Returns
+        -------
+        ndarray
+            Same shape: coordinates along ``a`` and ``b`` [lattice units].
+
+        Examples
+        --------
+        >>> tw.Lattice((0, 0), (0, 10), (8, 0)).to_frac([4.0, 5.0]).tolist()
+        [0.5, 0.5]
+        """
         return np.linalg.solve(self.matrix, (np.asarray(points, float) - self.origin).T).T
 
     def to_px(self, frac) -> np.ndarray:
-        """(y, x) points of fractional coordinates."""
+        """(y, x) points of fractional coordinates.
+
+        Parameters
+        ----------
+        frac : array_like
+            ``(n, 2)`` or ``(2,)`` coordinates along ``a`` and ``b`` [lattice units].
+
+        Returns
+        -------
+        ndarray
+            Same shape: (y, x) [scan px].
+
+        Examples
+        --------
+        >>> tw.Lattice((0, 0), (0, 10), (8, 0)).to_px([0.5, 0.5]).tolist()
+        [4.0, 5.0]
+        """
         return self.origin + np.asarray(frac, float) @ self.matrix.T
 
 
 def lattice_from_points(points) -> Lattice:
-    """Lattice from picked columns: origin, end of a, end of b (3 points), or origin
-    and end of a with b perpendicular of the same length (2 points)."""
+    """Lattice from picked columns (e.g. clicked in the explorer).
+
+    Parameters
+    ----------
+    points : array_like
+        ``(3, 2)``: origin, end of a, end of b; or ``(2, 2)``: origin and end of a,
+        with b perpendicular to a and of the same length. (y, x) [scan px].
+
+    Returns
+    -------
+    Lattice
+        Origin and vectors [scan px].
+
+    Examples
+    --------
+    >>> lat = tw.lattice_from_points([[2, 3], [2, 13], [10, 3]])
+    >>> lat.a.tolist(), lat.b.tolist()
+    ([0.0, 10.0], [8.0, 0.0])
+    """
     p = check_positions(points, None, "points")
     if p.shape == (2, 2):
         a = p[1] - p[0]
@@ -239,8 +301,32 @@ def lattice_from_peaks(peaks, intensities=None, allow_basis: bool = False,
 
 
 def refine_lattice(lattice: Lattice, peaks) -> Lattice:
-    """Least-squares lattice through peaks that lie on lattice points (each peak is
-    assigned the nearest integer lattice index)."""
+    """Least-squares lattice through peaks that lie on lattice points.
+
+    Each peak is assigned the nearest integer lattice index of ``lattice``; origin
+    and vectors are then fitted through all of them.
+
+    Parameters
+    ----------
+    lattice : Lattice
+        Starting lattice, close enough that every peak rounds to its own index.
+    peaks : array_like
+        ``(n, 2)`` (y, x) peak positions [scan px] on lattice points, spanning two
+        directions.
+
+    Returns
+    -------
+    Lattice
+        The fitted lattice [scan px].
+
+    Examples
+    --------
+    >>> true = tw.Lattice((0.3, 0.2), (0.0, 10.2), (7.9, 0.0))
+    >>> peaks = true.to_px([[i, j] for i in range(3) for j in range(3)])
+    >>> fit = tw.refine_lattice(tw.Lattice((0, 0), (0, 10), (8, 0)), peaks)
+    >>> np.round(fit.a, 6) + 0.0, np.round(fit.b, 6) + 0.0
+    (array([ 0. , 10.2]), array([7.9, 0. ]))
+    """
     pk = check_positions(peaks, None, "peaks")
     idx = np.rint(lattice.to_frac(pk))
     A = np.column_stack([np.ones(len(pk)), idx])
@@ -317,6 +403,7 @@ def replicate(lattice: Lattice, basis: dict, shape) -> dict[str, np.ndarray]:
     Parameters
     ----------
     lattice : Lattice
+        Origin and cell vectors [scan px].
     basis : dict of str to array_like
         Species to ``(n, 2)`` fractional coordinates (along a, b).
     shape : tuple of int
@@ -326,6 +413,13 @@ def replicate(lattice: Lattice, basis: dict, shape) -> dict[str, np.ndarray]:
     -------
     dict of str to ndarray
         Species to ``(m, 2)`` (y, x) positions inside [-0.5, shape - 0.5) [scan px].
+
+    Examples
+    --------
+    >>> lat = tw.Lattice((0, 0), (0, 5), (4, 0))
+    >>> cols = tw.replicate(lat, {"A": [[0, 0]], "B": [[0.5, 0.5]]}, (8, 10))
+    >>> len(cols["A"]), cols["B"][0].tolist()
+    (4, [2.0, 2.5])
     """
     corners = np.array([[0, 0], [0, shape[1]], [shape[0], 0], [shape[0], shape[1]]], float)
     f = lattice.to_frac(corners)
@@ -359,6 +453,7 @@ def refine_positions(image, positions, window_px: float = 2.5, method: str = "ga
     window_px : float
         Half-width of the fitting window [scan px].
     method : {"gaussian", "com"}
+        A 2D Gaussian fit, or the centre of mass of the window above its minimum.
     sign : {1, -1}
         -1 for dark columns (ABF).
     periodic : bool
@@ -369,6 +464,13 @@ def refine_positions(image, positions, window_px: float = 2.5, method: str = "ga
     -------
     ndarray
         ``(n, 2)`` refined (y, x) [scan px].
+
+    Examples
+    --------
+    >>> yy, xx = np.indices((20, 20))
+    >>> img = np.exp(-((yy - 8.3) ** 2 + (xx - 11.6) ** 2) / 4.0)
+    >>> np.round(tw.refine_positions(img, [[8, 12]]), 2).tolist()
+    [[8.3, 11.6]]
     """
     img = sign * np.asarray(getattr(image, "data", image), float)
     ny, nx = img.shape
@@ -396,7 +498,26 @@ def refine_positions(image, positions, window_px: float = 2.5, method: str = "ga
 
 
 def rectangle_region(shape, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-    """Boolean reference region ``[y0:y1, x0:x1]`` for a partial template."""
+    """Boolean reference region ``[y0:y1, x0:x1]`` for a partial template.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(scan_y, scan_x)``.
+    y0, y1, x0, x1 : int
+        Row and column limits (Python slices) [scan px]; at least two positions.
+
+    Returns
+    -------
+    ndarray of bool
+        ``(scan_y, scan_x)``, True inside the rectangle: the ``region`` of
+        :func:`pcc_mask`.
+
+    Examples
+    --------
+    >>> int(tw.rectangle_region((20, 34), 0, 10, 0, 17).sum())
+    170
+    """
     r = np.zeros(shape, bool)
     r[y0:y1, x0:x1] = True
     if r.sum() < 2:
@@ -406,8 +527,35 @@ def rectangle_region(shape, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
 
 def save_positions(path, columns: dict, lattice: Lattice | None = None,
                    scan_shape=None, **extra) -> None:
-    """Write per-species positions [scan px] (and the lattice) as JSON; positions
-    outside ``scan_shape`` (when given) are refused."""
+    """Write per-species column positions (and the lattice) as a JSON positions file.
+
+    Parameters
+    ----------
+    path : str or Path
+        File to write (overwritten).
+    columns : dict of str to array_like
+        Species to ``(n, 2)`` (y, x) positions [scan px].
+    lattice : Lattice, optional
+        Stored with the positions.
+    scan_shape : tuple of int, optional
+        ``(scan_y, scan_x)`` the positions belong to: recorded, and positions outside
+        it are a ``ValueError``.
+    **extra
+        Further JSON-serialisable entries of the document (e.g. a note).
+
+    Returns
+    -------
+    None
+        The file is the result; read it with :func:`load_positions`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "positions.json"
+    >>> tw.save_positions(f, {"O": [[1.0, 2.0]]}, scan_shape=(20, 34))
+    >>> tw.load_positions(f, (20, 34))[0]["O"].tolist()
+    [[1.0, 2.0]]
+    """
     for k, v in columns.items():
         check_positions(np.asarray(v, float).reshape(-1, 2), scan_shape, f"columns[{k!r}]")
     doc = {"format": "tdm_widgets.positions", "version": 1, "units": "scan px (row, col)",
@@ -429,6 +577,15 @@ def load_positions(path, scan_shape=None) -> tuple[dict, Lattice | None, dict]:
     scan_shape : tuple of int, optional
         ``(scan_y, scan_x)`` of the scan the positions are for: a file recorded for
         another scan shape, or positions outside this one, is a ``ValueError``.
+
+    Returns
+    -------
+    columns : dict of str to ndarray
+        Species to ``(n, 2)`` (y, x) positions [scan px].
+    lattice : Lattice or None
+        The stored lattice [scan px], if any.
+    document : dict
+        The whole JSON document (format, version, scan shape, extra entries).
 
     Examples
     --------

@@ -49,15 +49,21 @@ def thinned_halves(data, seed: int = 0):
 
 @dataclass
 class CrossValidated:
-    """A cross-validated TDM image.
+    """A cross-validated TDM image, from :func:`cross_validated_image`.
 
-    Attributes
+    Parameters
     ----------
     image : hyperspy.signals.Signal2D
         ``(scan_y, scan_x)`` or ``(k, scan_y, scan_x)``.
     held_out : ndarray of bool
         Scan positions whose pixels were not used to fit the mask (all of them for
         ``split="dose"``, where the counts, not the positions, are held out).
+
+    Examples
+    --------
+    >>> cv = tw.cross_validated_image(counts, template)   # doctest: +SKIP
+    >>> cv.image.data.shape, bool(cv.held_out.all())      # doctest: +SKIP
+    ((20, 34), True)
     """
 
     image: object
@@ -77,17 +83,37 @@ def cross_validated_image(s, template, split: str = "dose", normalization: str =
         ``(scan_y, scan_x)`` or ``(k, scan_y, scan_x)``.
     split : {"dose", "cells"}
         Binomial thinning of the counts, or a split of the scan positions.
-    normalization, detector_region, normalized
-        As in :func:`tdm_widgets.pcc_mask` and :func:`tdm_widgets.apply_mask`.
+    normalization : {"pcc", "pcc_over_mean"}
+        As in :func:`tdm_widgets.pcc_mask`.
+    detector_region : ndarray of bool or tuple of float, optional
+        As in :func:`tdm_widgets.pcc_mask`: ``(inner_mrad, outer_mrad)`` or a mask.
     fit_region : ndarray of bool, optional
         ``split="cells"``: the positions that fit the mask; default the left half of
         the scan. The image is judged on the complement.
+    normalized : bool
+        Eq 6 instead of Eq 2, as in :func:`tdm_widgets.apply_mask`.
     seed : int
         Seed of the thinning.
+    progress : bool
+        Progress bars for passes longer than a second.
 
     Returns
     -------
     CrossValidated
+        ``image`` (HyperSpy signal, axes in [A], values as :func:`apply_mask`
+        gives them) and ``held_out`` (the positions it may be judged on).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> counts = rng.poisson(20.0, (10, 8, 12, 12)).astype(np.uint16)
+    >>> t = np.zeros((10, 8)); t[::5, ::4] = 1
+    >>> cv = tw.cross_validated_image(counts, t, split="dose", progress=False)
+    >>> cv.image.data.shape, bool(cv.held_out.all())
+    ((10, 8), True)
+    >>> cells = tw.cross_validated_image(counts, t, split="cells", progress=False)
+    >>> int(cells.held_out.sum())                      # the right half of the scan
+    40
     """
     data, cal, src = unwrap(s)
     t = as_array(template, "template")
@@ -209,17 +235,36 @@ def specificity_report(s, columns: dict, species=None, split: str = "dose",
         4D data.
     columns : dict of str to array_like
         Species to ``(n, 2)`` (y, x) positions [scan px].
+    species : sequence of str, optional
+        Which species get a row, in order; all keys of ``columns`` if None.
+    split : {"dose", "cells"}
+        As in :func:`cross_validated_image`.
+    sigma_px : float
+        Template width [scan px], as in :func:`point_templates`.
+    normalization : {"pcc", "pcc_over_mean"}
+        As in :func:`pcc_mask`.
+    detector_region : ndarray of bool or tuple of float, optional
+        As in :func:`pcc_mask`.
+    normalized : bool
+        As in :func:`apply_mask`.
+    fit_region : ndarray of bool, optional
+        As in :func:`cross_validated_image`.
+    seed : int
+        Seed of the split and of the null control's random positions.
+    progress : bool
+        Progress bars for passes longer than a second.
     virtual : "auto", dict or None
-        Virtual detectors for the check rows (see :func:`virtual_detectors`).
-    species, split, sigma_px, normalization, detector_region, normalized, fit_region, seed
-        As in :func:`point_templates` and :func:`cross_validated_image`.
+        Virtual detectors for the check rows: "auto" for ABF and ADF from the
+        convergence semi-angle, a dict of name to ``(inner_mrad, outer_mrad)``, or
+        None for no check rows.
 
     Returns
     -------
     dict
         Row name (``"virtual ABF"``, ``"virtual ADF"``, ``"Li same-data"``,
-        ``"Li cross-validated"``, ..., ``"null ..."``) to {column type: mean z-score};
-        cross-validated rows are judged on held-out positions only.
+        ``"Li cross-validated"``, ..., ``"null ..."``) to {column type: mean z-score
+        [image standard deviations]}; cross-validated rows are judged on held-out
+        positions only.
 
     Examples
     --------
@@ -258,7 +303,7 @@ def specificity_report(s, columns: dict, species=None, split: str = "dose",
 class JointCrossValidated:
     """Cross-validated species images, independent (Pearson) and joint.
 
-    Attributes
+    Parameters
     ----------
     pearson : ndarray
         ``(k, scan_y, scan_x)`` dose-split images, masks fitted on ``fit_region``.
@@ -271,6 +316,12 @@ class JointCrossValidated:
         Ridge to error: mean over templates and both halves of
         ``1 - corr^2`` between the held-out joint image and the template on
         ``fit_region``.
+
+    Examples
+    --------
+    >>> r = tw.cross_validated_joint_images(counts, templates)   # doctest: +SKIP
+    >>> r.ridge, r.joint.shape                                   # doctest: +SKIP
+    (0.1, (3, 20, 34))
     """
 
     pearson: np.ndarray
@@ -303,7 +354,9 @@ def cross_validated_joint_images(s, template, fit_region=None,
         ``(scan_y, scan_x)`` positions that fit the masks and ``W``; all if None.
     ridges : sequence of float
         Candidate ridges (relative, >= 0).
-    normalization, detector_region
+    normalization : {"pcc", "pcc_over_mean"}
+        As in :func:`tdm_widgets.pcc_mask`.
+    detector_region : ndarray of bool or tuple of float, optional
         As in :func:`tdm_widgets.pcc_mask`.
     seed : int
         Seed of the binomial split.
@@ -313,11 +366,18 @@ def cross_validated_joint_images(s, template, fit_region=None,
     Returns
     -------
     JointCrossValidated
+        ``pearson`` and ``joint`` images ``(k, scan_y, scan_x)`` [dimensionless:
+        standardised, as Eq 6 gives them], the chosen ``ridge`` and the error of
+        every ridge.
 
-    Example
-    -------
-    >>> r = tw.cross_validated_joint_images(counts, templates, fit_region=reference)  # doctest: +SKIP
-    >>> r.ridge, r.joint.shape  # doctest: +SKIP
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> counts = rng.poisson(20.0, (10, 8, 12, 12)).astype(np.uint16)
+    >>> t = np.zeros((2, 10, 8)); t[0, ::5, ::4] = 1; t[1, 2::5, 2::4] = 1
+    >>> r = tw.cross_validated_joint_images(counts, t, ridges=(0.0, 1.0))
+    >>> r.joint.shape, sorted(r.cv_error)
+    ((2, 10, 8), [0.0, 1.0])
     """
     from .analysis.unmix import unmix_images
 

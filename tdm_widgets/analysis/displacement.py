@@ -17,7 +17,7 @@ def displacement_vectors(centres, neighbours, n: int = 4, max_distance_px: float
                          min_distance_px: float = 0.0, period=None
                          ) -> tuple[np.ndarray, np.ndarray]:
     """Displacement of each centre column from the mean of its ``n`` nearest
-    neighbour columns [px].
+    neighbour columns.
 
     Parameters
     ----------
@@ -37,10 +37,17 @@ def displacement_vectors(centres, neighbours, n: int = 4, max_distance_px: float
     Returns
     -------
     displacement : ndarray
-        ``(m, 2)`` (dy, dx); NaN where fewer than ``n`` neighbours lie within
+        ``(m, 2)`` (dy, dx) [px]; NaN where fewer than ``n`` neighbours lie within
         ``max_distance_px``.
     cage_centre : ndarray
-        ``(m, 2)`` mean neighbour position.
+        ``(m, 2)`` mean neighbour position [px].
+
+    Examples
+    --------
+    >>> cage = [[0, 5], [10, 5], [5, 0], [5, 10]]             # 4 O around one Ti
+    >>> d, centre = tw.displacement_vectors([[5.0, 5.2]], cage, n=4)
+    >>> np.round(d, 6).tolist(), centre.tolist()
+    ([[0.0, 0.2]], [[5.0, 5.0]])
     """
     c = np.asarray(centres, float)
     nb = np.asarray(neighbours, float)
@@ -125,11 +132,15 @@ def refine_by_tdm(s, columns: dict, species, sigma_px: float = 1.0, window_px: f
     Returns
     -------
     Refinement
+        ``positions`` (species to ``(n, 2)`` [scan px]), ``history`` (largest shift
+        per iteration [scan px]), ``converged`` and ``iterations``.
 
-    Example
-    -------
-    >>> r = tw.refine_by_tdm(s, columns, ["Pb", "Ti", "O"], detector_region=(0, 23.5))  # doctest: +SKIP
-    >>> r.converged, r.iterations, r.positions["Ti"]  # doctest: +SKIP
+    Examples
+    --------
+    >>> r = tw.refine_by_tdm(s, columns, ["Pb", "Ti", "O"],
+    ...                      detector_region=(0, 23.5))   # doctest: +SKIP
+    >>> r.converged, r.iterations                         # doctest: +SKIP
+    (True, 3)
     """
     from ..imaging import apply_mask, pcc_mask
 
@@ -189,12 +200,12 @@ def start_dependence(s, starts: list[dict], species, centre: str = "Ti", cage: s
         ``displacements`` (one ``(m, 2)`` array per start [px]), ``positions``,
         ``histories``, ``converged`` (one bool per start), ``n_matched`` (columns of
         each start paired with the first start's) and ``spread_px``: the largest
-        difference between two starts' displacement of the same column.
+        difference between two starts' displacement of the same column [px].
 
-    Example
-    -------
+    Examples
+    --------
     >>> rep = tw.start_dependence(s, [peaks, ideal], ["Pb", "Ti", "O"])  # doctest: +SKIP
-    >>> rep["spread_px"]  # doctest: +SKIP
+    >>> rep["spread_px"]                                                 # doctest: +SKIP
     """
     shape = s.data.shape[:2]
     disps, poss, hists, conv = [], [], [], []

@@ -28,10 +28,25 @@ def center_of_mass(s, progress: bool = True):
     the pass; without a descan correction, a warning says when a ramp across the scan
     dominates the result.
 
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D or ndarray
+        4D data, detector calibrated in mrad (else the CoM is in detector axis
+        units).
+    progress : bool
+        Progress bar for passes longer than a second.
+
     Returns
     -------
     hyperspy.signals.Signal2D
         ``(2, scan_y, scan_x)``: CoM along detector y and x [mrad].
+
+    Examples
+    --------
+    >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
+    >>> com = tw.center_of_mass(tw.from_array(data, mrad_per_px=2.0), progress=False)
+    >>> com.data.shape, bool(np.abs(com.data).max() < 2.0)
+    ((2, 8, 6), True)
     """
     data, cal, src = unwrap(s)
     if not cal.det_mrad:
@@ -147,16 +162,30 @@ def icom(s, rotation_deg: float | None = None, transpose: bool | None = None,
     ----------
     s : hyperspy.signals.Signal2D
         4D data, scan in angstrom and detector in mrad.
-    rotation_deg, transpose : optional
-        Scan-detector rotation; found from the data if None.
+    rotation_deg : float, optional
+        Scan-detector rotation [degrees]; found from the data (curl-free) if None.
+    transpose : bool, optional
+        Whether the detector axes are swapped relative to the scan; found with the
+        rotation if None.
     energy_eV : float, optional
         Beam energy [eV]; from ``metadata.Acquisition_instrument.TEM.beam_energy``
         [keV] if None.
+
+    progress : bool
+        Progress bar for passes longer than a second.
 
     Returns
     -------
     hyperspy.signals.Signal2D
         ``(scan_y, scan_x)`` phase [rad] with the rotation used in metadata.
+
+    Examples
+    --------
+    >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
+    >>> s = tw.from_array(data, scan_step_A=0.5, mrad_per_px=2.0)
+    >>> phase = tw.icom(s, rotation_deg=0, transpose=False, energy_eV=300e3, progress=False)
+    >>> phase.data.shape, phase.metadata.TDM.parameters.energy_eV
+    ((8, 6), 300000.0)
     """
     data, cal, src = unwrap(s)
     if cal.scan_units != "Å":

@@ -38,10 +38,11 @@ def resample_pattern(pattern, scale_mrad, offset_mrad, target_shape, target_scal
     Returns
     -------
     ndarray
-        ``target_shape``, linear interpolation, zero outside the pattern.
+        ``target_shape``, linear interpolation, zero outside the pattern [pattern
+        units].
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np, tdm_widgets as tw
     >>> p = np.arange(9.0).reshape(3, 3)
     >>> tw.resample_pattern(p, (1, 1), (-1, -1), (1, 1), (1, 1), (0, 0))
@@ -59,7 +60,7 @@ def resample_pattern(pattern, scale_mrad, offset_mrad, target_shape, target_scal
 class ThicknessMatch:
     """Result of :func:`match_thickness`.
 
-    Attributes
+    Parameters
     ----------
     thickness_nm : float
         Best thickness [nm] on the interpolated grid.
@@ -156,10 +157,11 @@ def match_thickness(pattern, series, thickness_nm, region_radius: float = 1.3,
     Returns
     -------
     ThicknessMatch
-        A ``UserWarning`` is issued when it is ``ambiguous``.
+        ``thickness_nm`` and ``uncertainty_nm`` [nm], the distance curve and whether
+        the match is ``ambiguous`` (a ``UserWarning`` is issued then).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np, tdm_widgets as tw
     >>> yy, xx = np.indices((40, 40)) - 20.0
     >>> disc = (np.hypot(yy, xx) < 12).astype(float)

@@ -35,15 +35,36 @@ def _projector(data, stats):
 
 
 def eigen_images(s, k: int = 3, tol: float = 1e-8, progress: bool = True):
-    """Leading eigenvalues and eigen-images of the correlation matrix by Lanczos
-    iteration (scipy ``eigsh``), two passes over the data per iteration.
+    """Leading eigenvalues and eigen-images of the correlation matrix C (Eq 9).
+
+    ``C = D_hat D_hat^T / p`` (positions by positions) is never formed: Lanczos
+    iteration (scipy ``eigsh``) applies it with two passes over the data per
+    iteration.
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D or ndarray
+        4D data.
+    k : int
+        Number of eigenpairs.
+    tol : float
+        Relative accuracy of the eigenvalues (``eigsh``'s ``tol``).
+    progress : bool
+        Progress bar for the statistics pass.
 
     Returns
     -------
     eigenvalues : ndarray
-        ``(k,)`` in decreasing order.
+        ``(k,)`` in decreasing order [dimensionless: squared correlation].
     images : ndarray
-        ``(k, scan_y, scan_x)`` unit-norm eigenvectors.
+        ``(k, scan_y, scan_x)`` unit-norm eigenvectors [dimensionless].
+
+    Examples
+    --------
+    >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
+    >>> vals, images = tw.eigen_images(data, k=2, progress=False)
+    >>> images.shape, bool(vals[0] >= vals[1]), round(float(np.linalg.norm(images[0])), 6)
+    ((2, 8, 6), True, 1.0)
     """
     data, _, _ = unwrap(s)
     stats = column_statistics(data, progress=progress)
@@ -54,8 +75,32 @@ def eigen_images(s, k: int = 3, tol: float = 1e-8, progress: bool = True):
 
 
 def eigen_closeness(s, image, stats=None) -> float:
-    """How close an image is to an eigenvector of C: the cosine between the
-    standardised image and ``C`` times it (1 for an eigenvector, Eq 9)."""
+    """How close an image is to an eigenvector of C (Eq 9).
+
+    The cosine between the standardised image and ``C`` times it: 1 for an
+    eigenvector of the correlation matrix, less the further from one.
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D or ndarray
+        4D data.
+    image : array_like
+        ``(scan_y, scan_x)`` image, e.g. a TDM image or a template.
+    stats : ColumnStats, optional
+        Column statistics of ``s`` (:func:`column_stats`); computed if None.
+
+    Returns
+    -------
+    float
+        Cosine in [-1, 1] [dimensionless].
+
+    Examples
+    --------
+    >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
+    >>> vals, images = tw.eigen_images(data, k=1, progress=False)
+    >>> round(tw.eigen_closeness(data, images[0]), 6)
+    1.0
+    """
     data, _, _ = unwrap(s)
     stats = stats or column_statistics(data, progress=False)
     v = np.asarray(getattr(image, "data", image), float)

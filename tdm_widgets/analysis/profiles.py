@@ -30,7 +30,14 @@ def line_profile(image, start, end, width_px: float = 1.0, period_px: float | No
     distance : ndarray
         Position along the line [px] (within one period if folded).
     profile : ndarray
-        Mean intensity.
+        Mean intensity along the line [image units].
+
+    Examples
+    --------
+    >>> image = np.tile(np.sin(np.arange(32) * 2 * np.pi / 8), (16, 1))  # period 8 px
+    >>> dist, prof = tw.line_profile(image, (8, 0), (8, 16), period_px=8)
+    >>> dist.shape, dist[:3].tolist()
+    ((32,), [0.0, 0.25, 0.5])
     """
     img = np.asarray(getattr(image, "data", image), float)
     p0, p1 = np.asarray(start, float), np.asarray(end, float)

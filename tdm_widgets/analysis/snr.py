@@ -31,10 +31,10 @@ def unit_cell_average(image, cell_px: tuple[int, int]) -> np.ndarray:
     Returns
     -------
     ndarray
-        Same shape as ``image``.
+        Same shape as ``image`` [image units].
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np, tdm_widgets as tw
     >>> tw.unit_cell_average(np.arange(8.0).reshape(2, 4), (2, 2))[0]
     array([1., 2., 1., 2.])
@@ -70,8 +70,8 @@ def unit_cell_snr_db(image, cell_px: tuple[int, int]) -> float:
     float
         [dB]; ``-inf`` when the residual outweighs the periodic part.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np, tdm_widgets as tw
     >>> rng = np.random.default_rng(0)
     >>> img = np.tile(rng.standard_normal((8, 8)), (4, 4)) + 0.1 * rng.standard_normal((32, 32))
@@ -119,6 +119,7 @@ def shot_noise_snr_db(s, mask, method: str = "halves", seed: int = 0,
     mask : array_like
         ``(det_y, det_x)`` detector weights (a binary annulus, a TDM mask).
     method : {"halves", "poisson"}
+        Noise from two binomial halves of the counts, or from Poisson statistics.
     seed : int
         Seed of the binomial split (``"halves"``).
     progress : bool
@@ -129,8 +130,8 @@ def shot_noise_snr_db(s, mask, method: str = "halves", seed: int = 0,
     float
         [dB]; ``inf`` for noise-free data, ``-inf`` when no signal variance is left.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np, tdm_widgets as tw
     >>> rng = np.random.default_rng(1)
     >>> lam = 50 * (1.5 + np.sin(np.arange(16) / 2))[:, None, None, None] * np.ones((16, 8, 4, 4))

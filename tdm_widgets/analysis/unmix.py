@@ -38,13 +38,14 @@ def unmix_images(images, templates, ridge: float = 0.0, region=None
     Returns
     -------
     unmixed : ndarray
-        ``(k, scan_y, scan_x)`` images ``sum_s W[s, j] images[s]`` (in units of the
-        input images, offsets kept).
+        ``(k, scan_y, scan_x)`` images ``sum_s W[s, j] images[s]`` [units of the
+        input images], offsets kept.
     weights : ndarray
-        ``(k, k)`` ``W``; the masks that make ``unmixed`` are ``W.T @ masks``.
+        ``(k, k)`` ``W`` [dimensionless]; the masks that make ``unmixed`` are
+        ``W.T @ masks``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np, tdm_widgets as tw
     >>> t = np.zeros((2, 8, 8)); t[0, 2, 2] = t[1, 5, 5] = 1
     >>> images = np.stack([t[0] + 0.5 * t[1], t[1] + 0.5 * t[0]])   # cross-talk

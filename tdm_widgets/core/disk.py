@@ -16,9 +16,9 @@ MIN_CONTRAST = 0.1
 
 @dataclass(frozen=True)
 class BFDisk:
-    """Bright-field disc on the detector.
+    """Bright-field disc on the detector, from :func:`tdm_widgets.bf_disk`.
 
-    Attributes
+    Parameters
     ----------
     center_px : tuple of float
         (y, x) centre [detector px], sub-pixel.
@@ -33,7 +33,16 @@ class BFDisk:
     n_edge : int or None
         Edge points the circle was fitted to.
     levels : tuple of float or None
-        (background, disc) intensity levels of the pattern.
+        (background, disc) intensity levels of the pattern [data units].
+
+    Examples
+    --------
+    >>> yy, xx = np.indices((32, 32))
+    >>> pattern = 100.0 * (np.hypot(yy - 15.5, xx - 16.2) < 8) + 1
+    >>> disk = tw.bf_disk(np.broadcast_to(pattern, (3, 3, 32, 32)), semiangle_mrad=20,
+    ...                   progress=False)
+    >>> np.round(disk.center_px, 1).tolist(), round(disk.radius_px), round(disk.mrad_per_px, 1)
+    ([15.5, 16.2], 8, 2.5)
     """
 
     center_px: tuple[float, float]

@@ -94,6 +94,30 @@ class TDMEngine:
 
         Only the scan positions where ``delta`` is non-zero (inside the region) are
         read from the data.
+
+        Parameters
+        ----------
+        index : int
+            Template to edit.
+        delta : array_like
+            ``(scan_y, scan_x)`` change of the template [template units], finite.
+
+        Returns
+        -------
+        None
+            The engine's sums are updated in place.
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
+        >>> engine = tw.TDMEngine(data, progress=False)
+        >>> t = np.zeros((6, 5)); t[2, 3] = 1
+        >>> engine.add_template(t)
+        0
+        >>> delta = np.zeros((6, 5)); delta[4, 1] = 1        # paint one more column
+        >>> engine.edit(0, delta)
+        >>> float(engine.templates[0].sum())
+        2.0
         """
         delta = np.asarray(delta, float)
         if delta.shape != self.scan_shape:
@@ -107,13 +131,58 @@ class TDMEngine:
         self.templates[index] += delta
 
     def set_template(self, index: int, template) -> None:
-        """Replace template ``index``; reads only the positions where it changed."""
+        """Replace template ``index``; reads only the positions where it changed.
+
+        Parameters
+        ----------
+        index : int
+            Template to replace.
+        template : array_like
+            ``(scan_y, scan_x)`` new template.
+
+        Returns
+        -------
+        None
+            The engine's sums are updated in place.
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
+        >>> engine = tw.TDMEngine(data, progress=False)
+        >>> t = np.zeros((6, 5)); t[2, 3] = 1
+        >>> engine.add_template(t)
+        0
+        >>> engine.set_template(0, np.roll(t, 1, axis=0))
+        >>> np.argwhere(engine.templates[0]).tolist()
+        [[3, 3]]
+        """
         t, _ = templates_stack(template, self.scan_shape)
         self.edit(index, t[0] - self.templates[index])
 
     def add_template(self, template) -> int:
-        """Append a template and return its index; reads only the positions where it
-        differs from its median (its background: the columns of a point template)."""
+        """Append a template; reads only the positions where it differs from its
+        median (its background: the columns of a point template).
+
+        Parameters
+        ----------
+        template : array_like
+            ``(scan_y, scan_x)`` template.
+
+        Returns
+        -------
+        int
+            Index of the new template [template number].
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
+        >>> engine = tw.TDMEngine(data, progress=False)
+        >>> t = np.zeros((6, 5)); t[2, 3] = 1
+        >>> engine.add_template(t)
+        0
+        >>> engine.add_template(np.roll(t, 2, axis=1)), engine.k
+        (1, 2)
+        """
         t, _ = templates_stack(template, self.scan_shape)
         center = float(np.median(t[0][self.region]))
         proj, tsum = self._project(t - center)
@@ -125,7 +194,28 @@ class TDMEngine:
         return self.k - 1
 
     def remove_template(self, index: int) -> None:
-        """Drop template ``index`` (no pass)."""
+        """Drop template ``index`` (no pass).
+
+        Parameters
+        ----------
+        index : int
+            Template to drop; later templates move down by one.
+
+        Returns
+        -------
+        None
+            The engine is updated in place.
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
+        >>> engine = tw.TDMEngine(data, progress=False)
+        >>> t = np.zeros((6, 5)); t[2, 3] = 1
+        >>> engine.add_template(t)
+        0
+        >>> engine.remove_template(0); engine.k
+        0
+        """
         keep = np.arange(self.k) != index
         s = self._sums
         s.proj, s.tsum = s.proj[keep], s.tsum[keep]
@@ -133,7 +223,33 @@ class TDMEngine:
         self.templates = self.templates[keep]
 
     def masks(self, normalization: str = "pcc", detector_region=None) -> np.ndarray:
-        """``(k, det_y, det_x)`` correlation masks from the kept sums (no pass)."""
+        """``(k, det_y, det_x)`` correlation masks from the kept sums (no pass).
+
+        Parameters
+        ----------
+        normalization : {"pcc", "pcc_over_mean"}
+            Eq 5 or Eq 7, as in :func:`tdm_widgets.pcc_mask`.
+        detector_region : ndarray of bool or tuple of float, optional
+            Detector pixels the masks may use (a boolean mask; a tuple is read in the
+            detector's axis units); all if None.
+
+        Returns
+        -------
+        ndarray
+            ``(k, det_y, det_x)`` float64 correlation coefficients [dimensionless];
+            0 at constant and bad pixels.
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
+        >>> engine = tw.TDMEngine(data, progress=False)
+        >>> t = np.zeros((6, 5)); t[2, 3] = 1
+        >>> engine.add_template(t)
+        0
+        >>> m = engine.masks()
+        >>> m.shape, bool(np.abs(m).max() <= 1)
+        ((1, 4, 4), True)
+        """
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}; "
                              f"got {normalization!r}")
@@ -147,6 +263,32 @@ class TDMEngine:
         return masks if bad is None else masks * ~bad  # interpolated pixels: weight 0
 
     def images(self, masks, normalized: bool = False, progress: bool = True):
-        """Images of ``masks`` (one pass); Eq 6 reuses the kept statistics."""
+        """Images of ``masks`` (one pass); Eq 6 reuses the kept statistics.
+
+        Parameters
+        ----------
+        masks : array_like
+            ``(det_y, det_x)`` or ``(k, det_y, det_x)``, e.g. :meth:`masks`.
+        normalized : bool
+            Eq 6 instead of Eq 2.
+        progress : bool
+            Progress bar for passes longer than a second.
+
+        Returns
+        -------
+        ndarray
+            ``(scan_y, scan_x)`` or ``(k, scan_y, scan_x)`` float64 [data units x
+            mask units; dimensionless for Eq 6].
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
+        >>> engine = tw.TDMEngine(data, progress=False)
+        >>> t = np.zeros((6, 5)); t[2, 3] = 1
+        >>> engine.add_template(t)
+        0
+        >>> engine.images(engine.masks(), normalized=True, progress=False).shape
+        (1, 6, 5)
+        """
         return apply_masks(self.data, masks, normalized=normalized, stats=self.stats,
                            progress=progress)
