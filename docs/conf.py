@@ -102,7 +102,11 @@ def build_gallery() -> None:
     cards, names = [], []
     for src in sorted((ROOT / "notebooks").glob("*.ipynb")):
         nb = json.loads(src.read_text(encoding="utf-8"))
-        shutil.copyfile(src, GALLERY / src.name)
+        # nbformat 4.5 wants an id on every cell; cells without one get it in the copy
+        nb["nbformat_minor"] = max(nb.get("nbformat_minor", 0), 5)
+        for i, cell in enumerate(nb["cells"]):
+            cell.setdefault("id", f"{src.stem[:2]}-cell-{i}")
+        (GALLERY / src.name).write_text(json.dumps(nb, indent=1), encoding="utf-8")
         names.append(src.stem)
         png = _first_png(nb)
         thumb = f"thumbs/{src.stem}.png" if png else None

@@ -225,12 +225,13 @@ def main(argv=None) -> int:
     int
         Exit status [dimensionless]: 0 on success, 1 when ``tdm data verify`` finds a
         file that does not match, 2 for bad input (one ``tdm: error: ...`` line on
-        stderr, no traceback).
+        stderr, no traceback; a bad option value exits through ``SystemExit(2)``
+        with that line, as argparse does).
 
     Examples
     --------
     >>> from tdm_widgets.cli import main
-    >>> main(["demo", "--thickness", "-5"])
+    >>> main(["data", "regenerate"])          # no dataset named: one error line
     2
     >>> main(["demo", "--out", "demo_output", "--dose", "2000"])    # doctest: +SKIP
     0
