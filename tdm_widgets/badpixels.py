@@ -3,6 +3,7 @@ that makes every function exclude or interpolate them."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -12,6 +13,8 @@ from scipy import ndimage
 from .core.blocks import reduce_scan
 from .core.moments import first_pattern
 from .signals import CORRECTIONS, unwrap
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -163,6 +166,7 @@ def find_bad_pixels(s, hot_sigma: float = 10.0, hot_ratio: float = 1.5,
                    (("dead", dead), ("hot", hot), ("stuck", stuck),
                     ("nonfinite", nonfinite))},
     }
+    logger.info("find_bad_pixels: %s", report["counts"])
     return BadPixels(mask, dead, hot, stuck, nonfinite, report)
 
 

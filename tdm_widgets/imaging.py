@@ -7,6 +7,8 @@ and ``metadata.TDM`` recording what produced them.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .core import geometry
@@ -22,6 +24,8 @@ from .descan import check_descan as descan_check
 from .detector import center_in_axis_units, detector_annulus
 from .session import TDMSession, statistics_for
 from .signals import as_array, provenance, unwrap, wrap_scan_images
+
+logger = logging.getLogger(__name__)
 
 
 def bf_disk(s, semiangle_mrad: float | None = None, min_radius_px: float = MIN_RADIUS_PX,
@@ -71,6 +75,8 @@ def bf_disk(s, semiangle_mrad: float | None = None, min_radius_px: float = MIN_R
     data, _, _ = unwrap(s)
     disk = find_bf_disk(mean_pattern(data, progress), semiangle_mrad, min_radius_px,
                         max_residual_px)
+    logger.info("bf_disk: centre (%.2f, %.2f) px, radius %.2f px, %s mrad/px",
+                *disk.center_px, disk.radius_px, disk.mrad_per_px)
     descan_set = isinstance(data, CorrectedData) and data.correction.descan_px is not None
     if check_descan and not descan_set:
         descan_check(data, disk)

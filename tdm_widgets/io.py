@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from .core.validate import check_data
+
+logger = logging.getLogger(__name__)
 
 #: Size of one chunk of a lazily loaded ``.mib`` [bytes, as stored]: whole scan rows
 #: of whole patterns (a part of a row when one row is larger).
@@ -271,4 +274,6 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
         from .noise import add_poisson_noise
 
         s = add_poisson_noise(s, dose_e_per_A2, seed=seed)
+    logger.info("load %s: %s %s%s", path.name, s.data.shape, s.data.dtype,
+                " (lazy)" if getattr(s, "_lazy", False) else "")
     return s

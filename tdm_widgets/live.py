@@ -4,6 +4,7 @@ diffraction patterns arrive."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ from .core.apply import physical_weights
 from .core.kernels import weighted_sums
 from .core.validate import masks_stack
 from .signals import as_array
+
+logger = logging.getLogger(__name__)
 
 
 def export_weighted_detector(mask, stats, path) -> dict:
@@ -68,6 +71,8 @@ def export_weighted_detector(mask, stats, path) -> dict:
         meta["mask_provenance"] = {k: v for k, v in mask.metadata.TDM.as_dictionary().items()
                                    if k in ("operation", "version", "created", "source")}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    logger.info("export_weighted_detector: %d weight image(s) %s to %s.npy/.tif/.json",
+                w.shape[0], w.shape[1:], path)
     return {"weights": w, "offset": off.tolist()}
 
 

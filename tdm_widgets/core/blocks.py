@@ -10,6 +10,7 @@ cluster.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -18,6 +19,8 @@ import numpy as np
 #: (the array-module path, e.g. cupy) holds at once. The compiled numpy kernels read
 #: blocks in place; fewer, larger blocks keep their per-block overhead small.
 BLOCK_BYTES = 128 * 2**20
+
+logger = logging.getLogger(__name__)
 
 
 def is_lazy(data) -> bool:
@@ -113,6 +116,8 @@ def reduce_scan(data, kernel: Callable, merge: Callable, side: Sequence[np.ndarr
         The merged partial result.
     """
     data, kernel = _raw(data, kernel)
+    logger.debug("%s: one pass over %s %s data (%s)", desc, data.shape, data.dtype,
+                 "dask" if is_lazy(data) else "numpy")
     if not is_lazy(data):
         acc = None
         blocks = row_blocks(data.shape)
@@ -155,6 +160,8 @@ def map_scan(data, kernel: Callable, n_out: int, progress: bool = True,
     arrays whose last two axes are the scan; each block gets its window.
     """
     data, kernel = _raw(data, kernel)
+    logger.debug("%s: one pass over %s %s data (%s)", desc, data.shape, data.dtype,
+                 "dask, lazy result" if is_lazy(data) else "numpy")
     if not is_lazy(data):
         out = np.empty(data.shape[:2] + (n_out,), dtype=np.float64)
         blocks = row_blocks(data.shape)
