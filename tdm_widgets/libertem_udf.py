@@ -131,7 +131,8 @@ def images_from_result(result, detector) -> np.ndarray:
     result : dict
         What ``Context.run_udf`` (or ``LiveContext.run_udf``) returned for the UDF of
         :func:`apply_masks_udf`: a mapping with the buffer ``"intensity"``
-        ``(*nav_shape, k)``.
+        ``(*nav_shape, k)``; for a partial result of ``run_udf_iter``, its
+        ``.buffers[0]``.
     detector : dict or str or Path
         The same weighted detector the UDF was made from (for its offsets).
 
@@ -141,7 +142,8 @@ def images_from_result(result, detector) -> np.ndarray:
         ``(k, scan_y, scan_x)`` float64 [image unit], equal to
         ``tw.apply_mask(s, mask, normalized=True).data`` (Eq 6) when the weights came
         from statistics of the same data. A partial result of ``run_udf_iter`` has 0
-        in the buffer where no frame has arrived yet, so those pixels hold the offset.
+        in the buffer where no frame has arrived yet, so those pixels hold the
+        offset.
 
     Examples
     --------

@@ -92,3 +92,18 @@ def test_module_examples_run():
     """The runnable examples in tdm_widgets.libertem_udf's docstrings."""
     result = doctest.testmod(libertem_udf, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 10
+
+
+def test_partial_results_while_the_scan_runs(ctx, rng):
+    """run_udf_iter (what a live acquisition yields): offset alone where no frame has
+    been processed, the full Eq 6 images at the end."""
+    data = rng.random((8, 6, 4, 4))
+    det = {"weights": rng.random((2, 4, 4)), "offset": [1.0, -2.0]}
+    ds = ctx.load("memory", data=data, sig_dims=2, num_partitions=4)
+    parts = [libertem_udf.images_from_result(p.buffers[0], det)
+             for p in ctx.run_udf_iter(dataset=ds, udf=libertem_udf.apply_masks_udf(det))]
+    assert len(parts) == 4
+    assert (parts[0][0] == 1.0).sum() == 36 and (parts[0][1] == -2.0).sum() == 36
+    offset = np.array(det["offset"])[:, None, None]
+    full = np.einsum("yxij,kij->kyx", data, det["weights"]) + offset
+    np.testing.assert_allclose(parts[-1], full, rtol=1e-12)
