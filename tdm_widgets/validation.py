@@ -19,7 +19,6 @@ import numpy as np
 
 from .core.apply import apply_masks
 from .core.blocks import computed, is_lazy, whole_patterns
-from .core.corrections import CorrectedData, raw_and_correction
 from .core.correlate import pcc_masks
 from .core.split import check_counts, dose_split_images, thin
 from .detector import resolve_detector_region
@@ -93,17 +92,8 @@ def cross_validated_image(s, template, split: str = "dose", normalization: str =
     t = as_array(template, "template")
     det = resolve_detector_region(detector_region, data.shape[2:], cal)
     kw = dict(normalization=normalization, detector_region=det, progress=progress)
-    if split == "dose":
-        raw, corr = raw_and_correction(data)
-        if corr is None:  # thinning and both halves fused into two passes
-            img = computed(dose_split_images(data, t, seed=seed, normalized=normalized, **kw))
-        else:  # thin the raw counts, then correct each half block by block
-            a, b = thinned_halves(raw, seed)
-            a, b = CorrectedData(a, corr), CorrectedData(b, corr)
-            ma, sa = pcc_masks(a, t, **kw)
-            mb, sb = pcc_masks(b, t, **kw)
-            img = 0.5 * (_apply(b, ma, normalized, sb, progress)
-                         + _apply(a, mb, normalized, sa, progress))
+    if split == "dose":  # thinning, corrections and both halves fused into two passes
+        img = computed(dose_split_images(data, t, seed=seed, normalized=normalized, **kw))
         held = np.ones(data.shape[:2], bool)
     elif split == "cells":
         sy, sx = data.shape[:2]

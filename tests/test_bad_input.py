@@ -405,3 +405,34 @@ def test_eq7_weight_does_not_collect_on_subnormal_pixels():
     w = np.abs(m) / np.abs(m).sum()
     assert w.max() < 0.2            # was 0.9999 at one 0-or-6e-8 pixel
     assert np.abs(m).max() < 1e5    # was 3.4e7
+
+
+def test_painter_refuses_clicks_and_files_outside_its_scan(tmp_path):
+    """painter.click(-1, -1), a NaN click and a positions file made for another scan
+    are errors naming the scan (shown in the widget when they come from the browser);
+    snapping near an edge does not wrap to the other side of the scan."""
+    from tdm_widgets.widgets.painter import TemplatePainter
+
+    img = np.zeros((12, 16))
+    img[0, 15] = 5.0                       # bright, but across the scan from (0, 0)
+    img[1, 1] = 1.0
+    p = TemplatePainter(img, species=("A",), snap_px=1)
+    for y, x in ((-1, -1), (12, 3), (3, 16)):
+        with pytest.raises(ValueError, match=r"click \(y, x\).*outside the scan \(12, 16\)"):
+            p.click(y, x)
+    with pytest.raises(ValueError, match="NaN"):
+        p.click(np.nan, 2)
+    assert len(p.columns["A"]) == 0
+    p.click(0, 0)
+    np.testing.assert_array_equal(p.columns["A"], [[1, 1]])  # not (0, 15)
+    tw.save_positions(tmp_path / "other.json", {"A": [[20, 30]]}, scan_shape=(40, 40))
+    with pytest.raises(ValueError, match=r"scan of shape \(40, 40\); this scan is \(12, 16\)"):
+        p.load(tmp_path / "other.json")
+    tw.save_positions(tmp_path / "noshape.json", {"A": [[20, 3]]})
+    with pytest.raises(ValueError, match="outside the scan"):
+        p.load(tmp_path / "noshape.json")
+    np.testing.assert_array_equal(p.columns["A"], [[1, 1]])   # nothing imported
+    p._on_image({"data": {"click_x": 3.2, "click_y": -0.7}})  # the browser: shown, kept
+    assert len(p.columns["A"]) == 1
+    p._guarded(lambda: p.load(tmp_path / "other.json"))
+    assert "this scan is (12, 16)" in p.message.value and "error" in p.message.value

@@ -298,3 +298,57 @@ def test_uncorrected_descan_leaks_a_ramp_into_the_li_image(experiment):
         cv = tw.cross_validated_image(s, t[0], detector_region=(0, 23.5), progress=False)
         frac[name] = _plane_fraction(cv.image.data)
     assert frac["uncorrected"] > 5 * frac["corrected"], frac
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+def test_dose_split_with_corrections_is_two_passes_and_equals_storing_the_halves(
+        rng, monkeypatch, normalized):
+    """With bad pixels and descan stored, the dose split thins the raw counts and
+    corrects each half inside the same two passes (no stored halves): the result
+    equals thinning, correcting and fitting each half spelled out, eager and lazy with
+    chunks that split the detector, and every position is thinned once per pass."""
+    import dask.array as da
+
+    from tdm_widgets.core import split
+    from tdm_widgets.core.apply import apply_masks
+    from tdm_widgets.validation import thinned_halves
+
+    raw = rng.poisson(6.0, (7, 9, 14, 12)).astype(">u2")
+    bad = np.zeros((14, 12), bool)
+    bad[2, 3] = bad[:, 7] = True
+    raw[..., 2, 3] = 3000
+    shifts = rng.normal(0, 0.8, (7, 9, 2))
+    corr = Correction(bad, shifts)
+    t = np.stack([rng.random((7, 9)), (rng.random((7, 9)) > 0.6).astype(float)])
+    a, b = (CorrectedData(h, corr) for h in thinned_halves(raw, seed=4))
+    (ma, sa), (mb, sb) = pcc_masks(a, t), pcc_masks(b, t)
+    ma, mb = ma * ~bad, mb * ~bad
+    want = 0.5 * (apply_masks(b, ma, normalized=normalized, stats=sb)
+                  + apply_masks(a, mb, normalized=normalized, stats=sa))
+    thinned = []
+    real_thin = split.thin
+    monkeypatch.setattr(split, "thin", lambda blk, i, s: thinned.append(i.size) or
+                        real_thin(blk, i, s))
+
+    class Reads:
+        """The raw counts, counting the chunks read from them."""
+        shape, dtype, ndim, n = raw.shape, raw.dtype, 4, 0
+
+        def __getitem__(self, key):
+            Reads.n += 1
+            return raw[key]
+
+    chunks = (3, 4, 5, 7)  # 3 x 3 scan chunks, each split into 3 x 2 detector chunks
+    for arr in (raw, da.from_array(Reads(), chunks=chunks, asarray=True)):
+        thinned.clear()
+        s = tw.from_array(arr, scan_step_A=0.3, mrad_per_px=1.0)
+        tw.set_bad_pixels(s, bad)
+        s.metadata.set_item("TDM_corrections.descan_px", shifts)
+        Reads.n = 0
+        cv = tw.cross_validated_image(s, t, split="dose", seed=4, normalized=normalized,
+                                      progress=False)
+        np.testing.assert_allclose(cv.image.data, want, rtol=1e-9, atol=1e-9)
+        assert sum(thinned) == 2 * 7 * 9  # each position thinned once in each of 2 passes
+    # the lazy data: every chunk read once in each pass, plus the 6 chunks of the first
+    # pattern (the shift of the sums)
+    assert Reads.n == 2 * 9 * 6 + 6
