@@ -148,3 +148,22 @@ def test_not_a_mib_file(tmp_path):
         tw.load(bad)
     write_hdr(tmp_path / "x.hdr", 1, 12)  # the .hdr alone is text
     assert "Counter Depth (number):\t12" in (tmp_path / "x.hdr").read_text()
+
+
+def test_bad_pixels_of_the_real_6bit_file_saturated_not_stuck():
+    """The real 6-bit acquisition: its bright-field disc sits at the counter's full well
+    (63) at all 8 positions. Those pixels are reported as saturated, not stuck, and
+    faint pixels that happen to read the same count at all 8 positions are not stuck
+    either (Poisson counts do that by chance); nothing is called dead or hot."""
+    real = MERLIN / "001_4x2_6bit.mib"
+    if not real.exists():
+        pytest.skip("shared Merlin data not present")
+    s = tw.load(real, navigation_shape=(4, 2), lazy=True)
+    frames = read_mib_plain(real, (256, 256), 6)
+    constant = (frames == frames[0]).all(axis=0)[::-1]  # as loaded: rows flipped
+    full = constant & (frames[0][::-1] == 63)
+    assert full.sum() > 1000 and (constant & (frames[0][::-1] > 0) & ~full).any()
+    bp = tw.find_bad_pixels(s, progress=False)
+    np.testing.assert_array_equal(np.asarray(bp.report["pixels"]["saturated"]),
+                                  np.argwhere(full))
+    assert bp.report["counts"]["total"] == 0 and not bp.mask.any()
