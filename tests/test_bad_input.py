@@ -436,3 +436,28 @@ def test_painter_refuses_clicks_and_files_outside_its_scan(tmp_path):
     assert len(p.columns["A"]) == 1
     p._guarded(lambda: p.load(tmp_path / "other.json"))
     assert "this scan is (12, 16)" in p.message.value and "error" in p.message.value
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_explorer_shows_a_dose_split_of_signed_counts_as_an_error(background):
+    """Cross-validation (dose split) on dark-subtracted, signed counts in the explorer:
+    the error is shown in the widget (also from the background update thread, not only
+    in its log), the last masks are kept, and a valid choice recovers."""
+    from tdm_widgets.demo import BUNDLED
+    from tdm_widgets.simulate import columns_of, select
+
+    series = tw.load(BUNDLED)
+    counts = tw.add_poisson_noise(select(series, thickness_nm=70), 1e4, seed=0)
+    signed = np.asarray(counts.data).astype(np.int32) - 1
+    s = tw.from_array(signed, scan_step_A=0.3, mrad_per_px=2.0)
+    ex = tw.explore(s, {"O": columns_of(series)["O"]}, background=background)
+    ex.wait()
+    before = np.array(ex.masks, copy=True)
+    ex.cross_validate.value = "dose"
+    ex.wait()  # the update thread: its error reaches the widget, no "computing" left
+    assert "negative counts" in ex.notice.value and "split='cells'" in ex.notice.value
+    assert ex.status.value.startswith("error") and ex.busy.value == ""
+    np.testing.assert_array_equal(ex.masks, before)
+    ex.cross_validate.value = "cells"
+    ex.wait()
+    assert ex.notice.value == "" and ex.status.value.startswith("update")
