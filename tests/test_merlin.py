@@ -224,3 +224,37 @@ def test_real_frames_written_at_12_and_24_bit_through_the_chain_lazily(
         np.testing.assert_allclose(lazy_out, native_out, rtol=1e-10, atol=1e-10)
     assert np.abs(outputs[0][2]).min() > 0 and np.abs(outputs[0][4]).max() > 0
     assert _sha(path) == before
+
+
+def test_cli_apply_opens_a_12bit_mib(tmp_path, capsys):
+    """`tdm apply` on a 12-bit .mib with --navigation-shape and --scan-step: masks,
+    images (scan in angstrom) and the cross-validated table; the file is unchanged; an
+    annulus in mrad on the uncalibrated detector is a one-line error, exit code 2."""
+    import hyperspy.api as hs
+
+    from tdm_widgets.cli import main
+
+    counts, _ = _counts(12, seed=4)
+    path = write_mib(tmp_path / "scan.mib", counts, 12, flyback_s=0.0, hdr=False)
+    before = _sha(path)
+    pos = tmp_path / "positions.json"
+    tw.save_positions(pos, {"A": [[1, 1], [5, 4], [1, 7]], "B": [[3, 2], [7, 5]]},
+                      scan_shape=SCAN)
+    out = tmp_path / "out"
+    argv = ["apply", str(path), "--positions", str(pos), "--out", str(out),
+            "--navigation-shape", str(SCAN[1]), str(SCAN[0]), "--scan-step", "0.25",
+            "--split", "dose", "--lazy"]
+    assert main(argv) == 0
+    images = hs.load(out / "images.hspy")
+    assert images.data.shape == (3,) + SCAN  # A, B, all
+    assert [(a.scale, a.units) for a in images.axes_manager.signal_axes] == [(0.25, "Å")] * 2
+    assert "A cross-validated" in (out / "specificity.txt").read_text()
+    assert _sha(path) == before
+    capsys.readouterr()
+    try:
+        code = main(argv[:-3] + ["--detector-region", "0", "20"])
+    except SystemExit as exit_:
+        code = exit_.code
+    err = [e for e in capsys.readouterr().err.strip().splitlines() if "WARNING" not in e]
+    assert code == 2 and len(err) == 1 and err[0].startswith("tdm: error: "), err
+    assert "calibrated in mrad" in err[0]
