@@ -19,6 +19,7 @@ import numpy as np
 
 from .core.apply import apply_masks
 from .core.blocks import computed, is_lazy, whole_patterns
+from .core.corrections import CorrectedData, raw_and_correction
 from .core.correlate import pcc_masks
 from .core.split import check_counts, dose_split_images, thin
 from .detector import resolve_detector_region
@@ -325,7 +326,10 @@ def cross_validated_joint_images(s, template, fit_region=None,
     det = resolve_detector_region(detector_region, data.shape[2:], cal)
     kw = dict(normalization=normalization, detector_region=det, progress=progress,
               region=None if fit_region is None else region)
-    a, b = thinned_halves(data, seed)
+    raw, corr = raw_and_correction(data)  # thin the raw counts, then correct each half
+    a, b = thinned_halves(raw, seed)
+    if corr is not None:
+        a, b = CorrectedData(a, corr), CorrectedData(b, corr)
     fits = []
     for fit_half, other in ((a, b), (b, a)):
         m, _ = pcc_masks(fit_half, t, **kw)

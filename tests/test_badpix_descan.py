@@ -396,3 +396,16 @@ def test_dose_split_with_corrections_is_two_passes_and_equals_storing_the_halves
     # the lazy data: every chunk read once in each pass, plus the 6 chunks of the first
     # pattern (the shift of the sums)
     assert Reads.n == 2 * 9 * 6 + 6
+
+
+def test_joint_cross_validation_honours_stored_bad_pixels(rng):
+    """cross_validated_joint_images with bad pixels stored thins the raw counts and
+    corrects each half (it used to fail on the corrected data)."""
+    counts = rng.poisson(5.0, (8, 9, 10, 10)).astype(np.uint16)
+    counts[..., 3, 3] = 4000
+    bad = np.zeros((10, 10), bool)
+    bad[3, 3] = True
+    s = tw.from_array(counts, scan_step_A=0.3, mrad_per_px=1.0)
+    tw.set_bad_pixels(s, bad)
+    r = tw.cross_validated_joint_images(s, rng.random((2, 8, 9)), progress=False)
+    assert r.joint.shape == (2, 8, 9) and np.isfinite(r.joint).all()
