@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, stats
 
 from .core.blocks import reduce_scan
 from .core.moments import first_pattern
@@ -30,7 +30,9 @@ class BadPixels:
         more than the neighbours; one constant non-zero value over the whole scan;
         NaN or inf somewhere.
     report : dict
-        Counts per class, the thresholds used and the (y, x) pixels of each class.
+        Counts per class, the thresholds used and the (y, x) pixels of each class;
+        also ``"saturated"`` pixels (constant at the counter's full well), which are
+        reported but not in ``mask``.
 
     Examples
     --------
@@ -68,6 +70,15 @@ def _merge(a, b):
             np.maximum(a[4], b[4]), a[5] | b[5])
 
 
+def _second_brightest_neighbour(m: np.ndarray) -> np.ndarray:
+    """The second-largest of each pixel's 8 neighbours (the detector edge repeated)."""
+    pad = np.pad(m, 1, mode="edge")
+    dy, dx = m.shape
+    ring = np.stack([pad[1 + i:1 + i + dy, 1 + j:1 + j + dx]
+                     for i in (-1, 0, 1) for j in (-1, 0, 1) if i or j])
+    return np.partition(ring, 6, axis=0)[6]
+
+
 def find_bad_pixels(s, hot_sigma: float = 10.0, hot_ratio: float = 1.5,
                     dead_ratio: float = 0.2, dead_min_counts: float = 20.0,
                     neighbourhood_px: int = 5, progress: bool = True) -> BadPixels:
@@ -79,12 +90,17 @@ def find_bad_pixels(s, hot_sigma: float = 10.0, hot_ratio: float = 1.5,
     (at least that of the whole detector and, for counts, the Poisson error of the
     mean).
 
-    - hot: ``mean - local > hot_sigma * scale`` and ``mean > hot_ratio * local``;
+    - hot: ``mean - local > hot_sigma * scale``, ``mean > hot_ratio * local`` and
+      ``mean > hot_ratio *`` the second-brightest of its 8 neighbours (an isolated pixel
+      or pair, not the rim of a sharp bright-field disc);
     - dead: ``mean < dead_ratio * local`` where the neighbours collect, over the scan,
       more than ``dead_min_counts`` (so a pixel is not called dead for the zeros of a
       dark corner); a dead column is found pixel by pixel;
     - stuck: one constant non-zero value at every position while the neighbours vary
-      (or are far darker, as hot);
+      (or are far darker, as hot); for integer counts only where Poisson counts could
+      not be that constant by chance over the scan (a few positions of a faint pixel);
+      a pixel constant at the data's largest value, which varying pixels also reach, is
+      *saturated*: reported, not stuck;
     - nonfinite: NaN or inf at some position.
 
     Parameters
@@ -147,24 +163,37 @@ def find_bad_pixels(s, hot_sigma: float = 10.0, hot_ratio: float = 1.5,
     if counts:
         floor = np.maximum(floor, np.sqrt(np.maximum(local, 0.0) / npos))
     scale = np.maximum(scale, floor)
-    hot = (resid > hot_sigma * scale) & (m > hot_ratio * local) & ~nonfinite & ~const
+    # a hot pixel also stands out from its own 8 neighbours (all but one, so pairs are
+    # found): a pixel on a sharp disc edge has bright neighbours inside the disc
+    hot = (resid > hot_sigma * scale) & (m > hot_ratio * local) \
+        & (m > hot_ratio * _second_brightest_neighbour(m)) & ~nonfinite & ~const
     signal = local * npos > dead_min_counts
     dead = ((m < dead_ratio * local) & signal) | (const & (m == 0) & signal)
     local_std = ndimage.median_filter(std, size=size, mode="nearest")
     stuck = const & (m != 0) & ((local_std > 0) | (resid > hot_sigma * scale))
+    # constant at the data's largest value, which varying pixels also reach: saturated
+    # (the counter's full well, e.g. 63 in a 6-bit disc), not stuck; reported only
+    # (constant, so it has weight 0 in every mask anyway)
+    top = hi[np.isfinite(hi)].max(initial=-np.inf)
+    saturated = const & (m == top) & ((hi.reshape(det) == top) & ~const).any()
+    stuck &= ~saturated
+    if counts:  # not stuck if Poisson counts (rate = the value) are that constant by chance
+        v = np.maximum(np.rint(m), 1.0)
+        chance = npos * stats.poisson.logpmf(v, v) + np.log(m.size)
+        stuck &= chance < np.log(1e-3)
     dead &= ~nonfinite
     mask = dead | hot | stuck | nonfinite
     report = {
         "counts": {"dead": int(dead.sum()), "hot": int(hot.sum()),
                    "stuck": int(stuck.sum()), "nonfinite": int(nonfinite.sum()),
-                   "total": int(mask.sum())},
+                   "total": int(mask.sum()), "saturated": int(saturated.sum())},
         "thresholds": {"hot_sigma": float(hot_sigma), "hot_ratio": float(hot_ratio),
                        "dead_ratio": float(dead_ratio),
                        "dead_min_counts": float(dead_min_counts),
                        "neighbourhood_px": size},
         "pixels": {k: np.argwhere(v).tolist() for k, v in
                    (("dead", dead), ("hot", hot), ("stuck", stuck),
-                    ("nonfinite", nonfinite))},
+                    ("nonfinite", nonfinite), ("saturated", saturated))},
     }
     logger.info("find_bad_pixels: %s", report["counts"])
     return BadPixels(mask, dead, hot, stuck, nonfinite, report)

@@ -490,9 +490,13 @@ def refine_positions(image, positions, window_px: float = 2.5, method: str = "ga
         if method != "gaussian":
             raise ValueError(f"method must be 'gaussian' or 'com'; got {method!r}")
         p0 = (np.ptp(patch), 0.0, 0.0, max(window_px / 2, 0.7), patch.min())
+        # the centre stays within the window's pixels (cut at the edges of a scan):
+        # a refined position is never outside the scan
+        lo_y, hi_y = max(-h, py.min() - 0.49), min(h, py.max() + 0.49)
+        lo_x, hi_x = max(-h, px.min() - 0.49), min(h, px.max() + 0.49)
         res = optimize.least_squares(
             lambda p, py=py, px=px, patch=patch: _gauss(p, py, px) - patch, p0,
-            bounds=([0, -h, -h, 0.3, -np.inf], [np.inf, h, h, 3 * h, np.inf]))
+            bounds=([0, lo_y, lo_x, 0.3, -np.inf], [np.inf, hi_y, hi_x, 3 * h, np.inf]))
         out.append((cy + res.x[1], cx + res.x[2]))
     return np.array(out)
 

@@ -119,17 +119,8 @@ def cross_validated_image(s, template, split: str = "dose", normalization: str =
     t = as_array(template, "template")
     det = resolve_detector_region(detector_region, data.shape[2:], cal)
     kw = dict(normalization=normalization, detector_region=det, progress=progress)
-    if split == "dose":
-        raw, corr = raw_and_correction(data)
-        if corr is None:  # thinning and both halves fused into two passes
-            img = computed(dose_split_images(data, t, seed=seed, normalized=normalized, **kw))
-        else:  # thin the raw counts, then correct each half block by block
-            a, b = thinned_halves(raw, seed)
-            a, b = CorrectedData(a, corr), CorrectedData(b, corr)
-            ma, sa = pcc_masks(a, t, **kw)
-            mb, sb = pcc_masks(b, t, **kw)
-            img = 0.5 * (_apply(b, ma, normalized, sb, progress)
-                         + _apply(a, mb, normalized, sa, progress))
+    if split == "dose":  # thinning, corrections and both halves fused into two passes
+        img = computed(dose_split_images(data, t, seed=seed, normalized=normalized, **kw))
         held = np.ones(data.shape[:2], bool)
     elif split == "cells":
         sy, sx = data.shape[:2]
@@ -395,7 +386,10 @@ def cross_validated_joint_images(s, template, fit_region=None,
     det = resolve_detector_region(detector_region, data.shape[2:], cal)
     kw = dict(normalization=normalization, detector_region=det, progress=progress,
               region=None if fit_region is None else region)
-    a, b = thinned_halves(data, seed)
+    raw, corr = raw_and_correction(data)  # thin the raw counts, then correct each half
+    a, b = thinned_halves(raw, seed)
+    if corr is not None:
+        a, b = CorrectedData(a, corr), CorrectedData(b, corr)
     fits = []
     for fit_half, other in ((a, b), (b, a)):
         m, _ = pcc_masks(fit_half, t, **kw)

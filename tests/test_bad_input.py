@@ -404,3 +404,59 @@ def test_eq7_weight_does_not_collect_on_subnormal_pixels():
     w = np.abs(m) / np.abs(m).sum()
     assert w.max() < 0.2            # was 0.9999 at one 0-or-6e-8 pixel
     assert np.abs(m).max() < 1e5    # was 3.4e7
+
+
+def test_painter_refuses_clicks_and_files_outside_its_scan(tmp_path):
+    """painter.click(-1, -1), a NaN click and a positions file made for another scan
+    are errors naming the scan (shown in the widget when they come from the browser);
+    snapping near an edge does not wrap to the other side of the scan."""
+    from tdm_widgets.widgets.painter import TemplatePainter
+
+    img = np.zeros((12, 16))
+    img[0, 15] = 5.0                       # bright, but across the scan from (0, 0)
+    img[1, 1] = 1.0
+    p = TemplatePainter(img, species=("A",), snap_px=1)
+    for y, x in ((-1, -1), (12, 3), (3, 16)):
+        with pytest.raises(ValueError, match=r"click \(y, x\).*outside the scan \(12, 16\)"):
+            p.click(y, x)
+    with pytest.raises(ValueError, match="NaN"):
+        p.click(np.nan, 2)
+    assert len(p.columns["A"]) == 0
+    p.click(0, 0)
+    np.testing.assert_array_equal(p.columns["A"], [[1, 1]])  # not (0, 15)
+    tw.save_positions(tmp_path / "other.json", {"A": [[20, 30]]}, scan_shape=(40, 40))
+    with pytest.raises(ValueError, match=r"scan of shape \(40, 40\); this scan is \(12, 16\)"):
+        p.load(tmp_path / "other.json")
+    tw.save_positions(tmp_path / "noshape.json", {"A": [[20, 3]]})
+    with pytest.raises(ValueError, match="outside the scan"):
+        p.load(tmp_path / "noshape.json")
+    np.testing.assert_array_equal(p.columns["A"], [[1, 1]])   # nothing imported
+    p._on_image({"data": {"click_x": 3.2, "click_y": -0.7}})  # the browser: shown, kept
+    assert len(p.columns["A"]) == 1
+    p._guarded(lambda: p.load(tmp_path / "other.json"))
+    assert "this scan is (12, 16)" in p.message.value and "error" in p.message.value
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_explorer_shows_a_dose_split_of_signed_counts_as_an_error(background):
+    """Cross-validation (dose split) on dark-subtracted, signed counts in the explorer:
+    the error is shown in the widget (also from the background update thread, not only
+    in its log), the last masks are kept, and a valid choice recovers."""
+    from tdm_widgets.demo import BUNDLED
+    from tdm_widgets.simulate import columns_of, select
+
+    series = tw.load(BUNDLED)
+    counts = tw.add_poisson_noise(select(series, thickness_nm=70), 1e4, seed=0)
+    signed = np.asarray(counts.data).astype(np.int32) - 1
+    s = tw.from_array(signed, scan_step_A=0.3, mrad_per_px=2.0)
+    ex = tw.explore(s, {"O": columns_of(series)["O"]}, background=background)
+    ex.wait()
+    before = np.array(ex.masks, copy=True)
+    ex.cross_validate.value = "dose"
+    ex.wait()  # the update thread: its error reaches the widget, no "computing" left
+    assert "negative counts" in ex.notice.value and "split='cells'" in ex.notice.value
+    assert ex.status.value.startswith("error") and ex.busy.value == ""
+    np.testing.assert_array_equal(ex.masks, before)
+    ex.cross_validate.value = "cells"
+    ex.wait()
+    assert ex.notice.value == "" and ex.status.value.startswith("update")

@@ -148,3 +148,113 @@ def test_not_a_mib_file(tmp_path):
         tw.load(bad)
     write_hdr(tmp_path / "x.hdr", 1, 12)  # the .hdr alone is text
     assert "Counter Depth (number):\t12" in (tmp_path / "x.hdr").read_text()
+
+
+def test_bad_pixels_of_the_real_6bit_file_saturated_not_stuck():
+    """The real 6-bit acquisition: its bright-field disc sits at the counter's full well
+    (63) at all 8 positions. Those pixels are reported as saturated, not stuck, and
+    faint pixels that happen to read the same count at all 8 positions are not stuck
+    either (Poisson counts do that by chance); nothing is called dead or hot."""
+    real = MERLIN / "001_4x2_6bit.mib"
+    if not real.exists():
+        pytest.skip("shared Merlin data not present")
+    s = tw.load(real, navigation_shape=(4, 2), lazy=True)
+    frames = read_mib_plain(real, (256, 256), 6)
+    constant = (frames == frames[0]).all(axis=0)[::-1]  # as loaded: rows flipped
+    full = constant & (frames[0][::-1] == 63)
+    assert full.sum() > 1000 and (constant & (frames[0][::-1] > 0) & ~full).any()
+    bp = tw.find_bad_pixels(s, progress=False)
+    np.testing.assert_array_equal(np.asarray(bp.report["pixels"]["saturated"]),
+                                  np.argwhere(full))
+    assert bp.report["counts"]["total"] == 0 and not bp.mask.any()
+
+
+@pytest.mark.parametrize("depth", [12, 24])
+@pytest.mark.parametrize("sample,det,centre", [("001_4x2_6bit", (256, 256), (111.7, 23.6)),
+                                               ("002_4x2_6bit_roi128", (128, 256), (41.3, 24.9))])
+def test_real_frames_written_at_12_and_24_bit_through_the_chain_lazily(
+        tmp_path, depth, sample, det, centre):
+    """The real 6-bit acquisitions (square and 256 x 128 detector) rewritten at 12 and
+    24 bit (each count scaled full well to full well, so the high bytes are used):
+    the file equals a plain numpy read, loads lazily as big-endian whole-pattern chunks
+    with its shape from the .hdr, and bad pixels -> virtual images -> masks -> images ->
+    cross-validated images equal the same chain on a native-endian copy. Its disc is cut
+    by the detector's left edge: bf_disk refuses it on both (the calibration is then
+    set from a known scale), see test_whole_chain_lazily_equals_a_native_endian_copy
+    for bf_disk -> calibrate_detector on a 12/24-bit file."""
+    real = MERLIN / f"{sample}.mib"
+    if not real.exists():
+        pytest.skip("shared Merlin data not present")
+    six = read_mib_plain(real, det, 6)                    # (8, det) rows bottom-up
+    scale = (2**depth - 1) // 63                          # 65 or 266305
+    native = {12: "<u2", 24: "<u4"}[depth]
+    counts = (six[:, ::-1].astype(np.uint64) * scale).reshape((2, 4) + det).astype(native)
+    path = write_mib(tmp_path / f"real{depth}.mib", counts, depth, exposure_s=0.1)
+    before = _sha(path)
+    plain = read_mib_plain(path, det, depth)
+    assert plain.dtype == np.dtype({12: ">u2", 24: ">u4"}[depth])
+    assert plain.max() == 2**depth - 1
+    np.testing.assert_array_equal(plain // scale, six)   # the real frames, as stored
+    s = tw.load(path, lazy=True, scan_step_A=0.5)         # shape from the .hdr
+    assert s.data.dtype == plain.dtype and s.data.shape == (2, 4) + det
+    assert s.data.chunks[2:] == ((det[0],), (det[1],))
+    np.testing.assert_array_equal(s.data.compute(), plain[:, ::-1].reshape(counts.shape))
+    t = np.array([[[1, 0, 0, 1], [0, 1, 0, 0]], [[0, 0, 1, 0], [1, 0, 0, 1.0]]])
+    outputs = []
+    for sig in (s, tw.from_array(counts, scan_step_A=0.5)):
+        with pytest.raises(ValueError, match="touches the edge"):
+            tw.bf_disk(sig, semiangle_mrad=20.0, progress=False)
+        for ax, c in zip(sig.axes_manager.signal_axes[::-1], centre):
+            ax.scale, ax.offset, ax.units = 0.9, -c * 0.9, "mrad"  # a known calibration
+        bp = tw.find_bad_pixels(sig, progress=False)
+        tw.set_bad_pixels(sig, bp)
+        vbf = tw.virtual_image(sig, 0, 20, progress=False)
+        vadf = tw.virtual_image(sig, 30, 120, progress=False)
+        masks = tw.pcc_mask(sig, t, detector_region=(0, 120), progress=False)
+        images = tw.apply_mask(sig, masks, progress=False)
+        norm = tw.apply_mask(sig, masks, normalized=True, progress=False)
+        cv = tw.cross_validated_image(sig, t, split="dose", seed=1, progress=False)
+        cells = tw.cross_validated_image(sig, t, split="cells", progress=False)
+        outputs.append([bp.mask, bp.report["pixels"]["saturated"]]
+                       + [np.asarray(x.data.compute() if x._lazy else x.data)
+                          for x in (vbf, vadf, masks, images, norm, cv.image, cells.image)])
+    np.testing.assert_array_equal(outputs[0][0], outputs[1][0])
+    assert outputs[0][1] == outputs[1][1] and len(outputs[0][1]) > 100  # the saturated disc
+    for lazy_out, native_out in zip(outputs[0][2:], outputs[1][2:]):
+        np.testing.assert_allclose(lazy_out, native_out, rtol=1e-10, atol=1e-10)
+    assert np.abs(outputs[0][2]).min() > 0 and np.abs(outputs[0][4]).max() > 0
+    assert _sha(path) == before
+
+
+def test_cli_apply_opens_a_12bit_mib(tmp_path, capsys):
+    """`tdm apply` on a 12-bit .mib with --navigation-shape and --scan-step: masks,
+    images (scan in angstrom) and the cross-validated table; the file is unchanged; an
+    annulus in mrad on the uncalibrated detector is a one-line error, exit code 2."""
+    import hyperspy.api as hs
+
+    from tdm_widgets.cli import main
+
+    counts, _ = _counts(12, seed=4)
+    path = write_mib(tmp_path / "scan.mib", counts, 12, flyback_s=0.0, hdr=False)
+    before = _sha(path)
+    pos = tmp_path / "positions.json"
+    tw.save_positions(pos, {"A": [[1, 1], [5, 4], [1, 7]], "B": [[3, 2], [7, 5]]},
+                      scan_shape=SCAN)
+    out = tmp_path / "out"
+    argv = ["apply", str(path), "--positions", str(pos), "--out", str(out),
+            "--navigation-shape", str(SCAN[1]), str(SCAN[0]), "--scan-step", "0.25",
+            "--split", "dose", "--lazy"]
+    assert main(argv) == 0
+    images = hs.load(out / "images.hspy")
+    assert images.data.shape == (3,) + SCAN  # A, B, all
+    assert [(a.scale, a.units) for a in images.axes_manager.signal_axes] == [(0.25, "Å")] * 2
+    assert "A cross-validated" in (out / "specificity.txt").read_text()
+    assert _sha(path) == before
+    capsys.readouterr()
+    try:
+        code = main(argv[:-3] + ["--detector-region", "0", "20"])
+    except SystemExit as exit_:
+        code = exit_.code
+    err = [e for e in capsys.readouterr().err.strip().splitlines() if "WARNING" not in e]
+    assert code == 2 and len(err) == 1 and err[0].startswith("tdm: error: "), err
+    assert "calibrated in mrad" in err[0]

@@ -325,3 +325,13 @@ def test_lattice_from_peaks_with_missing_stray_and_jittered_peaks():
     _same_lattice(lat, true.matrix)
     f = true.to_frac(lat.origin[None])[0]
     assert np.hypot(*(true.matrix @ (f - np.rint(f)))) < 0.15
+
+
+def test_refined_positions_at_the_scan_edge_stay_inside_the_scan():
+    """A peak on the edge of a small scan (periodic=False): the Gaussian centre may not
+    run off beyond the pixels of its window, so the position stays inside the scan."""
+    img = np.array([[0, 1, 2, 3], [1, 2, 5, 9.0]])
+    peaks = tw.find_peaks(img, 3, 0.5, periodic=False)
+    ref = tw.refine_positions(img, peaks, periodic=False)
+    assert ((ref > -0.5) & (ref < np.array(img.shape) - 0.5)).all(), ref
+    tw.point_templates({"A": ref}, img.shape)  # usable as columns of this scan

@@ -5,6 +5,8 @@ The halves are never stored: each block is thinned inside the kernels, so one pa
 gives the statistics and projections of both halves and one more pass both images.
 Every scan position has its own random generator, seeded by ``(seed, position)``, and
 the kernels see whole patterns, so the draw does not depend on chunking or order.
+Detector corrections (bad pixels, descan) are applied to each half of a block right
+after it is thinned, inside the same two passes (counts are thinned as recorded).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from .apply import physical_weights
 from .blocks import map_scan, reduce_scan
+from .corrections import raw_and_correction
 from .correlate import NORMALIZATIONS, centred, masks_from, template_sum_of_squares
 from .kernels import weighted_sums
 from .moments import block_sums, first_pattern, merge_sums
@@ -69,9 +72,22 @@ def thin(block, index, seed: int) -> np.ndarray:
     return out.reshape(block.shape)
 
 
-def _halves_sums(block, index, region, templates, shift, seed):
+def halves(block, index, seed: int, correction=None, scan_x: int = 1):
+    """Both halves ``(A, D - A)`` of one block of raw counts, each corrected (bad
+    pixels, descan) when a :class:`~.corrections.Correction` is given; ``index`` is
+    the block's window of flat scan indices (it also locates the block in the scan)."""
     a = thin(block, index, seed)
     b = block - a
+    if correction is not None:
+        first, last = int(index[0, 0]), int(index[-1, -1])
+        ys = slice(first // scan_x, last // scan_x + 1)
+        xs = slice(first % scan_x, last % scan_x + 1)
+        a, b = correction.apply(a, ys, xs), correction.apply(b, ys, xs)
+    return a, b
+
+
+def _halves_sums(block, index, region, templates, shift, seed, correction, scan_x):
+    a, b = halves(block, index, seed, correction, scan_x)
     return (block_sums(a, region, templates, shift), block_sums(b, region, templates, shift))
 
 
@@ -79,10 +95,9 @@ def _merge_pairs(x, y):
     return merge_sums(x[0], y[0]), merge_sums(x[1], y[1])
 
 
-def _crossed_images(block, index, w_on_b, w_on_a, seed):
+def _crossed_images(block, index, w_on_b, w_on_a, seed, correction, scan_x):
     by, bx = block.shape[:2]
-    a = thin(block, index, seed)
-    b = block - a
+    a, b = halves(block, index, seed, correction, scan_x)
     img = weighted_sums(b.reshape(by * bx, -1), w_on_b)
     img += weighted_sums(a.reshape(by * bx, -1), w_on_a)
     if not np.isfinite(img).all():
@@ -99,8 +114,10 @@ def dose_split_images(data, template, normalization: str = "pcc", detector_regio
 
     Parameters
     ----------
-    data : ndarray or dask.array.Array
-        ``(scan_y, scan_x, det_y, det_x)`` non-negative integer counts, any byte order.
+    data : ndarray, dask.array.Array or CorrectedData
+        ``(scan_y, scan_x, det_y, det_x)`` non-negative integer counts, any byte order;
+        for :class:`~.corrections.CorrectedData` the raw counts are thinned and each
+        half corrected block by block (bad pixels then get weight 0 in the masks).
     template : array_like
         ``(scan_y, scan_x)`` or ``(k, scan_y, scan_x)``.
     normalization : {"pcc", "pcc_over_mean"}
@@ -138,8 +155,10 @@ def dose_split_images(data, template, normalization: str = "pcc", detector_regio
     t_ss = template_sum_of_squares(t, region, False)
     t = centred(t, region)
     index = np.arange(sy * sx).reshape(sy, sx)
-    shift = 0.5 * first_pattern(data)  # either half's expected first pattern
-    sums = reduce_scan(data, partial(_halves_sums, shift=shift, seed=seed), _merge_pairs,
+    shift = 0.5 * first_pattern(data)  # either half's expected (corrected) first pattern
+    raw, corr = raw_and_correction(data)  # thin the raw counts, then correct each half
+    located = dict(seed=seed, correction=corr, scan_x=sx)
+    sums = reduce_scan(raw, partial(_halves_sums, shift=shift, **located), _merge_pairs,
                        side=(index, region, t), progress=progress,
                        desc="TDM statistics (both halves)")
     stats, masks = [], []
@@ -147,14 +166,16 @@ def dose_split_images(data, template, normalization: str = "pcc", detector_regio
         mean, m2, proj = half.finish(shift)
         stats.append(finish_stats(half.n, mean, m2, (dy, dx), data.dtype))
         masks.append(masks_from(stats[-1], proj, t_ss, normalization, det))
+        if corr is not None and corr.bad_pixels is not None:
+            masks[-1] = masks[-1] * ~corr.bad_pixels  # interpolated: no signal of their own
     offsets = np.zeros(t.shape[0])
     if normalized:  # A's mask over B's statistics, and the other way round
         (wa, oa), (wb, ob) = (physical_weights(masks[0], stats[1]),
                               physical_weights(masks[1], stats[0]))
         masks, offsets = [wa, wb], 0.5 * (oa + ob)
     k = t.shape[0]
-    images = map_scan(data, partial(_crossed_images, w_on_b=masks[0].reshape(k, -1),
-                                    w_on_a=masks[1].reshape(k, -1), seed=seed),
+    images = map_scan(raw, partial(_crossed_images, w_on_b=masks[0].reshape(k, -1),
+                                   w_on_a=masks[1].reshape(k, -1), **located),
                       k, progress=progress, desc="images (both halves)", side=(index,))
     images = images.transpose(2, 0, 1) + offsets[:, None, None]
     return images[0] if single else images

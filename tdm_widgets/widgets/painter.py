@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..columns import point_templates
+from ..columns import check_positions, point_templates
 from ..core.blocks import computed
 from ..plotting import SPECIES_COLORS
 from ..templates import (
@@ -217,10 +217,9 @@ class TemplatePainter:
         if not r:
             return float(y), float(x)
         best, val = (y, x), -np.inf
-        for dy in range(-r, r + 1):
-            for dx in range(-r, r + 1):
-                yy, xx = (y + dy) % self.shape[0], (x + dx) % self.shape[1]
-                v = self.snap_sign * self.image[yy, xx]
+        for yy in range(max(0, y - r), min(self.shape[0], y + r + 1)):
+            for xx in range(max(0, x - r), min(self.shape[1], x + r + 1)):
+                v = self.snap_sign * self.image[yy, xx]  # a scan's edges do not meet
                 if v > val:
                     best, val = (yy, xx), v
         return float(best[0]), float(best[1])
@@ -230,6 +229,8 @@ class TemplatePainter:
         or remove the column of that species already on that pixel. Returns "added"
         or "removed"."""
         sp = species or self.current
+        # the nearest scan pixel; outside the scan or NaN is an error, never wrapped
+        y, x = np.rint(check_positions([[y, x]], self.shape, "click (y, x)")[0])
         pts = self.columns.setdefault(sp, np.zeros((0, 2)))
         if len(pts):
             d = np.hypot(pts[:, 0] - y, pts[:, 1] - x)
@@ -287,8 +288,9 @@ class TemplatePainter:
         """What a click on the image does in the current mode: edit a column or collect
         lattice points (origin, end of a, end of b)."""
         if self.mode.value != "lattice":
-            self.click(int(y), int(x))
+            self.click(y, x)
             return
+        y, x = check_positions([[y, x]], self.shape, "lattice point (y, x)")[0]
         self._picks.append((float(y), float(x)))
         self.picks_mark.x = [p[1] + 0.5 for p in self._picks]
         self.picks_mark.y = [p[0] + 0.5 for p in self._picks]
@@ -363,8 +365,9 @@ class TemplatePainter:
         return Path(path)
 
     def load(self, path) -> None:
-        """Import positions from a JSON file."""
-        cols, lat, _ = load_positions(Path(path))
+        """Import positions from a JSON file made for this scan (a file recorded for
+        another scan shape, or positions outside this scan, is a ``ValueError``)."""
+        cols, lat, _ = load_positions(Path(path), self.shape)
         self._remember()
         self.columns = {s: np.zeros((0, 2)) for s in self.species}
         self.columns.update({k: np.asarray(v, float).reshape(-1, 2) for k, v in cols.items()})
