@@ -6,6 +6,10 @@ import numpy as np
 
 from .signals import provenance, unwrap
 
+#: Values drawn per call in the in-memory path of :func:`add_poisson_noise` (scan rows in
+#: blocks of about this many): bounds the float64/int64 temporaries.
+POISSON_BLOCK_VALUES = 2**24
+
 
 def _expected_counts(block, electrons: float) -> np.ndarray:
     """Expected counts ``max(I, 0) * electrons`` of a block; raises for NaN, inf or
@@ -74,7 +78,14 @@ def add_poisson_noise(s, dose_e_per_A2: float, seed: int = 0):
         counts = da.map_blocks(draw, data, dtype=np.uint32)
     else:
         rng = np.random.default_rng(seed)
-        counts = rng.poisson(_expected_counts(data, electrons)).astype(np.uint32)
+        data = np.asarray(data)
+        counts = np.empty(data.shape, np.uint32)
+        # scan rows in blocks of about POISSON_BLOCK_VALUES: the same draws in the same
+        # order as one call (the generator runs through the array in C order), without
+        # float64 and int64 copies of the whole array
+        rows = max(1, POISSON_BLOCK_VALUES // max(1, data[0].size))
+        for i in range(0, data.shape[0], rows):
+            counts[i:i + rows] = rng.poisson(_expected_counts(data[i:i + rows], electrons))
     out = s._deepcopy_with_new_data(counts)
     out.metadata.set_item("TDM.noise", provenance(
         "add_poisson_noise", s, dose_e_per_A2=float(dose_e_per_A2), seed=int(seed),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .output import columns_of, select, to_signal
+from .output import columns_of, select, tile_cells, to_signal
 from .runner import PRESETS, Preset, run_multislice, run_raw
 from .structures import (
     Structure,
@@ -69,4 +69,4 @@ def simulate(preset: str, structure: str, thickness_nm=(20.0,), defocus_nm=(0.0,
 
 __all__ = ["PRESETS", "Preset", "STRUCTURES", "Structure", "columns_of", "lifepo4",
            "lifepo4_cell", "lifepo4_defects", "pbtio3", "pbtio3_cell", "pbtio3_domain_wall",
-           "run_multislice", "run_raw", "select", "simulate", "to_signal"]
+           "run_multislice", "run_raw", "select", "simulate", "tile_cells", "to_signal"]

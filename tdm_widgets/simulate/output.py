@@ -99,3 +99,65 @@ def select(s, thickness_nm: float | None = None, defocus_nm: float | None = None
         for k, v in picked.items():
             out.metadata.set_item(f"Simulation.selected_{k}_nm", v)
     return out
+
+
+def tile_cells(s, reps):
+    """A larger field of view from a scan of exactly whole periodic unit cells: the
+    4D data repeated ``reps = (n_y, n_x)`` times along the scan, the column positions
+    in ``metadata.Simulation.columns`` (and any ``truth`` positions) repeated with it.
+
+    The tiled patterns are identical copies: add noise *after* tiling (e.g.
+    :func:`tdm_widgets.add_poisson_noise`), so every cell gets its own independent
+    counts. A tiling is no substitute for a multi-cell simulation where the
+    specimen is not periodic; it is exact for a perfect crystal scanned over one
+    period (the bundled thickness series).
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D
+        One 4D member ``(scan_y, scan_x | det_y, det_x)`` of a simulated series (see
+        :func:`select`); numpy-backed.
+    reps : tuple of int
+        Cells along y and x (each >= 1).
+
+    Returns
+    -------
+    hyperspy.signals.Signal2D
+        Same calibration and metadata; ``metadata.Simulation.tiled_cells`` records
+        ``reps``.
+
+    Examples
+    --------
+    >>> big = tile_cells(select(series, thickness_nm=70), (3, 3))  # doctest: +SKIP
+    >>> noisy = tdm_widgets.add_poisson_noise(big, 2e4, seed=0)     # doctest: +SKIP
+    """
+    import hyperspy.api as hs
+
+    ny, nx = (int(r) for r in reps)
+    if ny < 1 or nx < 1 or tuple(reps) != (ny, nx):
+        raise ValueError(f"reps must be two whole numbers >= 1; got {reps}")
+    if s.axes_manager.navigation_dimension != 2 or s.axes_manager.signal_dimension != 2:
+        raise ValueError("tile_cells needs one 4D member (scan_y, scan_x | det_y, det_x); "
+                         "pick it from a series with select()")
+    data = np.asarray(s.data)
+    sy, sx = data.shape[:2]
+    out = hs.signals.Signal2D(np.tile(data, (ny, nx, 1, 1)),
+                              metadata=s.metadata.as_dictionary(),
+                              original_metadata=s.original_metadata.as_dictionary())
+    for new, old in zip(out.axes_manager._axes, s.axes_manager._axes):
+        new.name, new.scale, new.offset, new.units = old.name, old.scale, old.offset, old.units
+    shifts = np.array([(i * sy, j * sx) for i in range(ny) for j in range(nx)], float)
+    for group in ("columns", "truth"):
+        node = s.metadata.get_item(f"Simulation.{group}")
+        if node is None:
+            continue
+        tiled = {}
+        for k, v in node.as_dictionary().items():
+            v = np.asarray(v)
+            if group == "columns" or (v.ndim == 2 and v.shape[1] == 2 and k.endswith("_px")):
+                v = (v[None, :, :] + shifts[:, None, :]).reshape(-1, 2)
+            tiled[k] = v
+        out.metadata.set_item(f"Simulation.{group}", tiled)
+    out.metadata.set_item("Simulation.tiled_cells", [ny, nx])
+    out.metadata.General.title = f"{s.metadata.General.title} tiled {ny} x {nx}"
+    return out
