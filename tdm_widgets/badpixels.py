@@ -41,7 +41,7 @@ class BadPixels:
     >>> data[..., 9, 9] = 0                            # a dead one
     >>> bp = tw.find_bad_pixels(data, progress=False)
     >>> bp.report["counts"]
-    {'dead': 1, 'hot': 1, 'stuck': 0, 'nonfinite': 0, 'total': 2}
+    {'dead': 1, 'hot': 1, 'stuck': 0, 'nonfinite': 0, 'total': 2, 'saturated': 0}
     >>> np.argwhere(bp.hot).tolist(), np.argwhere(bp.dead).tolist()
     ([[3, 4]], [[9, 9]])
     """
