@@ -29,7 +29,7 @@ except ImportError:
     numba = None
 
 import tdm_widgets as tw
-from tdm_widgets.columns import point_templates
+from tdm_widgets.column_templates import point_templates
 from tdm_widgets.core.apply import apply_masks
 from tdm_widgets.core.correlate import pcc_masks
 

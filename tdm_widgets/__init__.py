@@ -25,7 +25,7 @@ from .analysis.pca import eigen_closeness, eigen_images
 from .analysis.profiles import line_profile
 from .analysis.snr import shot_noise_snr_db, unit_cell_average, unit_cell_snr_db
 from .analysis.unmix import unmix_images
-from .columns import format_specificity, point_templates, random_positions_template, \
+from .column_templates import format_specificity, point_templates, random_positions_template, \
     specificity
 from .badpixels import BadPixels, find_bad_pixels, set_bad_pixels
 from .core.disk import BFDisk
@@ -37,10 +37,11 @@ from .io import from_array, load
 from .live import LiveTDM, export_weighted_detector
 from .noise import add_poisson_noise
 from .registration import Registration, cell_from_columns, register_cell
-from .templates import Lattice, find_peaks, lattice_from_peaks, lattice_from_points, \
+from .positions import Lattice, find_peaks, lattice_from_peaks, lattice_from_points, \
     load_positions, peak_heights, \
     rectangle_region, refine_lattice, refine_positions, replicate, save_positions
-from .validation import cross_validated_image, cross_validated_joint_images, specificity_report
+from .cross_validation import cross_validated_image, cross_validated_joint_images, \
+    specificity_report
 
 
 def explore(s, columns=None, **kwargs):

@@ -80,7 +80,7 @@ def _check_out_not_input(out: Path, inputs) -> None:
 
 
 def _demo(args) -> int:
-    from .columns import format_specificity
+    from .column_templates import format_specificity
     from .demo import BUNDLED, run_demo
 
     table = run_demo(Path(args.out), Path(args.data or BUNDLED), args.thickness, args.dose,
@@ -146,9 +146,9 @@ def _apply(args) -> int:
     import json
 
     from . import apply_mask, load, pcc_mask
-    from .columns import format_specificity, point_templates, specificity
+    from .column_templates import format_specificity, point_templates, specificity
     from .simulate.output import select
-    from .templates import load_positions
+    from .positions import load_positions
 
     out = Path(args.out)
     _check_out_not_input(out, (args.datafile, args.positions))
@@ -171,7 +171,7 @@ def _apply(args) -> int:
     images.save(out / "images.hspy", overwrite=True)
     table = {f"TDM {n}": specificity(images.data[i], columns) for i, n in enumerate(names)}
     if args.split:
-        from .validation import specificity_report
+        from .cross_validation import specificity_report
 
         table.update({k: v for k, v in specificity_report(
             s, columns, split=args.split, sigma_px=args.sigma, normalization=args.normalization,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import apply_mask, load, pcc_mask, virtual_image
-from .columns import format_specificity, point_templates, random_positions_template, \
+from .column_templates import format_specificity, point_templates, random_positions_template, \
     specificity
 from .simulate.output import columns_of, select
 

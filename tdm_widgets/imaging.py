@@ -17,7 +17,7 @@ from .core.correlate import column_statistics
 from .core.disk import MIN_RADIUS_PX, BFDisk, find_bf_disk
 from .core.matrix import DataMatrix, sorted_matrix
 from .core.moments import mean_pattern
-from .core.validate import templates_stack
+from .core.checks import templates_stack
 from .descan import check_descan as descan_check
 from .detector import center_in_axis_units, detector_annulus
 from .session import TDMSession, statistics_for

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.validate import check_data
+from .core.checks import check_data
 
 
 #: Size of one chunk of a lazily loaded ``.mib`` [bytes, as stored]: whole scan rows

@@ -10,7 +10,7 @@ import numpy as np
 
 from .core.apply import physical_weights
 from .core.kernels import weighted_sums
-from .core.validate import masks_stack
+from .core.checks import masks_stack
 from .signals import as_array
 
 

@@ -20,10 +20,10 @@ import numpy as np
 
 from .core.apply import apply_masks, physical_weights
 from .core.engine import TDMEngine
-from .core.validate import region_mask
+from .core.checks import region_mask
 from .detector import describe_detector_region, detector_annulus, resolve_detector_region
 from .signals import provenance, unwrap, wrap_detector_images, wrap_scan_images
-from .columns import point_templates
+from .column_templates import point_templates
 
 #: Statistics that produced a mask signal, with the data they belong to (weakly held:
 #: a mask forgets them when either is gone).
@@ -343,9 +343,9 @@ class TDMSession:
         img = apply_masks(self.data, w, progress=self.progress)
         img = img + np.concatenate(offsets)[:, None, None]
         if compute and hasattr(img, "compute"):
-            from .core.blocks import compute as compute_lazy
+            from .core.blocks import compute_with_progress
 
-            (img,) = compute_lazy(img, progress=self.progress)
+            (img,) = compute_with_progress(img, progress=self.progress)
         all_names = names + list(virtual)
         meta = self._provenance("images", images=all_names, normalized=bool(normalized),
                                 equation="Eq 6" if normalized else "Eq 2",
@@ -360,7 +360,7 @@ class TDMSession:
         """Cross-validated images of the named templates (see
         :func:`tdm_widgets.cross_validated_image`): the masks never see the data they
         image."""
-        from .validation import cross_validated_image
+        from .cross_validation import cross_validated_image
 
         names = self.names if names is None else list(names)
         t = np.stack([self.templates[n] for n in names])
@@ -395,7 +395,7 @@ class TDMSession:
                 raise ValueError(f"folder {folder} would overwrite the input {src}")
             sig.save(folder / fname, overwrite=True)
         if self.columns is not None:
-            from .templates import save_positions
+            from .positions import save_positions
 
             save_positions(folder / "positions.json",
                            {n: np.round(p, 6) for n, p in self.columns.items()})

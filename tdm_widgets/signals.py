@@ -12,7 +12,7 @@ import numpy as np
 from ._version import __version__
 from .core.blocks import computed
 from .core.corrections import CorrectedData, Correction
-from .core.validate import check_data
+from .core.checks import check_data
 
 #: Metadata node holding a signal's detector corrections (see :func:`correction_of`).
 CORRECTIONS = "TDM_corrections"

@@ -7,7 +7,7 @@ import pytest
 import tdm_widgets as tw
 from tdm_widgets.simulate import (PRESETS, columns_of, lifepo4_cell, lifepo4_defects,
                                   pbtio3_cell, pbtio3_domain_wall, select, simulate)
-from tdm_widgets.simulate.columns import projected_columns
+from tdm_widgets.simulate.atom_columns import projected_columns
 from tdm_widgets.simulate.runner import detector_rebin_matrix, fft_friendly
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from .blocks import map_scan
 from .kernels import weighted_sums
 from .stats import ColumnStats
-from .validate import check_data, masks_stack
+from .checks import check_data, masks_stack
 
 
 def physical_weights(masks: np.ndarray, stats: ColumnStats

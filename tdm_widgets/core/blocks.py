@@ -71,7 +71,7 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, delay=1.0, disable=not enabled, leave=False)
 
 
-def compute(*values, progress: bool = True):
+def compute_with_progress(*values, progress: bool = True):
     """Compute dask collections, with a progress bar after one second."""
     import dask
 
@@ -141,7 +141,7 @@ def reduce_scan(data, kernel: Callable, merge: Callable, side: Sequence[np.ndarr
     while len(parts) > 1:
         parts = [dmerge(parts[k], parts[k + 1]) if k + 1 < len(parts) else parts[k]
                  for k in range(0, len(parts), 2)]
-    (result,) = compute(parts[0], progress=progress)
+    (result,) = compute_with_progress(parts[0], progress=progress)
     return result
 
 

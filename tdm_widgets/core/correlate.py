@@ -10,7 +10,7 @@ from functools import partial
 from .blocks import reduce_scan
 from .moments import block_sums, first_pattern, merge_sums
 from .stats import ColumnStats, finish_stats
-from .validate import check_data, detector_mask, region_mask, templates_stack
+from .checks import check_data, detector_mask, region_mask, templates_stack
 
 NORMALIZATIONS = ("pcc", "pcc_over_mean")
 

@@ -9,7 +9,7 @@ from .apply import apply_masks
 from .blocks import is_lazy
 from .correlate import NORMALIZATIONS, masks_from, statistics_pass, template_sum_of_squares
 from .kernels import sparse_projection
-from .validate import check_data, detector_mask, region_mask, templates_stack
+from .checks import check_data, detector_mask, region_mask, templates_stack
 
 
 class TDMEngine:

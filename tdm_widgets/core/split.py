@@ -19,7 +19,7 @@ from .correlate import NORMALIZATIONS, centred, masks_from, template_sum_of_squa
 from .kernels import weighted_sums
 from .moments import block_sums, first_pattern, merge_sums
 from .stats import finish_stats
-from .validate import check_data, detector_mask, templates_stack
+from .checks import check_data, detector_mask, templates_stack
 
 
 def check_counts(dtype) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..columns import point_templates, specificity
+from ..column_templates import point_templates, specificity
 from ..core.blocks import computed
 from ..core.engine import TDMEngine
 from ..signals import provenance, unwrap, wrap_detector_images, wrap_scan_images
@@ -260,7 +260,7 @@ class Explorer:
             images = computed(self.engine.images(masks, normalized=self.application.value,
                                                  progress=False))
         else:
-            from ..validation import cross_validated_image
+            from ..cross_validation import cross_validated_image
 
             cv = cross_validated_image(self.data, self.engine.templates, split=split,
                                        normalization=norm, detector_region=det,

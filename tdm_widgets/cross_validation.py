@@ -226,7 +226,7 @@ def specificity_report(s, columns: dict, species=None, split: str = "dose",
     >>> rep = tdm_widgets.specificity_report(s, cols, detector_region=(0, 23.5))  # doctest: +SKIP
     >>> print(tdm_widgets.format_specificity(rep))                                # doctest: +SKIP
     """
-    from .columns import point_templates, random_positions_template, specificity
+    from .column_templates import point_templates, random_positions_template, specificity
     from .imaging import apply_mask, pcc_mask
 
     data, _, _ = unwrap(s)

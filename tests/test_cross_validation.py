@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import tdm_widgets as tw
-from tdm_widgets.columns import specificity
-from tdm_widgets.validation import cross_validated_image, thinned_halves
+from tdm_widgets.column_templates import specificity
+from tdm_widgets.cross_validation import cross_validated_image, thinned_halves
 
 
 def _points(shape, n, seed):
