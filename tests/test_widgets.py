@@ -169,7 +169,7 @@ def test_explorer_matches_public_functions(sim, tmp_path):
     np.testing.assert_allclose(ex.images, tw.apply_mask(s, masks).data, rtol=1e-9)
     np.testing.assert_allclose(ex.viewers["Li"].mask, masks[names.index("Li")])
     ex.normalization.value = "pcc_over_mean"
-    ex.application.value = True
+    ex.normalized.value = True
     ex.detector.value = "all"
     m7 = tw.pcc_mask(s, t, normalization="pcc_over_mean").data
     np.testing.assert_allclose(ex.masks, m7, rtol=1e-9, atol=1e-12)
