@@ -2,6 +2,8 @@
 
 Public API::
 
+    TDMSession                                   one dataset, its one-pass statistics and
+                                                 named templates: masks, images, edits
     load, from_array, add_poisson_noise          data in
     bf_disk, calibrate_detector, virtual_image    virtual detectors
     find_bad_pixels, set_bad_pixels               dead, hot, stuck pixels: excluded everywhere
@@ -28,15 +30,14 @@ from .analysis.unmix import unmix_images
 from .column_templates import format_specificity, point_templates, random_positions_template, \
     specificity
 from .badpixels import BadPixels, find_bad_pixels, set_bad_pixels
-from .core.disk import BFDisk
 from .descan import Descan, correct_descan, measure_descan
 from .imaging import apply_mask, bf_disk, calibrate_detector, column_stats, data_matrix, \
     detector_annulus, pcc_mask, virtual_image
-from .core.engine import TDMEngine
 from .io import from_array, load
 from .live import LiveTDM, export_weighted_detector
 from .noise import add_poisson_noise
 from .registration import Registration, cell_from_columns, register_cell
+from .session import TDMSession
 from .positions import Lattice, find_peaks, lattice_from_peaks, lattice_from_points, \
     load_positions, peak_heights, \
     rectangle_region, refine_lattice, refine_positions, replicate, save_positions
@@ -52,7 +53,7 @@ def explore(s, columns=None, **kwargs):
     return _explore(s, columns, **kwargs)
 
 __all__ = [
-    "BFDisk", "BadPixels", "Descan", "Lattice", "LiveTDM", "Registration", "TDMEngine", "__version__",
+    "BadPixels", "Descan", "Lattice", "LiveTDM", "Registration", "TDMSession", "__version__",
     "add_poisson_noise", "apply_mask", "bf_disk", "calibrate_detector", "cell_from_columns",
     "center_of_mass", "correct_descan", "column_stats", "cross_validated_image",
     "cross_validated_joint_images",

@@ -3,16 +3,14 @@ axes in angstrom / mrad and provenance metadata."""
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._version import __version__
 from .core.blocks import computed
 from .core.corrections import CorrectedData, Correction
 from .core.checks import check_data
+from .core.records import provenance_record
 
 #: Metadata node holding a signal's detector corrections (see :func:`correction_of`).
 CORRECTIONS = "TDM_corrections"
@@ -115,34 +113,13 @@ def unwrap(s, corrected: bool = True):
     raise TypeError(f"data must be a HyperSpy signal or a 4D array; got {type(s).__name__}")
 
 
-def array_record(a) -> dict:
-    """What provenance keeps of an array: shape, dtype, non-zero count and a sha256
-    checksum of its bytes (not the array itself).
-
-    Examples
-    --------
-    >>> array_record(np.zeros((2, 3)))["shape"]
-    [2, 3]
-    """
-    a = np.ascontiguousarray(computed(a))
-    return {"shape": list(a.shape), "dtype": str(a.dtype),
-            "nonzero": int(np.count_nonzero(a)),
-            "sha256": hashlib.sha256(a.tobytes()).hexdigest()}
-
-
-def _recorded(value):
-    if isinstance(value, np.ndarray) or (hasattr(value, "dask") and hasattr(value, "shape")):
-        return array_record(value)
-    if isinstance(value, dict):
-        return {k: _recorded(v) for k, v in value.items()}
-    return value
-
-
 def provenance(operation: str, source, **parameters) -> dict:
-    """Metadata recording what produced a result.
+    """Metadata recording what produced a result, from the source signal (title, file
+    and the corrections the passes applied) and the parameters.
 
     Array parameters (templates, masks, regions) are recorded by
-    :func:`array_record`, so a saved file stays small however large the scan.
+    :func:`~tdm_widgets.core.records.array_record`, so a saved file stays small
+    however large the scan.
 
     Examples
     --------
@@ -164,9 +141,7 @@ def provenance(operation: str, source, **parameters) -> dict:
             if corr.descan_px is not None:
                 applied["descan_shift_px"] = corr.descan_px
             parameters = dict(parameters, corrections=applied)
-    return {"operation": operation, "package": "tdm_widgets", "version": __version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "source": src, "parameters": _recorded(parameters)}
+    return provenance_record(operation, src, **parameters)
 
 
 def _wrap(arr, axes, title, meta, stack_name):

@@ -13,7 +13,7 @@ import tdm_widgets as tw
 from tdm_widgets.core.corrections import CorrectedData, Correction, shift_patterns
 from tdm_widgets.core.correlate import pcc_masks
 from tdm_widgets.core.descan import design
-from tdm_widgets.core.disk import find_bf_disk
+from tdm_widgets.core.disk import BFDisk, find_bf_disk
 
 
 @pytest.fixture(scope="module")
@@ -154,9 +154,9 @@ def test_bf_disk_refuses_hot_pixels_alone():
 def test_calibrate_detector_refuses_an_absurd_disk(rng):
     s = tw.from_array(rng.random((2, 2, 30, 30)), scan_step_A=0.3)
     with pytest.raises(ValueError, match="not a bright-field disc"):
-        tw.calibrate_detector(s, tw.BFDisk((15.0, 15.0), 0.56, 41.6))
+        tw.calibrate_detector(s, BFDisk((15.0, 15.0), 0.56, 41.6))
     with pytest.raises(ValueError, match="mrad_per_px"):
-        tw.calibrate_detector(s, tw.BFDisk((15.0, 15.0), 10.0, float("nan")))
+        tw.calibrate_detector(s, BFDisk((15.0, 15.0), 10.0, float("nan")))
 
 
 # -- descan -----------------------------------------------------------------------------

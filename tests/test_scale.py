@@ -12,13 +12,14 @@ import pytest
 import tdm_widgets as tw
 from tdm_widgets.core.apply import apply_masks
 from tdm_widgets.core.correlate import pcc_masks
+from tdm_widgets.core.engine import TDMEngine
 
 
 def test_engine_edit_equals_recomputation(data4d, rng):
     t = np.zeros((2,) + data4d.shape[:2])
     t[0, 1, 1] = t[0, 5, 4] = 1
     t[1] = rng.random(data4d.shape[:2])
-    eng = tw.TDMEngine(data4d, t)
+    eng = TDMEngine(data4d, t)
     delta = np.zeros(data4d.shape[:2])
     delta[7, 2] = 1.0  # add one column to template 0
     eng.edit(0, delta)
@@ -29,7 +30,7 @@ def test_engine_edit_equals_recomputation(data4d, rng):
     np.testing.assert_allclose(eng.images(m, normalized=True),
                                apply_masks(data4d, m, normalized=True), rtol=1e-10)
     # lazy data: the edit reads only the touched patterns
-    lazy = tw.TDMEngine(da.from_array(data4d, chunks=(4, 4, 12, 10)), t)
+    lazy = TDMEngine(da.from_array(data4d, chunks=(4, 4, 12, 10)), t)
     lazy.edit(0, delta)
     np.testing.assert_allclose(lazy.masks(), eng.masks(), rtol=1e-10, atol=1e-14)
 
