@@ -95,7 +95,7 @@ def find_bad_pixels(s, hot_sigma: float = 10.0, hot_ratio: float = 1.5,
     --------
     >>> bp = tdm_widgets.find_bad_pixels(s)          # doctest: +SKIP
     >>> print(bp.report["counts"])                   # doctest: +SKIP
-    >>> tdm_widgets.set_bad_pixels(s, bp)            # every function now honours it
+    >>> tdm_widgets.set_bad_pixels(s, bp)  # every function honours it  # doctest: +SKIP
     """
     for name, v in (("hot_sigma", hot_sigma), ("hot_ratio", hot_ratio),
                     ("dead_min_counts", dead_min_counts)):

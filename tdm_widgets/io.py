@@ -131,6 +131,15 @@ def from_array(array, scan_step_A: float | tuple[float, float] | None = None,
     Returns
     -------
     hyperspy.signals.Signal2D or LazySignal2D
+
+    Examples
+    --------
+    >>> import numpy as np, tdm_widgets as tw
+    >>> s = tw.from_array(np.zeros((4, 5, 8, 8)), scan_step_A=0.2, mrad_per_px=1.5)
+    >>> [(a.name, a.units) for a in s.axes_manager.signal_axes]
+    [('kx', 'mrad'), ('ky', 'mrad')]
+    >>> s.axes_manager.signal_axes[0].offset     # 0 mrad at detector pixel 4
+    -6.0
     """
     import hyperspy.api as hs
 

@@ -41,6 +41,14 @@ def add_poisson_noise(s, dose_e_per_A2: float, seed: int = 0):
     -------
     hyperspy.signals.Signal2D
         A new signal of uint32 counts (lazy if ``s`` is lazy); ``s`` is not modified.
+
+    Examples
+    --------
+    >>> import numpy as np, tdm_widgets as tw
+    >>> s = tw.from_array(np.full((20, 20, 4, 4), 1 / 16), scan_step_A=0.5)
+    >>> counts = tw.add_poisson_noise(s, dose_e_per_A2=400.0, seed=1)   # 100 e / position
+    >>> counts.data.dtype, round(float(counts.data.sum((2, 3)).mean()))
+    (dtype('uint32'), 100)
     """
     data, cal, _ = unwrap(s, corrected=False)  # noise on the raw intensities
     if not (np.isfinite(dose_e_per_A2) and dose_e_per_A2 > 0):
