@@ -9,6 +9,7 @@ Public API::
     find_bad_pixels, set_bad_pixels               dead, hot, stuck pixels: excluded everywhere
     measure_descan, correct_descan                descan, corrected inside every pass
     pcc_mask, apply_mask, column_stats            template-derived masks and images
+    pick                                          named images from a stack
     data_matrix                                   the sorted matrix D of Fig 1d
     point_templates, specificity, ...             templates from columns, contrast
     lattice_from_peaks, register_cell             a known unit cell on a user's scan
@@ -38,6 +39,7 @@ from .live import LiveTDM, export_weighted_detector
 from .noise import add_poisson_noise
 from .registration import Registration, cell_from_columns, register_cell
 from .session import TDMSession
+from .signals import pick
 from .positions import Lattice, find_peaks, lattice_from_peaks, lattice_from_points, \
     load_positions, peak_heights, \
     rectangle_region, refine_lattice, refine_positions, replicate, save_positions
@@ -60,8 +62,8 @@ __all__ = [
     "data_matrix", "detector_annulus", "displacement_vectors", "eigen_closeness",
     "eigen_images", "explore", "export_weighted_detector", "find_bad_pixels", "find_peaks", "format_specificity", "from_array", "icom",
     "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
-    "measure_descan", "pcc_mask", "peak_heights", "point_templates", "random_positions_template",
-    "rectangle_region", "refine_by_tdm", "refine_lattice", "register_cell", "refine_positions",
+    "measure_descan", "pcc_mask", "peak_heights", "pick", "point_templates",
+    "random_positions_template", "rectangle_region", "refine_by_tdm", "refine_lattice", "register_cell", "refine_positions",
     "replicate", "resample_pattern", "save_positions", "set_bad_pixels", "shot_noise_snr_db",
     "specificity", "specificity_report", "start_dependence", "unit_cell_average",
     "unit_cell_snr_db", "unmix_images",

@@ -131,14 +131,25 @@ def specificity(image, columns: dict, where=None) -> dict[str, float]:
         Species to ``(n, 2)`` (row, col) positions [scan px].
     where : ndarray of bool, optional
         Judge only these scan positions (the held-out part of a ``split="cells"``
-        cross-validation): mean, std and columns are taken there.
+        cross-validation): mean, std and columns are taken there. If None, the
+        held-out positions an image of :func:`tdm_widgets.cross_validated_image`
+        records (``metadata.TDM.held_out``), else every position.
 
     Returns
     -------
     dict of str to float
         Species to mean z-score [image standard deviations]; NaN for a species with
         no column inside ``where``.
+
+    Examples
+    --------
+    >>> image = np.zeros((4, 4)); image[1, 2] = 1.0
+    >>> z = specificity(image, {"bright": [[1, 2]], "dark": [[3, 3]]})
+    >>> round(z["bright"], 3), round(z["dark"], 3)
+    (3.873, -0.258)
     """
+    if where is None and hasattr(image, "metadata"):
+        where = image.metadata.get_item("TDM.held_out")
     img = getattr(image, "data", image)
     img = np.asarray(computed(img), float)
     if img.ndim != 2:

@@ -258,7 +258,7 @@ def _recipe(s, columns, tmp_path, name):
     tw.pcc_mask(s, t, detector_region=(0, 23.5), progress=False)
     cv = tw.cross_validated_image(s, t, split="dose", detector_region=(0, 23.5),
                                   progress=False)
-    scores = {n: tw.specificity(cv.image.data[i], columns)[n] for i, n in enumerate(names)}
+    scores = {n: tw.specificity(cv.data[i], columns)[n] for i, n in enumerate(names)}
     return disk, scores
 
 
@@ -296,5 +296,5 @@ def test_uncorrected_descan_leaks_a_ramp_into_the_li_image(experiment):
             tw.correct_descan(s, tw.measure_descan(s, disk, progress=False))
         t, _ = tw.point_templates(ex.columns, (20, 34), species=["Li"], combined=None)
         cv = tw.cross_validated_image(s, t[0], detector_region=(0, 23.5), progress=False)
-        frac[name] = _plane_fraction(cv.image.data)
+        frac[name] = _plane_fraction(cv.data)
     assert frac["uncorrected"] > 5 * frac["corrected"], frac

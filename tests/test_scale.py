@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 import tdm_widgets as tw
-from tdm_widgets.core.apply import apply_masks
+from tdm_widgets.core.apply import apply_masks, physical_weights
 from tdm_widgets.core.correlate import pcc_masks
 from tdm_widgets.core.engine import TDMEngine
+from tdm_widgets.signals import as_column_stats
 
 
 def test_engine_edit_equals_recomputation(data4d, rng):
@@ -38,8 +39,8 @@ def test_engine_edit_equals_recomputation(data4d, rng):
 def test_live_tdm_equals_apply_mask_on_finished_scan(data4d, rng):
     s = tw.from_array(data4d)
     masks = tw.pcc_mask(s, rng.random((3,) + data4d.shape[:2]))
-    stats = tw.column_stats(s)
-    w, off = tw.core.apply.physical_weights(masks.data, stats)
+    stats = as_column_stats(tw.column_stats(s))  # the signal back as arrays
+    w, off = physical_weights(masks.data, stats)
     live = tw.LiveTDM(w, data4d.shape[:2], offset=off)
     rows = (data4d[y] for y in range(data4d.shape[0]))  # one scan row at a time
     last = None
@@ -86,7 +87,7 @@ OUT_OF_CORE = textwrap.dedent("""
     import numpy as np, dask, dask.array as da
     import tdm_widgets as tw
     from tdm_widgets.core.correlate import pcc_masks
-    from tdm_widgets.core.apply import apply_masks
+    from tdm_widgets.core.apply import apply_masks, physical_weights
     path = sys.argv[1]
     t = np.load(sys.argv[2])
     s = tw.load(path, lazy=True)

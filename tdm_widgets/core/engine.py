@@ -101,15 +101,28 @@ class TDMEngine:
                              f"{delta.shape}")
         if not np.isfinite(delta).all():
             raise ValueError("delta contains NaN or inf values")
-        proj, tsum = self._project(delta[None])
-        self._sums.proj[index] += proj[0]
-        self._sums.tsum[index] += tsum[0]
-        self.templates[index] += delta
+        self._add_deltas([index], delta[None])
+
+    def _add_deltas(self, indices, deltas: np.ndarray) -> None:
+        """Add ``deltas[j]`` to template ``indices[j]``, reading each position where any
+        of them is non-zero once."""
+        proj, tsum = self._project(deltas)
+        self._sums.proj[indices] += proj
+        self._sums.tsum[indices] += tsum
+        self.templates[indices] += deltas
 
     def set_template(self, index: int, template) -> None:
         """Replace template ``index``; reads only the positions where it changed."""
-        t, _ = templates_stack(template, self.scan_shape)
-        self.edit(index, t[0] - self.templates[index])
+        self.set_templates({index: template})
+
+    def set_templates(self, changes: dict) -> None:
+        """Replace several templates (index to template) at once; reads each position
+        where any of them changed once."""
+        if not changes:
+            return
+        indices = list(changes)
+        new = np.stack([templates_stack(changes[i], self.scan_shape)[0][0] for i in indices])
+        self._add_deltas(indices, new - self.templates[indices])
 
     def add_template(self, template) -> int:
         """Append a template and return its index; reads only the positions where it

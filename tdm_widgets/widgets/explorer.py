@@ -265,7 +265,7 @@ class Explorer:
             cv = cross_validated_image(self.data, self.engine.templates, split=split,
                                        normalization=norm, detector_region=det,
                                        normalized=self.normalized.value, progress=False)
-            images = np.asarray(cv.image.data)
+            images = np.asarray(cv.data)
         return masks, images
 
     def update(self) -> None:
@@ -305,7 +305,7 @@ class Explorer:
         z_scan = 210.0 / max(self.data.shape[:2])
         viewers = {}
         for n in names:
-            v = MaskViewer(self.data.shape[2:], self.data.shape[:2], self.cal,
+            v = MaskViewer(self.data.shape[:2], self.data.shape[2:], self.cal,
                            (self.bf_mrad,), n, det_region=det,
                            zoom_det=z_det * self.zoom.value, zoom_scan=z_scan * self.zoom.value)
             v.base_zoom = (z_det, z_scan)
