@@ -29,9 +29,10 @@ except ImportError:
     numba = None
 
 import tdm_widgets as tw
-from tdm_widgets.columns import point_templates
+from tdm_widgets.column_templates import point_templates
 from tdm_widgets.core.apply import apply_masks
 from tdm_widgets.core.correlate import pcc_masks
+from tdm_widgets.core.engine import TDMEngine
 
 PROC = psutil.Process()
 
@@ -147,7 +148,7 @@ def run(name, data, with_naive=True):
         rows.append((label, *measure(
             lambda: apply_masks(data, pcc_masks(data, tt, progress=False)[0],
                                 progress=False))))
-    eng = tw.TDMEngine(data, t, progress=False)
+    eng = TDMEngine(data, t, progress=False)
     delta = np.zeros(data.shape[:2])
 
     def edit():

@@ -2,11 +2,14 @@
 
 Public API::
 
+    TDMSession                                   one dataset, its one-pass statistics and
+                                                 named templates: masks, images, edits
     load, from_array, add_poisson_noise          data in
     bf_disk, calibrate_detector, virtual_image    virtual detectors
     find_bad_pixels, set_bad_pixels               dead, hot, stuck pixels: excluded everywhere
     measure_descan, correct_descan                descan, corrected inside every pass
     pcc_mask, apply_mask, column_stats            template-derived masks and images
+    pick                                          named images from a stack
     data_matrix                                   the sorted matrix D of Fig 1d
     point_templates, specificity, ...             templates from columns, contrast
     lattice_from_peaks, register_cell             a known unit cell on a user's scan
@@ -26,9 +29,17 @@ from .analysis.profiles import line_profile
 from .analysis.snr import shot_noise_snr_db, unit_cell_average, unit_cell_snr_db
 from .analysis.unmix import unmix_images
 from .badpixels import BadPixels, find_bad_pixels, set_bad_pixels
-from .columns import format_specificity, point_templates, random_positions_template, specificity
-from .core.disk import BFDisk
-from .core.engine import TDMEngine
+from .column_templates import (
+    format_specificity,
+    point_templates,
+    random_positions_template,
+    specificity,
+)
+from .cross_validation import (
+    cross_validated_image,
+    cross_validated_joint_images,
+    specificity_report,
+)
 from .descan import Descan, correct_descan, measure_descan
 from .imaging import (
     apply_mask,
@@ -43,8 +54,7 @@ from .imaging import (
 from .io import from_array, load
 from .live import LiveTDM, export_weighted_detector
 from .noise import add_poisson_noise
-from .registration import Registration, cell_from_columns, register_cell
-from .templates import (
+from .positions import (
     Lattice,
     find_peaks,
     lattice_from_peaks,
@@ -57,7 +67,9 @@ from .templates import (
     replicate,
     save_positions,
 )
-from .validation import cross_validated_image, cross_validated_joint_images, specificity_report
+from .registration import Registration, cell_from_columns, register_cell
+from .session import TDMSession
+from .signals import pick
 
 
 def explore(s, columns=None, **kwargs):
@@ -99,17 +111,17 @@ def explore(s, columns=None, **kwargs):
 
 
 __all__ = [
-    "BFDisk", "BadPixels", "Descan", "Lattice", "LiveTDM", "Registration", "TDMEngine",
-    "__version__", "add_poisson_noise", "apply_mask", "bf_disk", "calibrate_detector",
-    "cell_from_columns", "center_of_mass", "correct_descan", "column_stats",
-    "cross_validated_image", "cross_validated_joint_images", "data_matrix", "detector_annulus",
-    "displacement_vectors", "eigen_closeness", "eigen_images", "explore",
-    "export_weighted_detector", "find_bad_pixels", "find_peaks", "format_specificity",
-    "from_array", "icom", "lattice_from_peaks", "lattice_from_points", "line_profile", "load",
-    "load_positions", "match_thickness", "measure_descan", "pcc_mask", "peak_heights",
-    "point_templates", "random_positions_template", "rectangle_region", "refine_by_tdm",
-    "refine_lattice", "register_cell", "refine_positions", "replicate", "resample_pattern",
-    "save_positions", "set_bad_pixels", "shot_noise_snr_db", "specificity",
-    "specificity_report", "start_dependence", "unit_cell_average", "unit_cell_snr_db",
-    "unmix_images", "virtual_image",
+    "BadPixels", "Descan", "Lattice", "LiveTDM", "Registration", "TDMSession", "__version__",
+    "add_poisson_noise", "apply_mask", "bf_disk", "calibrate_detector", "cell_from_columns",
+    "center_of_mass", "column_stats", "correct_descan", "cross_validated_image",
+    "cross_validated_joint_images", "data_matrix", "detector_annulus", "displacement_vectors",
+    "eigen_closeness", "eigen_images", "explore", "export_weighted_detector",
+    "find_bad_pixels", "find_peaks", "format_specificity", "from_array", "icom",
+    "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions",
+    "match_thickness", "measure_descan", "pcc_mask", "peak_heights", "pick", "point_templates",
+    "random_positions_template", "rectangle_region", "refine_by_tdm", "refine_lattice",
+    "refine_positions", "register_cell", "replicate", "resample_pattern", "save_positions",
+    "set_bad_pixels", "shot_noise_snr_db", "specificity", "specificity_report",
+    "start_dependence", "unit_cell_average", "unit_cell_snr_db", "unmix_images",
+    "virtual_image",
 ]

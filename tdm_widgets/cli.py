@@ -79,7 +79,7 @@ def _check_out_not_input(out: Path, inputs) -> None:
 
 
 def _demo(args) -> int:
-    from .columns import format_specificity
+    from .column_templates import format_specificity
     from .demo import BUNDLED, run_demo
 
     table = run_demo(Path(args.out), Path(args.data or BUNDLED), args.thickness, args.dose,
@@ -144,10 +144,13 @@ def _pack(args) -> int:
 def _apply(args) -> int:
     import json
 
-    from . import apply_mask, load, pcc_mask
-    from .columns import format_specificity, point_templates, specificity
+    from .column_templates import format_specificity, specificity
+    from .cross_validation import null_template
+    from .io import load
+    from .positions import load_positions
+    from .session import TDMSession
+    from .signals import pick
     from .simulate.output import select
-    from .templates import load_positions
 
     out = Path(args.out)
     _check_out_not_input(out, (args.datafile, args.positions))
@@ -157,32 +160,32 @@ def _apply(args) -> int:
                thickness_nm=args.thickness, defocus_nm=args.defocus)
     shape = s.data.shape[:2]
     columns, _, _ = load_positions(args.positions, shape)
-    templates, names = point_templates(columns, shape, sigma_px=args.sigma)
     det = tuple(args.detector_region) if args.detector_region else None
-    masks = pcc_mask(s, templates, normalization=args.normalization, detector_region=det)
-    images = apply_mask(s, masks, normalized=args.normalized)
-    if images._lazy:
-        images.compute()
+    session = TDMSession.from_columns(s, columns, sigma_px=args.sigma,
+                                      normalization=args.normalization, detector_region=det)
+    names = session.names  # the species and "all"
+    if args.split:  # the null control of the cross-validated rows, imaged with the rest
+        session.set_template("null", null_template(columns, shape, sigma_px=args.sigma))
+    images = session.images(normalized=args.normalized)  # with the statistics: two passes
+    masks = session.masks(names)
     out.mkdir(parents=True, exist_ok=True)
-    for sig in (masks, images):
-        sig.metadata.set_item("TDM.names", names)
     masks.save(out / "masks.hspy", overwrite=True)
-    images.save(out / "images.hspy", overwrite=True)
-    table = {f"TDM {n}": specificity(images.data[i], columns) for i, n in enumerate(names)}
+    pick(images, names).save(out / "images.hspy", overwrite=True)
+    table = {f"TDM {n}": specificity(pick(images, n), columns) for n in names}
     if args.split:
-        from .validation import specificity_report
-
-        table.update({k: v for k, v in specificity_report(
-            s, columns, split=args.split, sigma_px=args.sigma, normalization=args.normalization,
-            detector_region=det, normalized=args.normalized).items()
-            if "cross-validated" in k or k.startswith("null")})
+        cv = session.cross_validated(args.split, list(columns) + ["null"],
+                                     normalized=args.normalized)
+        table.update({f"{n} cross-validated": specificity(pick(cv, n), columns)
+                      for n in columns})
+        table["null same-data"] = specificity(pick(images, "null"), columns)
+        table["null cross-validated"] = specificity(pick(cv, "null"), columns)
     text = format_specificity(table)
     (out / "specificity.txt").write_text(text + "\n")
     params = {k: (v if not isinstance(v, Path) else str(v)) for k, v in vars(args).items()
               if k not in ("func", "argv")}
     (out / "parameters.json").write_text(json.dumps(
         {"command": "tdm " + shlex.join(args.argv), "arguments": params,
-         "species": names, "n_zero_variance": int(masks.metadata.TDM.parameters.n_zero_variance),
+         "species": names, "n_zero_variance": int(session.stats.n_zero_variance),
          "scan_shape": list(map(int, shape))}, indent=1, default=str))
     print(text)
     print(f"Wrote {out}/masks.hspy, images.hspy, specificity.txt, parameters.json")

@@ -7,13 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import apply_mask, load, pcc_mask, virtual_image
-from .columns import format_specificity, point_templates, random_positions_template, specificity
+from .column_templates import format_specificity, random_positions_template, specificity
+from .io import load
+from .session import TDMSession
+from .signals import pick
 from .simulate.output import columns_of, select
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 BUNDLED = DATA_DIR / "lifepo4_thickness.hspy"
 SPECIES = ("Li", "Fe", "P", "O")
+#: The virtual detectors of the demo, name to (inner, outer) [mrad].
+VIRTUAL = {"virtual ABF": (11.0, 23.5), "virtual ADF": (30.0, 64.0)}
 
 
 def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
@@ -45,7 +49,6 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
     import matplotlib.pyplot as plt
 
     from .plotting import show_image, show_mask, show_pattern
-    from .signals import unwrap
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -55,35 +58,32 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
         from .noise import add_poisson_noise
 
         s = add_poisson_noise(s, dose_e_per_A2, seed=seed)
-    cols = {k: v for k, v in sorted(columns_of(series).items(),
-                                    key=lambda kv: SPECIES.index(kv[0]))}
-    shape = s.data.shape[:2]
-    abf = virtual_image(s, 11.0, 23.5, progress=progress)
-    adf = virtual_image(s, 30.0, 64.0, progress=progress)
-    templates, names = point_templates(cols, shape, SPECIES, combined="all")
-    null = random_positions_template(cols, shape, len(cols["Li"]), seed=seed)
-    templates = np.concatenate([templates, null[None]])
-    names.append("null")
-    masks = pcc_mask(s, templates, detector_region=(0.0, 23.5), progress=progress)
-    images = apply_mask(s, masks, progress=progress)
-    masks.metadata.set_item("TDM.names", names)
-    images.metadata.set_item("TDM.names", names)
+    cols = dict(sorted(columns_of(series).items(), key=lambda kv: SPECIES.index(kv[0])))
+    session = TDMSession.from_columns(s, cols, SPECIES, combined="all",
+                                      detector_region=(0.0, 23.5), progress=progress)
+    session.set_template("null", random_positions_template(cols, session.scan_shape,
+                                                           len(cols["Li"]), seed=seed))
+    names = session.names
+    # two passes over the data: the statistics, then every image (TDM and virtual) at once
+    images = session.images(virtual=VIRTUAL)
+    masks = session.masks()
+    abf, adf = (pick(images, v) for v in VIRTUAL)
+    tdm = pick(images, names)
     for sig, name in ((abf, "virtual_ABF"), (adf, "virtual_ADF"), (masks, "tdm_masks"),
-                      (images, "tdm_images")):
+                      (tdm, "tdm_images")):
         sig.save(out / f"{name}.hspy", overwrite=True)
 
     table = {"virtual ABF": specificity(abf, cols), "virtual ADF": specificity(adf, cols)}
-    for i, n in enumerate(names):
-        table[f"TDM {n}"] = specificity(images.data[i], cols)
+    for n in names:
+        table[f"TDM {n}"] = specificity(pick(tdm, n), cols)
 
     ncol = len(names)
     fig, axes = plt.subplots(3, ncol, figsize=(1.9 * ncol, 6.2), constrained_layout=True)
     show_image(axes[0, 0], abf, "virtual ABF 11-23.5 mrad", cols, bar=2)
     show_image(axes[0, 1], adf, "virtual ADF 30-64 mrad", cols, bar=2)
     axes[0, 0].legend(fontsize=6, loc="upper right", framealpha=0.6)
-    cal = unwrap(s)[1]
-    mean_pattern = s.data.mean(axis=(0, 1), dtype=np.float64)
-    show_pattern(axes[0, 2], mean_pattern, cal.det_scale, cal.det_offset,
+    cal = session.calibration
+    show_pattern(axes[0, 2], session.stats.mean, cal.det_scale, cal.det_offset,
                  radii=(11.0, 23.5, 30.0, 64.0), title="PACBED, ABF and ADF radii")
     for ax in axes[0, 3:]:
         ax.set_axis_off()
@@ -94,7 +94,7 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
                     fontsize=7, va="center")
     for i, n in enumerate(names):
         show_mask(axes[1, i], masks.inav[i], f"mask {n}", limit_mrad=26, bar=10 if i == 0 else None)
-        show_image(axes[2, i], images.inav[i], f"TDM image {n}")
+        show_image(axes[2, i], tdm.inav[i], f"TDM image {n}")
     fig.savefig(out / "tdm_demo.png", dpi=200)
     plt.close(fig)
     text = format_specificity(table)

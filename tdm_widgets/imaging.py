@@ -14,16 +14,23 @@ import numpy as np
 from .core import geometry
 from .core.apply import apply_masks
 from .core.blocks import computed
+from .core.checks import templates_stack
 from .core.corrections import CorrectedData
 from .core.correlate import column_statistics
 from .core.disk import MIN_RADIUS_PX, BFDisk, find_bf_disk
-from .core.matrix import DataMatrix, sorted_matrix
+from .core.matrix import sorted_matrix
 from .core.moments import mean_pattern
-from .core.validate import templates_stack
 from .descan import check_descan as descan_check
 from .detector import center_in_axis_units, detector_annulus
 from .session import TDMSession, statistics_for
-from .signals import as_array, provenance, unwrap, wrap_scan_images
+from .signals import (
+    as_array,
+    as_column_stats,
+    column_stats_signal,
+    provenance,
+    unwrap,
+    wrap_scan_images,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -155,16 +162,15 @@ def virtual_image(s, inner_mrad: float, outer_mrad: float, center=None,
     Returns
     -------
     hyperspy.signals.Signal2D
-        ``(scan_y, scan_x)`` image [data units summed over the annulus], axes in
-        [A]; lazy for lazy input.
+        ``(scan_y, scan_x)`` image, axes in angstrom; lazy for lazy input.
 
     Examples
     --------
-    >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
-    >>> s = tw.from_array(data, scan_step_A=0.5, mrad_per_px=2.0)
-    >>> abf = tw.virtual_image(s, 6, 12, progress=False)     # ABF-like ring [mrad]
-    >>> abf.data.shape, abf.axes_manager[0].units
-    ((8, 6), 'Å')
+    >>> import numpy as np, tdm_widgets as tw
+    >>> s = tw.from_array(np.ones((4, 5, 9, 9)), scan_step_A=0.2, mrad_per_px=1.0)
+    >>> bf = tw.virtual_image(s, 0, 1.5, progress=False)   # the 9 pixels within 1.5 mrad
+    >>> float(bf.data[0, 0]), bf.axes_manager.signal_axes[0].units
+    (9.0, 'Å')
     """
     data, cal, src = unwrap(s)
     mask = detector_annulus(cal, data.shape[2:], inner_mrad, outer_mrad, center)
@@ -182,7 +188,7 @@ def virtual_image(s, inner_mrad: float, outer_mrad: float, center=None,
 
 
 def pcc_mask(s, template, normalization: str = "pcc", region=None, detector_region=None,
-             progress: bool = True):
+             progress: bool = True, names=None):
     """Template-derived mask: Pearson correlation of a template with every
     pixel-STEM image (paper Eq 5/8; Eq 7 with ``normalization="pcc_over_mean"``).
 
@@ -202,6 +208,9 @@ def pcc_mask(s, template, normalization: str = "pcc", region=None, detector_regi
     detector_region : ndarray of bool or tuple of float, optional
         Detector pixels the mask may use, as a boolean detector-shaped array or
         ``(inner_mrad, outer_mrad)``; zero elsewhere.
+    names : sequence of str, optional
+        One name per template (e.g. the species of :func:`point_templates`);
+        ``"template 0"``, ... if None.
     progress : bool
         Progress bar for passes longer than a second.
 
@@ -210,7 +219,8 @@ def pcc_mask(s, template, normalization: str = "pcc", region=None, detector_regi
     hyperspy.signals.Signal2D
         Mask(s) ``(det_y, det_x)`` or ``(k, det_y, det_x)`` of correlation
         coefficients in [-1, 1] [dimensionless] (Eq 7: divided by each pixel's mean
-        [1 / data unit]), axes in [mrad].
+        [1 / data unit]), axes in [mrad], named in ``metadata.TDM.names`` (the images
+        :func:`apply_mask` makes of them too).
         ``metadata.TDM`` records the templates (shape and checksum), region,
         normalisation and the number of zero-variance detector pixels (weight 0).
         The mask keeps the column statistics of ``s``, so
@@ -230,8 +240,11 @@ def pcc_mask(s, template, normalization: str = "pcc", region=None, detector_regi
     session = TDMSession(s, region=region, detector_region=detector_region,
                          normalization=normalization, progress=progress)
     stack, single = templates_stack(as_array(template, "template"), session.scan_shape)
-    for i, ti in enumerate(stack):
-        session.set_template(f"template {i}", ti)
+    names = [f"template {i}" for i in range(len(stack))] if names is None else list(names)
+    if len(names) != len(stack) or len(set(names)) != len(names):
+        raise ValueError(f"names must be {len(stack)} distinct names, one per template; "
+                         f"got {names}")
+    session.set_templates(dict(zip(names, stack)))
     return session.masks(squeeze=single)
 
 
@@ -247,25 +260,32 @@ def column_stats(s, region=None, progress: bool = True):
     s : hyperspy.signals.Signal2D or ndarray
         4D data.
     region : ndarray of bool, optional
-        ``(scan_y, scan_x)`` positions the statistics are taken over; all if None.
-    progress : bool
-        Progress bar for passes longer than a second.
+        ``(scan_y, scan_x)``: statistics of these positions only.
 
     Returns
     -------
-    ColumnStats
-        ``n`` (scan positions used), ``mean`` and ``std`` (population) ``(det_y,
-        det_x)`` arrays [data units] and ``valid`` (the pixel varies beyond round-off).
+    hyperspy.signals.Signal2D
+        ``(2, det_y, det_x)`` in mrad, ``metadata.TDM.names`` ``["mean", "std"]``
+        (population std); the std is 0 at zero-variance pixels (constant beyond the
+        data's round-off: weight 0 in every mask, counted in
+        ``metadata.TDM.parameters.n_zero_variance``). ``apply_mask(...,
+        stats=...)`` and :func:`tdm_widgets.export_weighted_detector` take it.
 
     Examples
     --------
-    >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
-    >>> stats = tw.column_stats(data, progress=False)
-    >>> stats.n, stats.mean.shape, bool(stats.valid.all())
-    (48, (16, 16), True)
+    >>> import numpy as np, tdm_widgets as tw
+    >>> data = np.random.default_rng(0).poisson(9.0, (8, 8, 6, 6)).astype(np.uint16)
+    >>> data[..., 0, 0] = 3                                # a constant pixel
+    >>> stats = tw.column_stats(tw.from_array(data, mrad_per_px=2.0), progress=False)
+    >>> stats.metadata.TDM.names, stats.axes_manager.signal_axes[0].units
+    (['mean', 'std'], 'mrad')
+    >>> float(stats.data[0, 0, 0]), float(stats.data[1, 0, 0])
+    (3.0, 0.0)
     """
-    data, _, _ = unwrap(s)
-    return column_statistics(data, region=region, progress=progress)
+    data, cal, src = unwrap(s)
+    stats = column_statistics(data, region=region, progress=progress)
+    return column_stats_signal(stats, cal, provenance(
+        "column_stats", src, region=region, n_zero_variance=stats.n_zero_variance))
 
 
 def apply_mask(s, mask, normalized: bool = False, stats=None, progress: bool = True):
@@ -283,28 +303,29 @@ def apply_mask(s, mask, normalized: bool = False, stats=None, progress: bool = T
         ``(det_y, det_x)`` or ``(k, det_y, det_x)``.
     normalized : bool
         Eq 6 instead of Eq 2.
-    stats : ColumnStats, optional
-        Column statistics of ``s`` (from :func:`column_stats`), reused for Eq 6; a
-        mask from :func:`pcc_mask` carries those of its data, so None costs no pass.
+    stats : Signal2D, optional
+        Column statistics of ``s`` (from :func:`column_stats`), reused for Eq 6. Not
+        needed for a mask from :func:`pcc_mask` of the same ``s``: it keeps them.
     progress : bool
         Progress bar for passes longer than a second.
 
     Returns
     -------
     hyperspy.signals.Signal2D
-        Image(s) ``(scan_y, scan_x)`` or ``(k, scan_y, scan_x)``, axes in [A]; values
-        [data units x mask units] for Eq 2, [dimensionless] sums of standardised
-        intensities for Eq 6; lazy for lazy input.
+        Image(s) ``(scan_y, scan_x)`` or ``(k, scan_y, scan_x)`` in angstrom; lazy
+        for lazy input. The images of named masks carry their names.
 
     Examples
     --------
-    >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
-    >>> t = np.zeros((8, 6)); t[::4, ::3] = 1
-    >>> mask = tw.pcc_mask(data, t, progress=False)
-    >>> eq2 = tw.apply_mask(data, mask, progress=False)
-    >>> eq6 = tw.apply_mask(data, mask, normalized=True, progress=False)
-    >>> eq6.data.shape, bool(abs(eq6.data.mean()) < 1e-9)       # Eq 6 has zero mean
-    ((8, 6), True)
+    >>> import numpy as np, tdm_widgets as tw
+    >>> data = np.random.default_rng(0).poisson(9.0, (8, 8, 6, 6)).astype(np.uint16)
+    >>> centre = np.zeros((6, 6)); centre[3, 3] = 1
+    >>> img = tw.apply_mask(data, centre, progress=False)        # Eq 2: D m
+    >>> bool(np.array_equal(img.data, data[:, :, 3, 3]))
+    True
+    >>> eq6 = tw.apply_mask(data, centre, normalized=True, progress=False)
+    >>> bool(abs(eq6.data.mean()) < 1e-12), round(float(eq6.data.std()), 6)  # D_hat m
+    (True, 1.0)
     """
     data, cal, src = unwrap(s)
     m = as_array(mask, "mask")
@@ -312,17 +333,20 @@ def apply_mask(s, mask, normalized: bool = False, stats=None, progress: bool = T
         stats = statistics_for(mask, data)  # kept by pcc_mask for the same data
     if normalized and stats is None:
         stats = column_statistics(data, progress=progress)
+    if stats is not None:
+        stats = as_column_stats(stats)
     img = apply_masks(data, m, normalized=normalized, stats=stats, progress=progress)
     mask_meta = mask.metadata.get_item("TDM") if hasattr(mask, "metadata") else None
     meta = provenance("apply_mask", src, normalized=bool(normalized),
                       equation="Eq 6" if normalized else "Eq 2",
                       mask=m, mask_provenance=mask_meta.as_dictionary()
                       if hasattr(mask_meta, "as_dictionary") else None)
-    return wrap_scan_images(img, cal, "TDM image" if mask_meta else "masked image", meta)
+    names = mask_meta.get_item("names") if hasattr(mask_meta, "get_item") else None
+    return wrap_scan_images(img, cal, "TDM image" if mask_meta else "masked image", meta,
+                            names=names)  # the images of named masks carry their names
 
 
-def data_matrix(s, center=None, normalized: bool = True, progress: bool = True
-                ) -> DataMatrix:
+def data_matrix(s, center=None, normalized: bool = True, progress: bool = True):
     """The matrix D of Fig 1d: columns by radius from the BF-disc centre, rows by
     intensity outside the BF disc (high angle), columns standardised by Eq 3.
 
@@ -339,21 +363,28 @@ def data_matrix(s, center=None, normalized: bool = True, progress: bool = True
 
     Returns
     -------
-    DataMatrix
-        ``matrix`` (p, q) float32 [data units, or dimensionless when normalised],
-        ``row_order``, ``col_order`` and ``radius`` [detector axis units: mrad when
-        calibrated] of each sorted column.
+    hyperspy.signals.Signal2D
+        ``(p, q)`` float32 sorted D, axes ``scan position`` (rank by high-angle
+        intensity) and ``detector pixel`` (rank by radius). ``metadata.DataMatrix``
+        holds ``row_order`` (flat scan index of each row), ``col_order`` (flat
+        detector index of each column), ``radius`` of each column [``radius_units``,
+        mrad when calibrated], ``scan_shape`` and ``det_shape``.
 
     Examples
     --------
-    >>> from tdm_widgets.demo import BUNDLED                        # doctest: +SKIP
-    >>> from tdm_widgets.simulate import select                     # doctest: +SKIP
-    >>> s = select(tw.load(BUNDLED), thickness_nm=70)               # doctest: +SKIP
-    >>> dm = tw.data_matrix(s)                                      # doctest: +SKIP
-    >>> dm.matrix.shape                                             # doctest: +SKIP
-    (680, 4096)
+    >>> import numpy as np, tdm_widgets as tw
+    >>> yy, xx = np.indices((16, 16))
+    >>> disc = np.where(np.hypot(yy - 8, xx - 8) < 4, 100.0, 1.0)
+    >>> data = disc * np.random.default_rng(0).uniform(0.5, 1.5, (6, 5, 16, 16))
+    >>> dm = tw.data_matrix(tw.from_array(data, mrad_per_px=1.0), progress=False)
+    >>> dm.data.shape, dm.metadata.DataMatrix.radius_units
+    ((30, 256), 'mrad')
+    >>> bool(np.all(np.diff(dm.metadata.DataMatrix.radius) >= 0))   # columns by radius
+    True
     """
-    data, cal, _ = unwrap(s)
+    import hyperspy.api as hs
+
+    data, cal, src = unwrap(s)
     # the sorted copy needs the data in memory anyway: read a lazy signal once
     arr = data.materialize() if isinstance(data, CorrectedData) else np.asarray(computed(data))
     stats = column_statistics(arr, progress=progress) if normalized else None
@@ -367,4 +398,17 @@ def data_matrix(s, center=None, normalized: bool = True, progress: bool = True
     radius = geometry.radius_map(shape, cal.det_scale, cal.det_offset, c)
     r_px = geometry.radius_map(shape, center=disk.center_px)
     high = apply_masks(arr, r_px > disk.radius_px, progress=progress)
-    return sorted_matrix(arr, radius, high, stats)
+    dm = sorted_matrix(arr, radius, high, stats)
+    p, q = dm.matrix.shape
+    sig = hs.signals.Signal2D(dm.matrix, axes=[
+        {"name": "scan position", "size": p, "units": "rank"},
+        {"name": "detector pixel", "size": q, "units": "rank"}])
+    sig.metadata.General.title = "sorted D (Fig 1d)" + (", Eq 3" if normalized else "")
+    sig.metadata.set_item("TDM", provenance(
+        "data_matrix", src, normalized=bool(normalized),
+        center_px=[float(v) for v in disk.center_px], radius_px=float(disk.radius_px)))
+    sig.metadata.set_item("DataMatrix", {
+        "row_order": dm.row_order, "col_order": dm.col_order, "radius": dm.radius,
+        "radius_units": cal.det_units, "scan_shape": list(arr.shape[:2]),
+        "det_shape": list(shape)})
+    return sig

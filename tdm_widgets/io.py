@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.validate import check_data
+from .core.checks import check_data
+from .core.records import SCAN_AXES, SCAN_UNITS, axes_4d
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +34,8 @@ def set_scan_step(s, scan_step_A) -> None:
     (y, x), in place."""
     st = _positive_pair(scan_step_A, "scan_step_A")
     nx, ny = s.axes_manager.navigation_axes[:2]
-    ny.name, nx.name = "y", "x"
-    for ax, v in zip((ny, nx), st):
-        ax.scale, ax.offset, ax.units = float(v), 0.0, "Å"
+    for ax, name, v in zip((ny, nx), SCAN_AXES, st):
+        ax.name, ax.scale, ax.offset, ax.units = name, float(v), 0.0, SCAN_UNITS
 
 
 def mib_frames(path) -> tuple[int, tuple[int, int], np.dtype]:
@@ -147,22 +147,11 @@ def from_array(array, scan_step_A: float | tuple[float, float] | None = None,
     import hyperspy.api as hs
 
     check_data(array)
-    lazy = hasattr(array, "dask")
-    s = hs.signals.Signal2D(array)
-    if lazy:
+    steps = [None if v is None else _positive_pair(v, name)
+             for v, name in ((scan_step_A, "scan_step_A"), (mrad_per_px, "mrad_per_px"))]
+    s = hs.signals.Signal2D(array, axes=axes_4d(array.shape, *steps, center_px))
+    if hasattr(array, "dask"):
         s = s.as_lazy()
-    sy, sx, dy, dx = array.shape
-    cy, cx = (dy // 2, dx // 2) if center_px is None else center_px
-    axes = s.axes_manager
-    ny, nx = axes.navigation_axes[1], axes.navigation_axes[0]
-    ky, kx = axes.signal_axes[1], axes.signal_axes[0]
-    ny.name, nx.name, ky.name, kx.name = "y", "x", "ky", "kx"
-    if scan_step_A is not None:
-        set_scan_step(s, scan_step_A)
-    if mrad_per_px is not None:
-        mp = _positive_pair(mrad_per_px, "mrad_per_px")
-        for ax, v, c in zip((ky, kx), mp, (cy, cx)):
-            ax.scale, ax.offset, ax.units = float(v), -float(c) * float(v), "mrad"
     s.metadata.General.title = title
     return s
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from .core.apply import physical_weights
+from .core.checks import masks_stack
 from .core.kernels import weighted_sums
-from .core.validate import masks_stack
-from .signals import as_array
+from .signals import as_array, as_column_stats
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +31,8 @@ def export_weighted_detector(mask, stats, path) -> dict:
     ----------
     mask : array_like or Signal2D
         ``(det_y, det_x)`` or ``(k, det_y, det_x)``.
-    stats : ColumnStats
-        Statistics of the data (``tdm_widgets.column_stats``).
+    stats : Signal2D
+        Statistics of the data (:func:`tdm_widgets.column_stats`).
     path : str or Path
         Prefix: writes ``PATH.npy`` (float64), ``PATH.tif`` (float32) and
         ``PATH.json`` (offsets and provenance).
@@ -60,6 +60,7 @@ def export_weighted_detector(mask, stats, path) -> dict:
     """
     import tifffile
 
+    stats = as_column_stats(stats)
     m, _ = masks_stack(as_array(mask, "mask"), stats.mean.shape)
     w, off = physical_weights(m, stats)
     path = Path(path)

@@ -284,7 +284,7 @@ class Steps:
 
     def __call__(self, what: str) -> None:
         self.i += 1
-        print(f"[{self.i}/{self.total}] {what}", flush=True)
+        print(f"[{self.i}/{self.total}] {what}", flush=True)  # noqa: T201 - a notebook's progress line
 
     def done(self) -> None:
-        print(f"done in {self._clock() - self._t0:.1f} s", flush=True)
+        print(f"done in {self._clock() - self._t0:.1f} s", flush=True)  # noqa: T201 - as above

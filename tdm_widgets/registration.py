@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .columns import check_positions
-from .templates import Lattice, lattice_from_peaks
+from .column_templates import check_positions
+from .positions import Lattice, lattice_from_peaks
 
 
 @dataclass
@@ -329,7 +329,7 @@ def register_cell(peaks, cell: dict, lattice: Lattice, shape, visible=None,
     --------
     >>> true = Lattice((3.2, 2.1), (0.8, 12.0), (9.0, -1.5))
     >>> cell = {"A": [[0, 0]], "B": [[0.5, 0.4]]}
-    >>> from tdm_widgets.templates import replicate
+    >>> from tdm_widgets.positions import replicate
     >>> cols = replicate(true, cell, (60, 60))
     >>> peaks = np.concatenate([cols["A"], cols["B"]])
     >>> heights = np.r_[np.full(len(cols["A"]), 2.0), np.ones(len(cols["B"]))]

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .columns import point_templates
+from .column_templates import point_templates
 from .core.apply import apply_masks, physical_weights
+from .core.checks import region_mask
 from .core.engine import TDMEngine
-from .core.validate import region_mask
 from .detector import describe_detector_region, detector_annulus, resolve_detector_region
-from .signals import provenance, unwrap, wrap_detector_images, wrap_scan_images
+from .signals import column_stats_signal, provenance, unwrap, wrap_detector_images, wrap_scan_images
 
 #: Statistics that produced a mask signal, with the data they belong to (weakly held:
 #: a mask forgets them when either is gone).
@@ -147,22 +147,33 @@ class TDMSession:
     def set_template(self, name: str, template) -> None:
         """Add a named template, or replace one (reads only the positions where it
         changed once the statistics exist)."""
-        t = np.asarray(getattr(template, "data", template), float)
-        if t.shape != self.scan_shape:
-            raise ValueError(f"template {name!r} must have the scan shape "
-                             f"{self.scan_shape}; got {t.shape}")
-        if name in self._names:
-            i = self._names.index(name)
-            if self._engine is not None:
-                self._engine.set_template(i, t)
-            else:
-                self._pending[i] = t
-            return
+        self.set_templates({name: template})
+
+    def set_templates(self, templates: dict) -> None:
+        """Add or replace named templates; once the statistics exist, replacing reads
+        each position where any of them changed once, adding reads a new template's
+        columns (where it differs from its median)."""
+        new = {}
+        for name, template in templates.items():
+            t = np.asarray(getattr(template, "data", template), float)
+            if t.shape != self.scan_shape:
+                raise ValueError(f"template {name!r} must have the scan shape "
+                                 f"{self.scan_shape}; got {t.shape}")
+            new[name] = t
+        replace = {self._names.index(n): t for n, t in new.items() if n in self._names}
         if self._engine is not None:
-            self._engine.add_template(t)
+            self._engine.set_templates(replace)
         else:
-            self._pending.append(t)
-        self._names.append(name)
+            for i, t in replace.items():
+                self._pending[i] = t
+        for name, t in new.items():
+            if name in self._names:
+                continue
+            if self._engine is not None:
+                self._engine.add_template(t)
+            else:
+                self._pending.append(t)
+            self._names.append(name)
 
     def remove_template(self, name: str) -> None:
         """Drop a named template (no pass)."""
@@ -191,8 +202,7 @@ class TDMSession:
             return
         stack, made = point_templates({n: self.columns[n] for n in live}, self.scan_shape,
                                       sigma_px=self.sigma_px, combined=self.combined)
-        for n, t in zip(made, stack):
-            self.set_template(n, t)
+        self.set_templates(dict(zip(made, stack)))
 
     def _require_columns(self, species: str) -> None:
         if self.columns is None:
@@ -293,10 +303,11 @@ class TDMSession:
         with ``squeeze``); costs no pass."""
         names = self.names if names is None else list(names)
         m = self.mask_array(names)
-        sig = wrap_detector_images(m[0] if squeeze and len(names) == 1 else m,
-                                   self.calibration, f"TDM mask ({self.normalization})",
-                                   self._provenance("pcc_mask", names_shown=names))
-        sig.metadata.set_item("TDM.names", names)
+        one = squeeze and len(names) == 1
+        sig = wrap_detector_images(m[0] if one else m, self.calibration,
+                                   f"TDM mask ({self.normalization})",
+                                   self._provenance("pcc_mask", names_shown=names),
+                                   names=names)
         remember_statistics(sig, self.data, self.stats)
         return sig
 
@@ -343,33 +354,39 @@ class TDMSession:
         img = apply_masks(self.data, w, progress=self.progress)
         img = img + np.concatenate(offsets)[:, None, None]
         if compute and hasattr(img, "compute"):
-            from .core.blocks import compute as compute_lazy
+            from .core.blocks import compute_with_progress
 
-            (img,) = compute_lazy(img, progress=self.progress)
+            (img,) = compute_with_progress(img, progress=self.progress)
         all_names = names + list(virtual)
         meta = self._provenance("images", images=all_names, normalized=bool(normalized),
                                 equation="Eq 6" if normalized else "Eq 2",
                                 virtual={k: [float(a), float(b)] for k, (a, b) in virtual.items()})
-        sig = wrap_scan_images(img, self.calibration, "TDM and virtual images", meta,
-                               stack_name="image")
-        sig.metadata.set_item("TDM.names", all_names)
-        return sig
+        return wrap_scan_images(img, self.calibration, "TDM and virtual images", meta,
+                                stack_name="image", names=all_names)
 
     def cross_validated(self, split: str = "dose", names=None, normalized: bool = False,
                         seed: int = 0, fit_region=None):
-        """Cross-validated images of the named templates (see
-        :func:`tdm_widgets.cross_validated_image`): the masks never see the data they
-        image."""
-        from .validation import cross_validated_image
+        """Cross-validated images of the named templates (all if None), a named
+        ``(k, scan_y, scan_x)`` Signal2D (see :func:`tdm_widgets.cross_validated_image`):
+        the masks never see the data they image (two passes for ``split="dose"``)."""
+        from .cross_validation import cross_validated_image
 
         names = self.names if names is None else list(names)
-        t = np.stack([self.templates[n] for n in names])
+        templates = self.templates
+        t = np.stack([templates[n] for n in names])
         sig = self.signal if self.signal is not None else self.data
-        cv = cross_validated_image(sig, t, split=split, normalization=self.normalization,
-                                   detector_region=self._det, fit_region=fit_region,
-                                   normalized=normalized, seed=seed, progress=self.progress)
-        cv.image.metadata.set_item("TDM.names", names)
-        return cv
+        return cross_validated_image(sig, t, split=split, normalization=self.normalization,
+                                     detector_region=self._det, fit_region=fit_region,
+                                     normalized=normalized, seed=seed, progress=self.progress,
+                                     names=names)
+
+    def column_stats(self):
+        """The column statistics of the reference region as a ``(2, det_y, det_x)``
+        Signal2D named ``["mean", "std"]`` (see :func:`tdm_widgets.column_stats`); no
+        pass beyond the one the session makes once."""
+        return column_stats_signal(self.stats, self.calibration, provenance(
+            "column_stats", self.source, region=self._region,
+            n_zero_variance=self.stats.n_zero_variance))
 
     def export_weighted_detector(self, name: str, path) -> dict:
         """Write the mask of template ``name`` as a physical weighted detector (Eq 6),
@@ -395,7 +412,7 @@ class TDMSession:
                 raise ValueError(f"folder {folder} would overwrite the input {src}")
             sig.save(folder / fname, overwrite=True)
         if self.columns is not None:
-            from .templates import save_positions
+            from .positions import save_positions
 
             save_positions(folder / "positions.json",
                            {n: np.round(p, 6) for n, p in self.columns.items()})

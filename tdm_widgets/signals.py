@@ -3,16 +3,15 @@ axes in angstrom / mrad and provenance metadata."""
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._version import __version__
-from .core.blocks import computed
+from .core.blocks import computed, is_lazy
+from .core.checks import check_data
 from .core.corrections import CorrectedData, Correction
-from .core.validate import check_data
+from .core.records import DETECTOR_AXES, SCAN_AXES, provenance_record
+from .core.stats import ColumnStats
 
 #: Metadata node holding a signal's detector corrections (see :func:`correction_of`).
 CORRECTIONS = "TDM_corrections"
@@ -115,34 +114,13 @@ def unwrap(s, corrected: bool = True):
     raise TypeError(f"data must be a HyperSpy signal or a 4D array; got {type(s).__name__}")
 
 
-def array_record(a) -> dict:
-    """What provenance keeps of an array: shape, dtype, non-zero count and a sha256
-    checksum of its bytes (not the array itself).
-
-    Examples
-    --------
-    >>> array_record(np.zeros((2, 3)))["shape"]
-    [2, 3]
-    """
-    a = np.ascontiguousarray(computed(a))
-    return {"shape": list(a.shape), "dtype": str(a.dtype),
-            "nonzero": int(np.count_nonzero(a)),
-            "sha256": hashlib.sha256(a.tobytes()).hexdigest()}
-
-
-def _recorded(value):
-    if isinstance(value, np.ndarray) or (hasattr(value, "dask") and hasattr(value, "shape")):
-        return array_record(value)
-    if isinstance(value, dict):
-        return {k: _recorded(v) for k, v in value.items()}
-    return value
-
-
 def provenance(operation: str, source, **parameters) -> dict:
-    """Metadata recording what produced a result.
+    """Metadata recording what produced a result, from the source signal (title, file
+    and the corrections the passes applied) and the parameters.
 
     Array parameters (templates, masks, regions) are recorded by
-    :func:`array_record`, so a saved file stays small however large the scan.
+    :func:`~tdm_widgets.core.records.array_record`, so a saved file stays small
+    however large the scan.
 
     Examples
     --------
@@ -164,42 +142,107 @@ def provenance(operation: str, source, **parameters) -> dict:
             if corr.descan_px is not None:
                 applied["descan_shift_px"] = corr.descan_px
             parameters = dict(parameters, corrections=applied)
-    return {"operation": operation, "package": "tdm_widgets", "version": __version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "source": src, "parameters": _recorded(parameters)}
+    return provenance_record(operation, src, **parameters)
 
 
-def _wrap(arr, axes, title, meta, stack_name):
-    """A Signal2D of ``(y, x)`` or ``(k, y, x)`` with the given calibrated 2D axes."""
+def _wrap(arr, axes, title, meta, stack_name, names):
+    """A Signal2D of ``(y, x)`` or ``(k, y, x)`` with the given calibrated 2D axes; a
+    stack's images are named in ``metadata.TDM.names`` (the one place names are set)."""
     import hyperspy.api as hs
 
-    sig = hs.signals.Signal2D(arr)
-    if hasattr(arr, "dask"):
-        sig = sig.as_lazy()
     if arr.ndim == 3:
         axes = [(stack_name, 1.0, 0.0, "")] + axes
-    for ax, (name, scale, offset, units) in zip(sig.axes_manager._axes, axes):
-        ax.name, ax.scale, ax.offset, ax.units = name, float(scale), float(offset), units
+    if names is not None:
+        names = [str(n) for n in names]
+        if len(names) != (arr.shape[0] if arr.ndim == 3 else 1):
+            raise ValueError(f"{len(names)} names for {arr.shape[0] if arr.ndim == 3 else 1}"
+                             f" images: {names}")
+    sig = hs.signals.Signal2D(arr, axes=[
+        {"name": n, "size": size, "scale": float(sc), "offset": float(off), "units": u}
+        for (n, sc, off, u), size in zip(axes, arr.shape)])
+    if hasattr(arr, "dask"):
+        sig = sig.as_lazy()
     sig.metadata.General.title = title
     sig.metadata.set_item("TDM", meta)
+    if names is not None:
+        sig.metadata.set_item("TDM.names", names)
     return sig
 
 
 def wrap_scan_images(images, cal: Calibration, title: str, meta: dict,
-                     stack_name: str = "template"):
+                     stack_name: str = "template", names=None):
     """Scan-shaped image(s) ``(sy, sx)`` or ``(k, sy, sx)`` as a Signal2D in angstrom
-    (lazy for a dask array)."""
+    (lazy for a dask array), named by ``names`` (one per image) if given."""
     axes = [(n, sc, off, cal.scan_units)
-            for n, sc, off in zip(("y", "x"), cal.scan_scale, cal.scan_offset)]
-    return _wrap(images, axes, title, meta, stack_name)
+            for n, sc, off in zip(SCAN_AXES, cal.scan_scale, cal.scan_offset)]
+    return _wrap(images, axes, title, meta, stack_name, names)
 
 
 def wrap_detector_images(masks, cal: Calibration, title: str, meta: dict,
-                         stack_name: str = "template"):
-    """Detector-shaped mask(s) ``(dy, dx)`` or ``(k, dy, dx)`` as a Signal2D in mrad."""
+                         stack_name: str = "template", names=None):
+    """Detector-shaped mask(s) ``(dy, dx)`` or ``(k, dy, dx)`` as a Signal2D in mrad,
+    named by ``names`` (one per mask) if given."""
     axes = [(n, sc, off, cal.det_units)
-            for n, sc, off in zip(("ky", "kx"), cal.det_scale, cal.det_offset)]
-    return _wrap(np.asarray(masks), axes, title, meta, stack_name)
+            for n, sc, off in zip(DETECTOR_AXES, cal.det_scale, cal.det_offset)]
+    return _wrap(np.asarray(masks), axes, title, meta, stack_name, names)
+
+
+def pick(sig, names):
+    """The images of a named stack (``metadata.TDM.names``) called ``names``: a named
+    stack for a list, one image for a single name.
+
+    Examples
+    --------
+    >>> from tdm_widgets.signals import Calibration
+    >>> stack = wrap_scan_images(np.zeros((3, 4, 5)), Calibration(), "", {},
+    ...                          names=["Li", "O", "BF"])
+    >>> pick(stack, ["O", "BF"]).metadata.TDM.names, pick(stack, "BF").data.shape
+    (['O', 'BF'], (4, 5))
+    """
+    have = list(sig.metadata.get_item("TDM.names", []))
+    wanted = [names] if isinstance(names, str) else list(names)
+    missing = [n for n in wanted if n not in have]
+    if missing:
+        raise ValueError(f"no images named {missing}; the stack holds {have}")
+    idx = [have.index(n) for n in wanted]
+    if isinstance(names, str):
+        out = sig.inav[idx[0]]
+        out.metadata.General.title = f"{sig.metadata.General.title}: {names}"
+    else:  # a new stack of the chosen images, with the same axes and metadata
+        import hyperspy.api as hs
+
+        axes = list(sig.axes_manager.as_dictionary().values())
+        axes[0] = dict(axes[0], size=len(idx))
+        out = hs.signals.Signal2D(sig.data[idx], axes=axes,
+                                  metadata=sig.metadata.as_dictionary())
+        if is_lazy(sig.data):
+            out = out.as_lazy()
+    out.metadata.set_item("TDM.names", wanted)
+    return out
+
+
+def column_stats_signal(stats: ColumnStats, cal: Calibration, meta: dict):
+    """Column statistics as a ``(2, det_y, det_x)`` Signal2D in mrad named ``["mean",
+    "std"]``; the std is 0 at zero-variance pixels (constant beyond round-off: weight 0
+    in every mask) and ``metadata.TDM.n_positions`` counts the positions used."""
+    sig = wrap_detector_images(np.stack([stats.mean, np.where(stats.valid, stats.std, 0.0)]),
+                               cal, "column statistics", meta, stack_name="statistic",
+                               names=["mean", "std"])
+    sig.metadata.set_item("TDM.n_positions", int(stats.n))
+    return sig
+
+
+def as_column_stats(stats) -> ColumnStats:
+    """:class:`~tdm_widgets.core.stats.ColumnStats` from the signal of
+    :func:`tdm_widgets.column_stats` (or unchanged when it already is one)."""
+    if isinstance(stats, ColumnStats):
+        return stats
+    meta = getattr(stats, "metadata", None)
+    if meta is None or list(meta.get_item("TDM.names", [])) != ["mean", "std"]:
+        raise TypeError("stats must be the result of tdm_widgets.column_stats (a mean and "
+                        f"std stack); got {type(stats).__name__}")
+    mean, std = (np.asarray(computed(stats.data[i]), np.float64) for i in (0, 1))
+    return ColumnStats(int(meta.get_item("TDM.n_positions")), mean, std, std > 0)
 
 
 def as_array(x, name: str, ndim_options=(2, 3)):

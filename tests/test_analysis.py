@@ -3,9 +3,9 @@ against an answer known independently."""
 
 import numpy as np
 import pytest
-from conftest import reference_normalised
 
 import tdm_widgets as tw
+from conftest import reference_normalised
 from tdm_widgets.analysis.icom import integrate_gradient, wavelength_A
 
 
@@ -89,7 +89,9 @@ def test_icom_matches_abtem_on_the_same_simulation():
 
 def test_eigen_images_match_dense_eigendecomposition(rng):
     data = rng.gamma(3, 5, (6, 5, 7, 6)) * (1 + rng.random((6, 5, 1, 1)))
-    vals, imgs = tw.eigen_images(data, k=3)
+    eig = tw.eigen_images(tw.from_array(data, scan_step_A=0.4), k=3)
+    vals, imgs = eig.metadata.TDM.eigenvalues, eig.data
+    assert eig.axes_manager.signal_axes[0].scale == 0.4
     D = data.reshape(30, 42)
     Dh = reference_normalised(D)
     C = Dh @ Dh.T / 30
@@ -97,7 +99,9 @@ def test_eigen_images_match_dense_eigendecomposition(rng):
     np.testing.assert_allclose(vals, w[::-1][:3], rtol=1e-6)
     for i in range(3):
         assert abs(abs(imgs[i].ravel() @ v[:, -1 - i]) - 1) < 1e-6
-    assert tw.eigen_closeness(data, imgs[0]) == pytest.approx(1.0, abs=1e-6)
+    assert tw.eigen_closeness(data, eig.inav[0]) == pytest.approx(1.0, abs=1e-6)
+    assert tw.eigen_closeness(data, imgs[0], stats=tw.column_stats(data)) == \
+        pytest.approx(1.0, abs=1e-6)
     assert tw.eigen_closeness(data, rng.random((6, 5))) < 0.999
 
 

@@ -3,9 +3,9 @@
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import reference_pcc
 
 import tdm_widgets as tw
+from conftest import reference_pcc
 from tdm_widgets.core.correlate import pcc_masks
 
 
@@ -269,8 +269,8 @@ def test_template_offset_does_not_change_the_mask(data4d, rng, lazy):
                                rtol=1e-10, atol=1e-12)
     counts = (data4d * 3).astype(np.uint16)
     np.testing.assert_allclose(
-        tw.cross_validated_image(counts, t + 1e8).image.data,
-        tw.cross_validated_image(counts, t).image.data, rtol=1e-9, atol=1e-9)
+        tw.cross_validated_image(counts, t + 1e8).data,
+        tw.cross_validated_image(counts, t).data, rtol=1e-9, atol=1e-9)
 
 
 def test_virtual_image_annulus_off_the_detector_or_nan_calibration(data4d):

@@ -13,7 +13,7 @@ import tdm_widgets as tw
 from tdm_widgets.core.corrections import CorrectedData, Correction, shift_patterns
 from tdm_widgets.core.correlate import pcc_masks
 from tdm_widgets.core.descan import design
-from tdm_widgets.core.disk import find_bf_disk
+from tdm_widgets.core.disk import BFDisk, find_bf_disk
 
 
 @pytest.fixture(scope="module")
@@ -173,9 +173,9 @@ def test_bf_disk_refuses_hot_pixels_alone():
 def test_calibrate_detector_refuses_an_absurd_disk(rng):
     s = tw.from_array(rng.random((2, 2, 30, 30)), scan_step_A=0.3)
     with pytest.raises(ValueError, match="not a bright-field disc"):
-        tw.calibrate_detector(s, tw.BFDisk((15.0, 15.0), 0.56, 41.6))
+        tw.calibrate_detector(s, BFDisk((15.0, 15.0), 0.56, 41.6))
     with pytest.raises(ValueError, match="mrad_per_px"):
-        tw.calibrate_detector(s, tw.BFDisk((15.0, 15.0), 10.0, float("nan")))
+        tw.calibrate_detector(s, BFDisk((15.0, 15.0), 10.0, float("nan")))
 
 
 # -- descan -----------------------------------------------------------------------------
@@ -307,7 +307,7 @@ def test_readme_recipe_on_experiment_like_data(experiment, tmp_path):
         disk, reg, names, cv = _recipe(sig, tmp_path, name)
         for sp in ("Li", "O", "Fe", "P"):
             assert np.median(_nearest(reg.columns[sp], truth[sp])) < 0.3, (name, sp)
-        scores = {n: tw.specificity(cv.image.data[i], truth)[n] for i, n in enumerate(names)}
+        scores = {n: tw.specificity(cv.data[i], truth)[n] for i, n in enumerate(names)}
         results[name] = disk, scores
     (disk, scores), (_, clean) = results["exp"], results["clean"]
     assert disk.mrad_per_px == pytest.approx(ex.mrad_per_px, rel=0.02)
@@ -340,7 +340,7 @@ def test_uncorrected_descan_leaks_a_ramp_into_the_li_image(experiment):
             tw.correct_descan(s, tw.measure_descan(s, disk, progress=False))
         t, _ = tw.point_templates(ex.columns, (20, 34), species=["Li"], combined=None)
         cv = tw.cross_validated_image(s, t[0], detector_region=(0, 23.5), progress=False)
-        frac[name] = _plane_fraction(cv.image.data)
+        frac[name] = _plane_fraction(cv.data)
     assert frac["uncorrected"] > 5 * frac["corrected"], frac
 
 
@@ -391,7 +391,7 @@ def test_dose_split_with_corrections_is_two_passes_and_equals_storing_the_halves
         Reads.n = 0
         cv = tw.cross_validated_image(s, t, split="dose", seed=4, normalized=normalized,
                                       progress=False)
-        np.testing.assert_allclose(cv.image.data, want, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(cv.data, want, rtol=1e-9, atol=1e-9)
         assert sum(thinned) == 2 * 7 * 9  # each position thinned once in each of 2 passes
     # the lazy data: every chunk read once in each pass, plus the 6 chunks of the first
     # pattern (the shift of the sums)

@@ -76,42 +76,5 @@ def test_returned_numbers_have_units(name):
                         f"[dimensionless]) for the returned {missing}"
 
 
-#: Modules whose docstring examples run here (tdm_widgets.libertem_udf's run in
-#: tests/test_libertem_route.py); examples that need a user's file are marked
-#: ``# doctest: +SKIP``.
-EXAMPLE_MODULES = [
-    "tdm_widgets", "tdm_widgets.imaging", "tdm_widgets.templates", "tdm_widgets.columns",
-    "tdm_widgets.badpixels", "tdm_widgets.descan", "tdm_widgets.core.disk",
-    "tdm_widgets.core.engine", "tdm_widgets.live", "tdm_widgets.noise", "tdm_widgets.io",
-    "tdm_widgets.detector", "tdm_widgets.validation", "tdm_widgets.registration",
-    "tdm_widgets.analysis.pca", "tdm_widgets.analysis.icom",
-    "tdm_widgets.analysis.displacement", "tdm_widgets.analysis.profiles",
-    "tdm_widgets.analysis.pacbed", "tdm_widgets.analysis.snr", "tdm_widgets.analysis.unmix",
-    "tdm_widgets.cli",
-]
-
-
-def test_every_public_module_has_its_examples_run():
-    modules = {numpydoc_validate.Validator._load_obj(n).__module__ for n in public_names()}
-    assert modules - {"tdm_widgets.libertem_udf"} <= set(EXAMPLE_MODULES)
-
-
-@pytest.mark.parametrize("module", EXAMPLE_MODULES)
-def test_examples_run(module):
-    """The Examples sections are doctests: they run, and print what they show."""
-    import doctest
-    import importlib
-
-    import numpy as np
-
-    mod = importlib.import_module(module)
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    globs = {**vars(mod), "np": np, "tw": tw, "tdm_widgets": tw}
-    failed = attempted = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for test in doctest.DocTestFinder().find(mod, globs=globs):
-            result = runner.run(test)
-            failed += result.failed
-            attempted += result.attempted
-    assert failed == 0, f"{failed} of {attempted} examples failed in {module} (see above)"
+# The Examples sections run as doctests in the test command itself (pytest
+# --doctest-modules over tdm_widgets/, names from the root conftest.py).

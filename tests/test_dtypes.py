@@ -4,9 +4,9 @@ and lazy, and gives what a plain float64 numpy computation gives."""
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import reference_pcc
 
 import tdm_widgets as tw
+from conftest import reference_pcc
 from tdm_widgets.core import kernels
 from tdm_widgets.core.apply import apply_masks
 from tdm_widgets.core.correlate import pcc_masks

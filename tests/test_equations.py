@@ -3,9 +3,9 @@
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import reference_normalised, reference_pcc
 
 import tdm_widgets as tw
+from conftest import reference_normalised, reference_pcc
 from tdm_widgets.core.apply import apply_masks
 from tdm_widgets.core.correlate import pcc_masks
 

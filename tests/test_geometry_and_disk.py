@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tdm_widgets as tw
-from tdm_widgets.core.disk import find_bf_disk
+from tdm_widgets.core.disk import BFDisk, find_bf_disk
 from tdm_widgets.core.geometry import annulus
 
 
@@ -65,7 +65,7 @@ def test_virtual_image_equals_explicit_sum(rng):
 def test_virtual_image_center_from_bf_disk(rng):
     data = rng.random((3, 3, 20, 20))
     s = tw.from_array(data, mrad_per_px=1.0)
-    disk = tw.BFDisk((6.0, 7.0), 3.0)
+    disk = BFDisk((6.0, 7.0), 3.0)
     img = tw.virtual_image(s, 0, 2.5, center=disk)
     yy, xx = np.indices((20, 20))
     ring = np.hypot(yy - 6, xx - 7) < 2.5

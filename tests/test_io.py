@@ -5,9 +5,9 @@ import hashlib
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import SHARED
 
 import tdm_widgets as tw
+from conftest import SHARED
 
 MERLIN = SHARED / "data" / "merlin"
 
@@ -136,6 +136,19 @@ def test_poisson_noise_matches_dose(rng):
     again = tw.add_poisson_noise(s, 400.0, seed=3)
     np.testing.assert_array_equal(noisy.data, again.data)
     assert s.data.dtype == np.float32 and (s.data == 1 / 16).all()  # input untouched
-    lazy = tw.add_poisson_noise(tw.from_array(da.from_array(data, chunks=(10, 40, 4, 4)),
-                                              scan_step_A=0.5), 400.0, seed=3)
-    np.testing.assert_array_equal(lazy.data.compute(), lazy.data.compute())
+
+    def lazy_noise(seed):  # a new graph each time: the seed alone fixes the counts
+        return tw.add_poisson_noise(tw.from_array(da.from_array(data, chunks=(10, 40, 4, 4)),
+                                                  scan_step_A=0.5), 400.0, seed=seed)
+
+    lazy = lazy_noise(3)
+    assert isinstance(lazy.data, da.Array)
+    counts = lazy.data.compute()
+    assert counts.dtype == np.uint32
+    assert counts.mean() == pytest.approx(lam, rel=0.02)
+    assert counts.var() == pytest.approx(lam, rel=0.05)
+    np.testing.assert_array_equal(lazy_noise(3).data.compute(), counts)
+    assert not np.array_equal(lazy_noise(4).data.compute(), counts)
+    # one stream per chunk: the four chunks of this constant intensity differ
+    chunks = counts.reshape(4, 10, 40, 4, 4)
+    assert all(not np.array_equal(chunks[0], c) for c in chunks[1:])

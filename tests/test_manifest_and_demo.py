@@ -8,7 +8,7 @@ import pytest
 import tdm_widgets as tw
 from tdm_widgets import manifest
 from tdm_widgets.cli import main
-from tdm_widgets.columns import specificity
+from tdm_widgets.column_templates import specificity
 from tdm_widgets.demo import BUNDLED, run_demo
 
 

@@ -17,9 +17,9 @@ import pytest
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from conftest import ROOT
 
 import tdm_widgets as tw
+from conftest import ROOT
 from tdm_widgets import noise
 from tdm_widgets.plotting import (
     SCALE_BAR_GID,
@@ -146,7 +146,8 @@ def test_scale_bars_are_found_by_gid_and_sized_to_the_view():
     for a, want, unit in ((ax[0], 2.0, "Å"), (ax[1], 10.0, "mrad")):
         (line,) = [x for x in a.lines if x.get_gid() == SCALE_BAR_GID]
         assert np.ptp(line.get_xdata()) == pytest.approx(want)
-        assert [t.get_text() for t in a.texts if t.get_gid() == SCALE_BAR_GID] == [f"{want:g} {unit}"]
+        labels = [t.get_text() for t in a.texts if t.get_gid() == SCALE_BAR_GID]
+        assert labels == [f"{want:g} {unit}"]
         assert a.get_legend_handles_labels()[1] == []  # no legend entry
     assert nice_length(10.2) == 2.0 and nice_length(48) == 10.0 and nice_length(0.9) == 0.2
     plt.close(fig)

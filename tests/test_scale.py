@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 
 import tdm_widgets as tw
-from tdm_widgets.core.apply import apply_masks
+from tdm_widgets.core.apply import apply_masks, physical_weights
 from tdm_widgets.core.correlate import pcc_masks
+from tdm_widgets.core.engine import TDMEngine
+from tdm_widgets.signals import as_column_stats
 
 
 def test_engine_edit_equals_recomputation(data4d, rng):
     t = np.zeros((2,) + data4d.shape[:2])
     t[0, 1, 1] = t[0, 5, 4] = 1
     t[1] = rng.random(data4d.shape[:2])
-    eng = tw.TDMEngine(data4d, t)
+    eng = TDMEngine(data4d, t)
     delta = np.zeros(data4d.shape[:2])
     delta[7, 2] = 1.0  # add one column to template 0
     eng.edit(0, delta)
@@ -29,7 +31,7 @@ def test_engine_edit_equals_recomputation(data4d, rng):
     np.testing.assert_allclose(eng.images(m, normalized=True),
                                apply_masks(data4d, m, normalized=True), rtol=1e-10)
     # lazy data: the edit reads only the touched patterns
-    lazy = tw.TDMEngine(da.from_array(data4d, chunks=(4, 4, 12, 10)), t)
+    lazy = TDMEngine(da.from_array(data4d, chunks=(4, 4, 12, 10)), t)
     lazy.edit(0, delta)
     np.testing.assert_allclose(lazy.masks(), eng.masks(), rtol=1e-10, atol=1e-14)
 
@@ -37,8 +39,8 @@ def test_engine_edit_equals_recomputation(data4d, rng):
 def test_live_tdm_equals_apply_mask_on_finished_scan(data4d, rng):
     s = tw.from_array(data4d)
     masks = tw.pcc_mask(s, rng.random((3,) + data4d.shape[:2]))
-    stats = tw.column_stats(s)
-    w, off = tw.core.apply.physical_weights(masks.data, stats)
+    stats = as_column_stats(tw.column_stats(s))  # the signal back as arrays
+    w, off = physical_weights(masks.data, stats)
     live = tw.LiveTDM(w, data4d.shape[:2], offset=off)
     rows = (data4d[y] for y in range(data4d.shape[0]))  # one scan row at a time
     *_, last = live.consume(rows)
@@ -83,7 +85,7 @@ OUT_OF_CORE = textwrap.dedent("""
     import numpy as np, dask, dask.array as da
     import tdm_widgets as tw
     from tdm_widgets.core.correlate import pcc_masks
-    from tdm_widgets.core.apply import apply_masks
+    from tdm_widgets.core.apply import apply_masks, physical_weights
     path = sys.argv[1]
     t = np.load(sys.argv[2])
     s = tw.load(path, lazy=True)

@@ -15,7 +15,7 @@ from tdm_widgets.simulate import (
     select,
     simulate,
 )
-from tdm_widgets.simulate.columns import projected_columns
+from tdm_widgets.simulate.atom_columns import projected_columns
 from tdm_widgets.simulate.runner import detector_rebin_matrix, fft_friendly
 
 

@@ -125,7 +125,7 @@ def test_mask_viewer_shows_what_it_is_given_and_draws_the_bf_circle(sim):
     from tdm_widgets.imaging import detector_annulus
 
     det = detector_annulus(cal, s.data.shape[2:], 0, 23.5)
-    v = MaskViewer(s.data.shape[2:], s.data.shape[:2], cal, (23.5,), det_region=det)
+    v = MaskViewer(s.data.shape[:2], s.data.shape[2:], cal, (23.5,), det_region=det)
     m = np.random.default_rng(0).standard_normal(s.data.shape[2:])
     img = np.random.default_rng(1).random(s.data.shape[:2])
     v.show(m, img)
@@ -170,7 +170,7 @@ def test_explorer_matches_public_functions(sim, tmp_path):
     np.testing.assert_allclose(ex.images, tw.apply_mask(s, masks).data, rtol=1e-9)
     np.testing.assert_allclose(ex.viewers["Li"].mask, masks[names.index("Li")])
     ex.normalization.value = "pcc_over_mean"
-    ex.application.value = True
+    ex.normalized.value = True
     ex.detector.value = "all"
     m7 = tw.pcc_mask(s, t, normalization="pcc_over_mean").data
     np.testing.assert_allclose(ex.masks, m7, rtol=1e-9, atol=1e-12)
@@ -185,7 +185,7 @@ def test_explorer_matches_public_functions(sim, tmp_path):
     ex.cross_validate.value = "cells"
     cv = tw.cross_validated_image(s, t, split="cells", normalization="pcc_over_mean",
                                   normalized=True)
-    np.testing.assert_allclose(ex.images, cv.image.data, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(ex.images, cv.data, rtol=1e-8, atol=1e-8)
     assert ex.notice.value == "" and "cells split" in ex.table.value
 
 
@@ -312,11 +312,12 @@ def test_matrix_view_readout(sim):
     info = mv.readout(3, 10)
     sy, sx = info["scan_yx"]
     dy, dx = info["detector_yx"]
-    block = dm.matrix[3 * by:4 * by, 10 * bx:11 * bx]
+    block = dm.data[3 * by:4 * by, 10 * bx:11 * bx]
     assert info["value"] == pytest.approx(float(block.mean()), rel=1e-5)
-    assert dm.row_order[3 * by] == sy * s.data.shape[1] + sx
-    assert dm.col_order[10 * bx] == dy * s.data.shape[3] + dx
+    assert dm.metadata.DataMatrix.row_order[3 * by] == sy * s.data.shape[1] + sx
+    assert dm.metadata.DataMatrix.col_order[10 * bx] == dy * s.data.shape[3] + dx
     # the scan pixel and detector pixel read out hold that value of the data
     raw = np.asarray(s.data, float)[sy, sx, dy, dx]
-    assert (raw - tw.column_stats(s).mean[dy, dx]) / tw.column_stats(s).std[dy, dx] == \
-        pytest.approx(float(dm.matrix[3 * by, 10 * bx]), rel=1e-3, abs=1e-3)
+    mean, std = tw.column_stats(s).data[:, dy, dx]
+    assert (raw - mean) / std == pytest.approx(float(dm.data[3 * by, 10 * bx]), rel=1e-3,
+                                                abs=1e-3)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ..columns import point_templates
-from ..templates import refine_positions
+from ..column_templates import point_templates
+from ..positions import refine_positions
 
 
 def displacement_vectors(centres, neighbours, n: int = 4, max_distance_px: float | None = None,

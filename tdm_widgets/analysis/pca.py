@@ -8,7 +8,7 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from ..core.apply import apply_masks
 from ..core.blocks import computed, reduce_scan
 from ..core.correlate import column_statistics
-from ..signals import unwrap
+from ..signals import as_column_stats, provenance, unwrap, wrap_scan_images
 
 
 def _projector(data, stats):
@@ -54,24 +54,31 @@ def eigen_images(s, k: int = 3, tol: float = 1e-8, progress: bool = True):
 
     Returns
     -------
-    eigenvalues : ndarray
-        ``(k,)`` in decreasing order [dimensionless: squared correlation].
-    images : ndarray
-        ``(k, scan_y, scan_x)`` unit-norm eigenvectors [dimensionless].
+    hyperspy.signals.Signal2D
+        ``(k, scan_y, scan_x)`` unit-norm eigenvectors in angstrom, largest eigenvalue
+        first, named ``"eigen-image 1"``, ...; ``metadata.TDM.eigenvalues`` lists the
+        ``k`` eigenvalues in decreasing order.
 
     Examples
     --------
-    >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
-    >>> vals, images = tw.eigen_images(data, k=2, progress=False)
-    >>> images.shape, bool(vals[0] >= vals[1]), round(float(np.linalg.norm(images[0])), 6)
-    ((2, 8, 6), True, 1.0)
+    >>> import numpy as np, tdm_widgets as tw
+    >>> data = np.random.default_rng(0).random((6, 5, 4, 4))
+    >>> eig = tw.eigen_images(tw.from_array(data, scan_step_A=0.5), k=2, progress=False)
+    >>> eig.data.shape, eig.metadata.TDM.names, eig.axes_manager.signal_axes[0].units
+    ((2, 6, 5), ['eigen-image 1', 'eigen-image 2'], 'Å')
     """
-    data, _, _ = unwrap(s)
+    data, cal, src = unwrap(s)
     stats = column_statistics(data, progress=progress)
     op = _projector(data, stats)
     vals, vecs = eigsh(op, k=k, which="LA", tol=tol)
     order = np.argsort(vals)[::-1]
-    return vals[order], vecs[:, order].T.reshape((k,) + data.shape[:2])
+    images = vecs[:, order].T.reshape((k,) + data.shape[:2])
+    sig = wrap_scan_images(images, cal, "eigen-images of C (Eq 9)",
+                           provenance("eigen_images", src, k=int(k), tol=float(tol)),
+                           stack_name="eigen-image",
+                           names=[f"eigen-image {i + 1}" for i in range(k)])
+    sig.metadata.set_item("TDM.eigenvalues", [float(v) for v in vals[order]])
+    return sig
 
 
 def eigen_closeness(s, image, stats=None) -> float:
@@ -86,7 +93,7 @@ def eigen_closeness(s, image, stats=None) -> float:
         4D data.
     image : array_like
         ``(scan_y, scan_x)`` image, e.g. a TDM image or a template.
-    stats : ColumnStats, optional
+    stats : Signal2D, optional
         Column statistics of ``s`` (:func:`column_stats`); computed if None.
 
     Returns
@@ -97,12 +104,13 @@ def eigen_closeness(s, image, stats=None) -> float:
     Examples
     --------
     >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
-    >>> vals, images = tw.eigen_images(data, k=1, progress=False)
-    >>> round(tw.eigen_closeness(data, images[0]), 6)
+    >>> eig = tw.eigen_images(data, k=1, progress=False)
+    >>> round(tw.eigen_closeness(data, eig.data[0]), 6)
     1.0
     """
     data, _, _ = unwrap(s)
-    stats = stats or column_statistics(data, progress=False)
+    stats = column_statistics(data, progress=False) if stats is None else \
+        as_column_stats(stats)
     v = np.asarray(getattr(image, "data", image), float)
     v = (v - v.mean()) / v.std()
     cv = _projector(data, stats).matvec(v.ravel())

@@ -99,7 +99,7 @@ def shot_noise_snr_db(s, mask, method: str = "halves", seed: int = 0,
     variance of the noise-free image over the scan.
 
     - ``method="halves"``: the counts are split into two binomial halves ``A``, ``B``
-      (independent Poisson at half the dose; :func:`tdm_widgets.validation.thinned_halves`).
+      (independent Poisson at half the dose; :func:`tdm_widgets.cross_validation.thinned_halves`).
       ``var(Am - Bm)`` over the scan is the noise variance of the full image and
       ``4 cov(Am, Bm)`` its signal variance.
     - ``method="poisson"``: the noise variance of pixel ``i`` is ``sum_k m_k^2 D_ik``
@@ -142,8 +142,8 @@ def shot_noise_snr_db(s, mask, method: str = "halves", seed: int = 0,
     """
     from ..core.apply import apply_masks
     from ..core.blocks import computed
+    from ..cross_validation import thinned_halves
     from ..signals import as_array, unwrap
-    from ..validation import thinned_halves
 
     data, _, _ = unwrap(s)
     m = as_array(mask, "mask", ndim_options=(2,))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .blocks import map_scan
+from .checks import check_data, masks_stack
 from .kernels import weighted_sums
 from .stats import ColumnStats
-from .validate import check_data, masks_stack
 
 
 def physical_weights(masks: np.ndarray, stats: ColumnStats

@@ -42,6 +42,17 @@ class _Blockwise:
         return self.kernel(block, *windows)
 
 
+class _FirstPattern:
+    """``first`` of the first pattern of a block, corrected (that pattern only) when
+    there is a correction."""
+
+    def __init__(self, first: Callable, correction):
+        self.first = _Blockwise(first, correction)
+
+    def __call__(self, block):
+        return self.first(block[:1, :1], slice(0, 1), slice(0, 1))
+
+
 def _raw(data, kernel):
     """``(raw data, blockwise kernel)``."""
     return getattr(data, "raw", data), _Blockwise(kernel, getattr(data, "correction", None))
@@ -74,7 +85,7 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, delay=1.0, disable=not enabled, leave=False)
 
 
-def compute(*values, progress: bool = True):
+def compute_with_progress(*values, progress: bool = True):
     """Compute dask collections, with a progress bar after one second."""
     import dask
 
@@ -93,7 +104,7 @@ def compute(*values, progress: bool = True):
 
 
 def reduce_scan(data, kernel: Callable, merge: Callable, side: Sequence[np.ndarray] = (),
-                progress: bool = True, desc: str = "statistics"):
+                progress: bool = True, desc: str = "statistics", first: Callable | None = None):
     """One pass over the scan: ``merge`` of ``kernel(block, *side_windows)``, each
     block corrected first when ``data`` is a :class:`~.corrections.CorrectedData`.
 
@@ -102,31 +113,39 @@ def reduce_scan(data, kernel: Callable, merge: Callable, side: Sequence[np.ndarr
     data : ndarray, dask.array.Array or CorrectedData
         4D data ``(scan_y, scan_x, det_y, det_x)``.
     kernel : callable
-        ``kernel(block, *windows) -> partial``.
+        ``kernel(block, *windows) -> partial`` (``kernel(block, *windows, value)``
+        with ``first``).
     merge : callable
         Associative ``merge(a, b) -> partial``.
     side : sequence of ndarray
         Arrays whose last two axes are the scan; each block gets its window.
     progress : bool
         Show a progress bar for passes longer than a second.
+    first : callable, optional
+        ``first(pattern) -> value`` of the first pattern, a ``(1, 1, det_y, det_x)``
+        block (e.g. the shift of the sums), made within the pass from the first block
+        (read once) and given to every kernel.
 
     Returns
     -------
     object
-        The merged partial result.
+        The merged partial result; ``(result, value)`` with ``first``.
     """
+    firstk = None if first is None else _FirstPattern(first, getattr(data, "correction", None))
     data, kernel = _raw(data, kernel)
     logger.debug("%s: one pass over %s %s data (%s)", desc, data.shape, data.dtype,
                  "dask" if is_lazy(data) else "numpy")
     if not is_lazy(data):
         acc = None
         blocks = row_blocks(data.shape)
+        extra = () if first is None else (firstk(data[blocks[0]]),)
         with _progress(len(blocks), desc, progress) as bar:
             for ys in blocks:
-                part = kernel(data[ys], ys, slice(None), *(a[..., ys, :] for a in side))
+                part = kernel(data[ys], ys, slice(None), *(a[..., ys, :] for a in side),
+                              *extra)
                 acc = part if acc is None else merge(acc, part)
                 bar.update()
-        return acc
+        return acc if first is None else (acc, extra[0])
 
     import dask
 
@@ -136,18 +155,19 @@ def reduce_scan(data, kernel: Callable, merge: Callable, side: Sequence[np.ndarr
     delayed_blocks = data.to_delayed()
     parts = []
     dkernel = dask.delayed(kernel, pure=True)
+    extra = () if first is None else (dask.delayed(firstk, pure=True)(delayed_blocks[0, 0, 0, 0]),)
     for i in range(len(data.chunks[0])):
         for j in range(len(data.chunks[1])):
             ys = slice(ystarts[i], ystarts[i + 1])
             xs = slice(xstarts[j], xstarts[j + 1])
             parts.append(dkernel(delayed_blocks[i, j, 0, 0], ys, xs,
-                                 *(a[..., ys, xs] for a in side)))
+                                 *(a[..., ys, xs] for a in side), *extra))
     dmerge = dask.delayed(merge, pure=True)
     while len(parts) > 1:
         parts = [dmerge(parts[k], parts[k + 1]) if k + 1 < len(parts) else parts[k]
                  for k in range(0, len(parts), 2)]
-    (result,) = compute(parts[0], progress=progress)
-    return result
+    result = compute_with_progress(parts[0], *extra, progress=progress)
+    return result[0] if first is None else result
 
 
 def map_scan(data, kernel: Callable, n_out: int, progress: bool = True,

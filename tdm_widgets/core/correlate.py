@@ -3,14 +3,12 @@ pixel-STEM image (paper Eqs 3-5, 7 and 8), without forming the normalised matrix
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
 from .blocks import reduce_scan
+from .checks import check_data, detector_mask, region_mask, templates_stack
 from .moments import block_sums, first_pattern, merge_sums
 from .stats import ColumnStats, finish_stats
-from .validate import check_data, detector_mask, region_mask, templates_stack
 
 NORMALIZATIONS = ("pcc", "pcc_over_mean")
 
@@ -78,9 +76,9 @@ def statistics_pass(data, templates, region, progress: bool = True):
     t = np.zeros((0, sy, sx)) if templates is None else templates
     centers = np.median(t[:, reg], axis=1) if t.shape[0] else np.zeros(0)
     t = centred(t, reg)
-    shift = first_pattern(data)
-    sums = reduce_scan(data, partial(block_sums, shift=shift), merge_sums, side=(reg, t),
-                       progress=progress, desc="TDM statistics")
+    # the sums are taken about the first pattern, read within the pass (one read)
+    sums, shift = reduce_scan(data, block_sums, merge_sums, side=(reg, t), progress=progress,
+                              desc="TDM statistics", first=first_pattern)
     mean, m2, proj = sums.finish(shift)
     stats = finish_stats(sums.n, mean, m2, (dy, dx), data.dtype)
     return stats, proj, sums, shift, centers

@@ -7,9 +7,9 @@ import numpy as np
 
 from .apply import apply_masks
 from .blocks import is_lazy
+from .checks import check_data, detector_mask, region_mask, templates_stack
 from .correlate import NORMALIZATIONS, masks_from, statistics_pass, template_sum_of_squares
 from .kernels import sparse_projection
-from .validate import check_data, detector_mask, region_mask, templates_stack
 
 
 class TDMEngine:
@@ -110,7 +110,7 @@ class TDMEngine:
         Examples
         --------
         >>> data = np.random.default_rng(0).poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
-        >>> engine = tw.TDMEngine(data, progress=False)
+        >>> engine = TDMEngine(data, progress=False)
         >>> t = np.zeros((6, 5)); t[2, 3] = 1
         >>> engine.add_template(t)
         0
@@ -125,39 +125,28 @@ class TDMEngine:
                              f"{delta.shape}")
         if not np.isfinite(delta).all():
             raise ValueError("delta contains NaN or inf values")
-        proj, tsum = self._project(delta[None])
-        self._sums.proj[index] += proj[0]
-        self._sums.tsum[index] += tsum[0]
-        self.templates[index] += delta
+        self._add_deltas([index], delta[None])
+
+    def _add_deltas(self, indices, deltas: np.ndarray) -> None:
+        """Add ``deltas[j]`` to template ``indices[j]``, reading each position where any
+        of them is non-zero once."""
+        proj, tsum = self._project(deltas)
+        self._sums.proj[indices] += proj
+        self._sums.tsum[indices] += tsum
+        self.templates[indices] += deltas
 
     def set_template(self, index: int, template) -> None:
-        """Replace template ``index``; reads only the positions where it changed.
+        """Replace template ``index``; reads only the positions where it changed."""
+        self.set_templates({index: template})
 
-        Parameters
-        ----------
-        index : int
-            Template to replace.
-        template : array_like
-            ``(scan_y, scan_x)`` new template.
-
-        Returns
-        -------
-        None
-            The engine's sums are updated in place.
-
-        Examples
-        --------
-        >>> data = np.random.default_rng(0).poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
-        >>> engine = tw.TDMEngine(data, progress=False)
-        >>> t = np.zeros((6, 5)); t[2, 3] = 1
-        >>> engine.add_template(t)
-        0
-        >>> engine.set_template(0, np.roll(t, 1, axis=0))
-        >>> np.argwhere(engine.templates[0]).tolist()
-        [[3, 3]]
-        """
-        t, _ = templates_stack(template, self.scan_shape)
-        self.edit(index, t[0] - self.templates[index])
+    def set_templates(self, changes: dict) -> None:
+        """Replace several templates (index to template) at once; reads each position
+        where any of them changed once."""
+        if not changes:
+            return
+        indices = list(changes)
+        new = np.stack([templates_stack(changes[i], self.scan_shape)[0][0] for i in indices])
+        self._add_deltas(indices, new - self.templates[indices])
 
     def add_template(self, template) -> int:
         """Append a template; reads only the positions where it differs from its
@@ -176,7 +165,7 @@ class TDMEngine:
         Examples
         --------
         >>> data = np.random.default_rng(0).poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
-        >>> engine = tw.TDMEngine(data, progress=False)
+        >>> engine = TDMEngine(data, progress=False)
         >>> t = np.zeros((6, 5)); t[2, 3] = 1
         >>> engine.add_template(t)
         0
@@ -209,7 +198,7 @@ class TDMEngine:
         Examples
         --------
         >>> data = np.random.default_rng(0).poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
-        >>> engine = tw.TDMEngine(data, progress=False)
+        >>> engine = TDMEngine(data, progress=False)
         >>> t = np.zeros((6, 5)); t[2, 3] = 1
         >>> engine.add_template(t)
         0
@@ -242,7 +231,7 @@ class TDMEngine:
         Examples
         --------
         >>> data = np.random.default_rng(0).poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
-        >>> engine = tw.TDMEngine(data, progress=False)
+        >>> engine = TDMEngine(data, progress=False)
         >>> t = np.zeros((6, 5)); t[2, 3] = 1
         >>> engine.add_template(t)
         0
@@ -283,7 +272,7 @@ class TDMEngine:
         Examples
         --------
         >>> data = np.random.default_rng(0).poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
-        >>> engine = tw.TDMEngine(data, progress=False)
+        >>> engine = TDMEngine(data, progress=False)
         >>> t = np.zeros((6, 5)); t[2, 3] = 1
         >>> engine.add_template(t)
         0

@@ -46,7 +46,7 @@ def annulus(shape, inner, outer, scale=(1.0, 1.0), offset=(0.0, 0.0), center=(0.
 
     Examples
     --------
-    >>> annulus((5, 5), 0, 1.5, offset=(-2, -2)).sum()
+    >>> int(annulus((5, 5), 0, 1.5, offset=(-2, -2)).sum())
     9
     """
     if not (0 <= inner < outer):

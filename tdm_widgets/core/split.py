@@ -17,12 +17,12 @@ import numpy as np
 
 from .apply import physical_weights
 from .blocks import map_scan, reduce_scan
+from .checks import check_data, detector_mask, templates_stack
 from .corrections import raw_and_correction
 from .correlate import NORMALIZATIONS, centred, masks_from, template_sum_of_squares
 from .kernels import weighted_sums
 from .moments import block_sums, first_pattern, merge_sums
 from .stats import finish_stats
-from .validate import check_data, detector_mask, templates_stack
 
 
 def check_counts(dtype) -> None:

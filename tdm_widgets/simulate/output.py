@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io import from_array
-from ..signals import provenance
+from ..core.records import axes_4d, provenance_record
 
 
 def to_signal(result, title: str, command: str = ""):
@@ -38,17 +37,17 @@ def to_signal(result, title: str, command: str = ""):
     data = result.data.reshape(tuple(len(lead[i][1]) for i in keep) + result.data.shape[2:])
     pacbed = result.pacbed.reshape(tuple(len(lead[i][1]) for i in keep)
                                    + result.pacbed.shape[2:])
-    ref = from_array(result.data[0, 0], mrad_per_px=result.mrad_per_px,
-                     scan_step_A=(result.scan_step_A[1], result.scan_step_A[0]))
-    s = hs.signals.Signal2D(data)
-    axes = s.axes_manager._axes
-    for ax, (name, vals) in zip(axes, [lead[i] for i in keep]):
-        ax.name, ax.units = name, "nm"
+    axes = []
+    for name, vals in (lead[i] for i in keep):
+        ax = {"name": name, "size": len(vals), "units": "nm", "navigate": True}
         step = np.diff(vals)
         if np.allclose(step, step[0], rtol=0.05):
-            ax.scale, ax.offset = float(np.mean(step)), float(vals[0])
-    for ax, r in zip(axes[len(keep):], ref.axes_manager._axes):
-        ax.name, ax.scale, ax.offset, ax.units = r.name, r.scale, r.offset, r.units
+            ax.update(scale=float(np.mean(step)), offset=float(vals[0]))
+        axes.append(ax)
+    mrad = np.broadcast_to(np.asarray(result.mrad_per_px, float), (2,))
+    axes += axes_4d(result.data.shape[2:], (result.scan_step_A[1], result.scan_step_A[0]),
+                    mrad)
+    s = hs.signals.Signal2D(data, axes=axes)
     s.metadata.General.title = title
     params = dict(result.parameters)
     s.metadata.set_item("Simulation", {
@@ -61,7 +60,7 @@ def to_signal(result, title: str, command: str = ""):
         "intensity_units": "fraction of the incident beam per detector pixel",
         "generator_command": command,
     })
-    s.metadata.set_item("TDM", provenance("simulate", None, command=command))
+    s.metadata.set_item("TDM", provenance_record("simulate", command=command))
     s.metadata.set_item("Acquisition_instrument.TEM.beam_energy",
                         params["energy_eV"] / 1e3)
     s.metadata.set_item("Acquisition_instrument.TEM.convergence_angle",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .columns import columns_in_scan, projected_columns
+from .atom_columns import columns_in_scan, projected_columns
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..columns import point_templates, specificity
+from ..column_templates import point_templates, specificity
 from ..core.blocks import computed
 from ..core.engine import TDMEngine
 from ..signals import provenance, unwrap, wrap_detector_images, wrap_scan_images
@@ -79,14 +79,14 @@ class Explorer:
         self.normalization = ipw.ToggleButtons(options=[("Eq 5 (PCC)", "pcc"),
                                                         ("Eq 7 (PCC / mean)", "pcc_over_mean")],
                                                style={"button_width": "150px"})
-        self.application = ipw.ToggleButtons(options=[("raw data (Eq 2)", False),
-                                                      ("normalised (Eq 6)", True)],
-                                             style={"button_width": "150px"})
+        self.normalized = ipw.ToggleButtons(options=[("raw data (Eq 2)", False),
+                                                     ("normalised (Eq 6)", True)],
+                                            style={"button_width": "150px"})
         self.detector = ipw.ToggleButtons(options=[("BF disc", "bf"), ("whole detector", "all")],
                                           style={"button_width": "150px"})
         self.cross_validate = ipw.Dropdown(options=CV_OPTIONS, value="none",
                                            description="images", style=style)
-        for w in (self.normalization, self.application, self.detector, self.cross_validate):
+        for w in (self.normalization, self.normalized, self.detector, self.cross_validate):
             w.observe(lambda _: self.request_update(), "value")
         self.zoom = ipw.FloatSlider(value=1.0, min=0.5, max=3.0, step=0.25, style=style,
                                     description="zoom", continuous_update=False)
@@ -126,7 +126,7 @@ class Explorer:
         self._state_lock = threading.Lock()
         self._lock = threading.RLock()  # a control changed during an update re-enters
         self.painter.on_change(self._on_edit)
-        controls = ipw.VBox([self.normalization, self.application, self.detector,
+        controls = ipw.VBox([self.normalization, self.normalized, self.detector,
                              self.cross_validate, self.zoom, self.contrast_label, self.clip,
                              self.gamma, ipw.HBox([self.save_path, self.save_button]),
                              self.busy, self.status, self.notice],
@@ -257,15 +257,15 @@ class Explorer:
         masks = self.engine.masks(norm, det)
         split = self.cross_validate.value
         if split == "none":
-            images = computed(self.engine.images(masks, normalized=self.application.value,
+            images = computed(self.engine.images(masks, normalized=self.normalized.value,
                                                  progress=False))
         else:
-            from ..validation import cross_validated_image
+            from ..cross_validation import cross_validated_image
 
             cv = cross_validated_image(self.data, self.engine.templates, split=split,
                                        normalization=norm, detector_region=det,
-                                       normalized=self.application.value, progress=False)
-            images = np.asarray(cv.image.data)
+                                       normalized=self.normalized.value, progress=False)
+            images = np.asarray(cv.data)
         return masks, images
 
     def update(self) -> None:
@@ -305,7 +305,7 @@ class Explorer:
         z_scan = 210.0 / max(self.data.shape[:2])
         viewers = {}
         for n in names:
-            v = MaskViewer(self.data.shape[2:], self.data.shape[:2], self.cal,
+            v = MaskViewer(self.data.shape[:2], self.data.shape[2:], self.cal,
                            (self.bf_mrad,), n, det_region=det,
                            zoom_det=z_det * self.zoom.value, zoom_scan=z_scan * self.zoom.value)
             v.base_zoom = (z_det, z_scan)
@@ -368,7 +368,7 @@ class Explorer:
         out.mkdir(parents=True, exist_ok=True)
         templates = np.asarray(self.engine.templates)
         params = {"species": list(self.names), "normalization": self.normalization.value,
-                  "normalized": bool(self.application.value), "detector": self.detector.value,
+                  "normalized": bool(self.normalized.value), "detector": self.detector.value,
                   "bf_mrad": self.bf_mrad, "cross_validation": self.cross_validate.value,
                   "sigma_px": float(self.painter.sigma.value),
                   "region": None if self.painter.region is None else

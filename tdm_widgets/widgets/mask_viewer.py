@@ -24,10 +24,10 @@ class MaskViewer:
 
     Parameters
     ----------
-    det_shape : tuple of int
-        ``(det_y, det_x)``.
     scan_shape : tuple of int
         ``(scan_y, scan_x)``.
+    det_shape : tuple of int
+        ``(det_y, det_x)``.
     calibration : Calibration
         Detector calibration (mrad) for the outlines and scale bars.
     radii_mrad : sequence of float
@@ -40,7 +40,7 @@ class MaskViewer:
         Screen pixels per detector and per scan pixel.
     """
 
-    def __init__(self, det_shape, scan_shape, calibration=None, radii_mrad=(), title="",
+    def __init__(self, scan_shape, det_shape, calibration=None, radii_mrad=(), title="",
                  det_region=None, zoom_det: float = 3.0, zoom_scan: float = 6.0):
         import bqplot as bq
         import ipywidgets as ipw

@@ -17,13 +17,14 @@ class MatrixView:
 
     Parameters
     ----------
-    dm : DataMatrix
-        From :func:`tdm_widgets.data_matrix`.
+    dm : hyperspy.signals.Signal2D
+        From :func:`tdm_widgets.data_matrix` (the sorted D and, in
+        ``metadata.DataMatrix``, its orders and column radii).
     scan_shape, det_shape : tuple of int
     max_cells : int
         Largest number of displayed cells per side.
     units : str
-        Units of ``dm.radius`` (``"mrad"`` for calibrated data).
+        Units of the column radii (``"mrad"`` for calibrated data).
     clip_percent : float
         Percentile [%] of ``|D|`` mapped to the ends of the colour scale.
     """
@@ -36,10 +37,13 @@ class MatrixView:
         if not 0 < clip_percent <= 100:
             raise ValueError(f"clip_percent must be in (0, 100]; got {clip_percent}")
         self.dm, self.scan_shape, self.det_shape, self.units = dm, scan_shape, det_shape, units
-        p, q = dm.matrix.shape
+        order = dm.metadata.DataMatrix
+        self.row_order, self.col_order = np.asarray(order.row_order), np.asarray(order.col_order)
+        self.radius = np.asarray(order.radius, float)
+        p, q = dm.data.shape
         self.bin = (max(1, -(-p // max_cells)), max(1, -(-q // max_cells)))
         by, bx = self.bin
-        m = np.asarray(dm.matrix[: p // by * by, : q // bx * bx], float)
+        m = np.asarray(dm.data[: p // by * by, : q // bx * bx], float)
         self.display = m.reshape(p // by, by, q // bx, bx).mean(axis=(1, 3))
         self.vmax = float(np.percentile(np.abs(self.display), clip_percent)) or 1.0
         rgba, _, _ = colorize(np.clip(self.display, -self.vmax, self.vmax), diverging=True)
@@ -52,7 +56,7 @@ class MatrixView:
         self.mark = self.png.mark
         self.mark.on_element_click(self._on_click)
         # the angle is not linear in the column rank: mark round angles where they fall
-        r = np.asarray(dm.radius[: w * bx], float)
+        r = self.radius[: w * bx]
         step = nice_length(float(r.max() - r.min()) or 1.0)
         ticks = np.arange(np.ceil(r.min() / step) * step, r.max(), step)
         at = np.searchsorted(r, ticks).astype(float)
@@ -78,12 +82,12 @@ class MatrixView:
         """What the displayed cell (row, col) holds: the first scan position and
         detector pixel of the bin, their coordinates, the angle and the mean value."""
         r, c = row * self.bin[0], col * self.bin[1]
-        sp = int(self.dm.row_order[r])
-        dp = int(self.dm.col_order[c])
+        sp = int(self.row_order[r])
+        dp = int(self.col_order[c])
         sy, sx = np.unravel_index(sp, self.scan_shape)
         dy, dx = np.unravel_index(dp, self.det_shape)
         info = {"scan_yx": (int(sy), int(sx)), "detector_yx": (int(dy), int(dx)),
-                "radius": float(self.dm.radius[c]), "value": float(self.display[row, col])}
+                "radius": float(self.radius[c]), "value": float(self.display[row, col])}
         self.label.value = (f"scan (y, x) = {info['scan_yx']} px, detector (y, x) = "
                             f"{info['detector_yx']} px, r = {info['radius']:.1f} {self.units}, "
                             f"D̂ = {info['value']:+.2f}")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..columns import check_positions, point_templates
+from ..column_templates import check_positions, point_templates
 from ..core.blocks import computed
 from ..plotting import SPECIES_COLORS
-from ..templates import (
+from ..positions import (
     Lattice,
     lattice_from_points,
     load_positions,

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage, optimize
 from scipy.spatial import cKDTree
 
-from .columns import check_positions
+from .column_templates import check_positions
 
 
 @dataclass

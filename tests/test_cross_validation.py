@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import tdm_widgets as tw
-from tdm_widgets.columns import specificity
-from tdm_widgets.validation import cross_validated_image, thinned_halves
+from tdm_widgets.column_templates import specificity
+from tdm_widgets.cross_validation import cross_validated_image, thinned_halves
 
 
 def _points(shape, n, seed):
@@ -24,7 +24,7 @@ def test_noise_alone_reproduces_template_only_on_same_data():
     same = tw.apply_mask(counts, tw.pcc_mask(counts, t[0]), normalized=True)
     z_same = specificity(same, cols)["X"]
     cv = cross_validated_image(counts, t[0], split="dose", normalized=True)
-    z_cv = specificity(cv.image, cols)["X"]
+    z_cv = specificity(cv, cols)["X"]
     assert z_same > 2.5          # the template comes back from pure noise
     assert abs(z_cv) < 1.0       # and vanishes when derived on independent counts
 
@@ -40,7 +40,7 @@ def test_real_signal_survives_cross_validation():
     cv = cross_validated_image(counts, t[0], split="dose", normalized=True)
     f = 10 / 144
     z_perfect = np.sqrt((1 - f) / f)  # z at the columns of the binary template itself
-    assert specificity(cv.image, cols)["X"] > 0.7 * z_perfect
+    assert specificity(cv, cols)["X"] > 0.7 * z_perfect
 
 
 def test_thinning_gives_independent_poisson_halves():
@@ -67,10 +67,10 @@ def test_cells_split_holds_out_positions(rng):
     fit = np.zeros((8, 10), bool)
     fit[:, :5] = True
     cv = cross_validated_image(data, t, split="cells", fit_region=fit)
-    np.testing.assert_array_equal(cv.held_out, ~fit)
+    np.testing.assert_array_equal(cv.metadata.TDM.held_out, ~fit)
     # the mask came from the fit half only: equal to pcc_mask with that region
     m = tw.pcc_mask(data, t, region=fit)
-    np.testing.assert_allclose(cv.image.data, tw.apply_mask(data, m).data)
+    np.testing.assert_allclose(cv.data, tw.apply_mask(data, m).data)
     with pytest.raises(ValueError, match="split must be"):
         cross_validated_image(data, t, split="halves")
 
@@ -143,14 +143,14 @@ def test_dose_split_eager_equals_lazy_with_detector_split_chunks(normalized, dty
     t = np.stack([rng.random((9, 10)), (rng.random((9, 10)) > 0.7).astype(float)])
     ref = _cv_reference(counts, t, normalized, seed=2)
     eager = cross_validated_image(counts, t, split="dose", normalized=normalized, seed=2)
-    np.testing.assert_allclose(eager.image.data, ref, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(eager.data, ref, rtol=1e-9, atol=1e-9)
     thinned = []
     real_thin = split.thin
     monkeypatch.setattr(split, "thin", lambda b, i, s: thinned.append(i.size) or
                         real_thin(b, i, s))
     lazy = cross_validated_image(da.from_array(counts, chunks=(4, 3, 3, 4)), t,
                                  split="dose", normalized=normalized, seed=2)
-    np.testing.assert_allclose(lazy.image.data, eager.image.data, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(lazy.data, eager.data, rtol=1e-12, atol=1e-12)
     assert sum(thinned) == 2 * counts[..., 0, 0].size  # each half made once per pass
 
 
@@ -162,5 +162,5 @@ def test_rebinned_counts_split_by_dose():
     assert r.data.dtype == np.uint64
     t = rng.random((8, 8))
     cv = cross_validated_image(r, t, split="dose")
-    np.testing.assert_allclose(cv.image.data, _cv_reference(r.data, t, False, 0),
+    np.testing.assert_allclose(cv.data, _cv_reference(r.data, t, False, 0),
                                rtol=1e-9, atol=1e-9)

@@ -23,7 +23,7 @@ from .core.corrections import CorrectedData, raw_and_correction
 from .core.correlate import pcc_masks
 from .core.split import check_counts, dose_split_images, thin
 from .detector import resolve_detector_region
-from .signals import as_array, provenance, unwrap, wrap_scan_images
+from .signals import as_array, pick, provenance, unwrap, wrap_scan_images
 
 
 def thinned_halves(data, seed: int = 0):
@@ -47,32 +47,9 @@ def thinned_halves(data, seed: int = 0):
     return a, data - a
 
 
-@dataclass
-class CrossValidated:
-    """A cross-validated TDM image, from :func:`cross_validated_image`.
-
-    Parameters
-    ----------
-    image : hyperspy.signals.Signal2D
-        ``(scan_y, scan_x)`` or ``(k, scan_y, scan_x)``.
-    held_out : ndarray of bool
-        Scan positions whose pixels were not used to fit the mask (all of them for
-        ``split="dose"``, where the counts, not the positions, are held out).
-
-    Examples
-    --------
-    >>> cv = tw.cross_validated_image(counts, template)   # doctest: +SKIP
-    >>> cv.image.data.shape, bool(cv.held_out.all())      # doctest: +SKIP
-    ((20, 34), True)
-    """
-
-    image: object
-    held_out: np.ndarray
-
-
 def cross_validated_image(s, template, split: str = "dose", normalization: str = "pcc",
                           detector_region=None, fit_region=None, normalized: bool = False,
-                          seed: int = 0, progress: bool = True) -> CrossValidated:
+                          seed: int = 0, progress: bool = True, names=None):
     """A TDM image whose mask was fitted to independent data.
 
     Parameters
@@ -94,26 +71,26 @@ def cross_validated_image(s, template, split: str = "dose", normalization: str =
         Eq 6 instead of Eq 2, as in :func:`tdm_widgets.apply_mask`.
     seed : int
         Seed of the thinning.
-    progress : bool
-        Progress bars for passes longer than a second.
+    names : sequence of str, optional
+        One name per template, recorded in ``metadata.TDM.names``.
 
     Returns
     -------
-    CrossValidated
-        ``image`` (HyperSpy signal, axes in [A], values as :func:`apply_mask`
-        gives them) and ``held_out`` (the positions it may be judged on).
+    hyperspy.signals.Signal2D
+        ``(scan_y, scan_x)`` or ``(k, scan_y, scan_x)`` in angstrom.
+        ``metadata.TDM.held_out`` is the boolean ``(scan_y, scan_x)`` array of the
+        positions whose pixels were not used to fit the mask (all of them for
+        ``split="dose"``, where the counts, not the positions, are held out);
+        :func:`tdm_widgets.specificity` judges the image there.
 
     Examples
     --------
-    >>> rng = np.random.default_rng(0)
-    >>> counts = rng.poisson(20.0, (10, 8, 12, 12)).astype(np.uint16)
-    >>> t = np.zeros((10, 8)); t[::5, ::4] = 1
-    >>> cv = tw.cross_validated_image(counts, t, split="dose", progress=False)
-    >>> cv.image.data.shape, bool(cv.held_out.all())
-    ((10, 8), True)
-    >>> cells = tw.cross_validated_image(counts, t, split="cells", progress=False)
-    >>> int(cells.held_out.sum())                      # the right half of the scan
-    40
+    >>> import numpy as np, tdm_widgets as tw
+    >>> counts = np.random.default_rng(0).poisson(20.0, (8, 8, 6, 6)).astype(np.uint16)
+    >>> t = np.zeros((8, 8)); t[::4, ::4] = 1
+    >>> cv = tw.cross_validated_image(counts, t, split="cells", progress=False)
+    >>> cv.data.shape, int(cv.metadata.TDM.held_out.sum())   # the right half held out
+    ((8, 8), 32)
     """
     data, cal, src = unwrap(s)
     t = as_array(template, "template")
@@ -138,8 +115,9 @@ def cross_validated_image(s, template, split: str = "dose", normalization: str =
     meta = provenance("cross_validated_image", src, split=split, normalization=normalization,
                       normalized=bool(normalized), seed=int(seed), template=t,
                       held_out=held)
-    return CrossValidated(wrap_scan_images(img, cal, f"cross-validated TDM ({split})", meta),
-                          held)
+    sig = wrap_scan_images(img, cal, f"cross-validated TDM ({split})", meta, names=names)
+    sig.metadata.set_item("TDM.held_out", held)  # a result: where the image may be judged
+    return sig
 
 
 def _apply(data, masks, normalized, stats, progress):
@@ -163,9 +141,10 @@ def virtual_detectors(s, virtual="auto", progress: bool = True) -> dict:
 
     Returns
     -------
-    dict of str to ndarray
-        Name to a boolean ``(det_y, det_x)`` mask; empty if ``virtual`` is None or, with
-        ``"auto"``, the detector is not calibrated in mrad (with a warning).
+    dict of str to (float, float)
+        Name to ``(inner_mrad, outer_mrad)`` (each holding detector pixels), as
+        :meth:`tdm_widgets.TDMSession.images` takes them; empty if ``virtual`` is None
+        or, with ``"auto"``, the detector is not calibrated in mrad (with a warning).
 
     Examples
     --------
@@ -195,16 +174,13 @@ def virtual_detectors(s, virtual="auto", progress: bool = True) -> dict:
         virtual = {"virtual ABF": (0.5 * alpha, alpha), "virtual ADF": (1.25 * alpha, np.inf)}
     if not isinstance(virtual, dict):
         raise TypeError(f"virtual must be 'auto', a dict or None; got {type(virtual).__name__}")
-    masks = {}
     for name, radii in virtual.items():
         if np.shape(radii) != (2,):
             raise ValueError(f"virtual[{name!r}] must be (inner_mrad, outer_mrad); got {radii}")
-        m = detector_annulus(cal, data.shape[2:], *radii)
-        if not m.any():
+        if not detector_annulus(cal, data.shape[2:], *radii).any():
             raise ValueError(f"virtual[{name!r}] = {tuple(radii)} mrad holds no detector "
                              "pixel (outside the detector?)")
-        masks[name] = m
-    return masks
+    return {name: (float(a), float(b)) for name, (a, b) in virtual.items()}
 
 
 def specificity_report(s, columns: dict, species=None, split: str = "dose",
@@ -262,32 +238,43 @@ def specificity_report(s, columns: dict, species=None, split: str = "dose",
     >>> rep = tdm_widgets.specificity_report(s, cols, detector_region=(0, 23.5))  # doctest: +SKIP
     >>> print(tdm_widgets.format_specificity(rep))                                # doctest: +SKIP
     """
-    from .columns import point_templates, random_positions_template, specificity
-    from .imaging import apply_mask, pcc_mask
+    from .column_templates import specificity
+    from .session import TDMSession
 
-    data, _, _ = unwrap(s)
-    shape = data.shape[:2]
-    t, names = point_templates(columns, shape, species, sigma_px=sigma_px, combined=None)
-    n_null = int(round(np.mean([(ti > 0.5).sum() for ti in t]))) if sigma_px <= 0 else \
-        len(next(iter(columns.values())))
-    t = np.concatenate([t, random_positions_template(columns, shape, n_null, seed)[None]])
-    names = names + ["null"]
-    kw = dict(normalization=normalization, detector_region=detector_region)
-    same = apply_mask(s, pcc_mask(s, t, progress=progress, **kw), normalized=normalized,
-                      progress=progress).data
-    same = computed(same)
-    cv = cross_validated_image(s, t, split=split, fit_region=fit_region,
-                               normalized=normalized, seed=seed, progress=progress, **kw)
-    rows = {}
-    det = virtual_detectors(s, virtual, progress)
-    if det:
-        vimg = computed(apply_mask(s, np.stack(list(det.values())), progress=progress).data)
-        rows.update({name: specificity(im, columns) for name, im in zip(det, vimg)})
-    for i, n in enumerate(names):
-        rows[f"{n} same-data"] = specificity(same[i], columns)
-        rows[f"{n} cross-validated"] = specificity(
-            cv.image.data[i], columns, where=None if split == "dose" else cv.held_out)
+    session = TDMSession.from_columns(s, columns, species, sigma_px=sigma_px, combined=None,
+                                      normalization=normalization,
+                                      detector_region=detector_region, progress=progress)
+    session.set_template("null", null_template(columns, session.scan_shape, species,
+                                               sigma_px, seed))
+    virtual = virtual_detectors(s, virtual, progress)
+    same = session.images(virtual=virtual, normalized=normalized)  # with the statistics: 2
+    cv = session.cross_validated(split, normalized=normalized, seed=seed,
+                                 fit_region=fit_region)  # 2 passes
+    rows = {name: specificity(pick(same, name), columns) for name in virtual}
+    for n in session.names:
+        rows[f"{n} same-data"] = specificity(pick(same, n), columns)
+        rows[f"{n} cross-validated"] = specificity(pick(cv, n), columns)  # held-out positions
     return rows
+
+
+def null_template(columns: dict, scan_shape, species=None, sigma_px: float = 0.0,
+                  seed: int = 0) -> np.ndarray:
+    """The null control of :func:`specificity_report`: single pixels at random positions
+    away from every column, as many as a species template holds on average (the columns
+    of the first species for Gaussian templates).
+
+    Examples
+    --------
+    >>> t = null_template({"A": [[1, 1], [5, 5]], "B": [[1, 5]]}, (8, 8), seed=1)
+    >>> t.shape, int(t.sum())
+    ((8, 8), 2)
+    """
+    from .column_templates import point_templates, random_positions_template
+
+    t, _ = point_templates(columns, scan_shape, species, sigma_px=sigma_px, combined=None)
+    n = int(round(np.mean([(ti > 0.5).sum() for ti in t]))) if sigma_px <= 0 else \
+        len(next(iter(columns.values())))
+    return random_positions_template(columns, scan_shape, n, seed)
 
 
 @dataclass

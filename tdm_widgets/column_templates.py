@@ -132,7 +132,9 @@ def specificity(image, columns: dict, where=None) -> dict[str, float]:
         Species to ``(n, 2)`` (row, col) positions [scan px].
     where : ndarray of bool, optional
         Judge only these scan positions (the held-out part of a ``split="cells"``
-        cross-validation): mean, std and columns are taken there.
+        cross-validation): mean, std and columns are taken there. If None, the
+        held-out positions an image of :func:`tdm_widgets.cross_validated_image`
+        records (``metadata.TDM.held_out``), else every position.
 
     Returns
     -------
@@ -147,6 +149,8 @@ def specificity(image, columns: dict, where=None) -> dict[str, float]:
     >>> round(z["A"], 2), round(z["B"], 2)
     (4.12, -0.24)
     """
+    if where is None and hasattr(image, "metadata"):
+        where = image.metadata.get_item("TDM.held_out")
     img = getattr(image, "data", image)
     img = np.asarray(computed(img), float)
     if img.ndim != 2:

@@ -1,0 +1,173 @@
+"""The session that owns the pass, counted: every read of the data goes through a
+counting array under a dask array, so a test knows how many passes (or patterns) an
+operation really read."""
+
+import json
+
+import dask.array as da
+import numpy as np
+import pytest
+
+import tdm_widgets as tw
+from conftest import reference_pcc
+from tdm_widgets import demo
+from tdm_widgets.core.correlate import pcc_masks
+
+
+class CountingArray:
+    """A read-only array-like that counts the values read through it."""
+
+    def __init__(self, a):
+        self.a = np.asarray(a)
+        self.shape, self.dtype, self.ndim = self.a.shape, self.a.dtype, self.a.ndim
+        self.values_read = 0
+
+    def __getitem__(self, index):
+        out = self.a[index]
+        self.values_read += out.size
+        return out
+
+
+def counted(a, chunks):
+    """``(dask array over a, counter)``."""
+    counter = CountingArray(a)
+    return da.from_array(counter, chunks=chunks), counter
+
+
+def passes(counter, size):
+    """Passes over data of ``size`` values read so far."""
+    return counter.values_read / size
+
+
+def test_the_counter_counts_every_pass(data4d):
+    """One virtual image reads the data once, a mask and an image twice."""
+    lazy, counter = counted(data4d, (4, -1, -1, -1))
+    size = data4d.size
+    s = tw.from_array(lazy, mrad_per_px=2.0)
+    tw.virtual_image(s, 0, 6, progress=False).compute(show_progressbar=False)
+    assert passes(counter, size) == 1
+    m = tw.pcc_mask(s, np.eye(11, 9), progress=False)
+    tw.apply_mask(s, m, progress=False).compute(show_progressbar=False)
+    assert passes(counter, size) == 3
+
+
+def test_eq6_after_pcc_mask_makes_no_statistics_pass(data4d, rng):
+    t = rng.random((2,) + data4d.shape[:2])
+    lazy, counter = counted(data4d, (3, -1, -1, -1))
+    size = data4d.size
+    s = tw.from_array(lazy, scan_step_A=0.2, mrad_per_px=2.0)
+    masks = tw.pcc_mask(s, t, progress=False)
+    assert passes(counter, size) == 1  # the statistics
+    img = tw.apply_mask(s, masks, normalized=True, progress=False)
+    img.compute(show_progressbar=False)
+    assert passes(counter, size) == 2  # the image only
+    # the reference: Eq 6 materialised, D_hat @ m
+    sy, sx, dy, dx = data4d.shape
+    D = data4d.reshape(sy * sx, -1).astype(float)
+    Dh = (D - D.mean(0)) / D.std(0)
+    ref = (Dh @ masks.data.reshape(2, -1).T).T.reshape(2, sy, sx)
+    np.testing.assert_allclose(img.data, ref, rtol=1e-9, atol=1e-9)
+    # a bare array carries no statistics: Eq 6 then costs a statistics pass too
+    tw.apply_mask(s, masks.data, normalized=True,
+                  progress=False).compute(show_progressbar=False)
+    assert passes(counter, size) == 4
+    # nor does a mask of other data
+    other = tw.pcc_mask(data4d.copy(), t, progress=False)
+    tw.apply_mask(s, other, normalized=True, progress=False).compute(show_progressbar=False)
+    assert passes(counter, size) == 6
+
+
+def test_an_edit_reads_only_the_touched_patterns(data4d):
+    """A column added or removed reads that one pattern, once, although it changes two
+    templates (its species and "all"); the masks equal a fresh computation."""
+    sy, sx, dy, dx = data4d.shape
+    lazy, counter = counted(data4d, (1, 1, -1, -1))  # one pattern per chunk
+    cols = {"A": [[1, 1], [5, 4]], "B": [[2, 7], [8, 3]]}
+    session = tw.TDMSession.from_columns(lazy, cols, progress=False)
+    session.masks()
+    assert passes(counter, data4d.size) == 1
+    read = counter.values_read
+    session.add_column("A", 7, 2)
+    assert counter.values_read - read == dy * dx                    # one pattern
+    session.remove_column("B", 2.2, 6.9)
+    assert counter.values_read - read == 2 * dy * dx                # and one more
+    session.masks()                                                 # no pass
+    assert counter.values_read - read == 2 * dy * dx
+    t, names = tw.point_templates({"A": [[1, 1], [5, 4], [7, 2]], "B": [[8, 3]]},
+                                  (sy, sx))
+    assert session.names == names
+    for i in range(len(names)):
+        np.testing.assert_allclose(session.mask_array()[i], reference_pcc(data4d, t[i]),
+                                   rtol=1e-9, atol=1e-12)
+
+
+def test_demo_reads_the_data_twice(tmp_path, monkeypatch):
+    """``tdm demo``: the statistics pass, then one pass for every TDM and virtual image;
+    the PACBED shown is the statistics' mean."""
+    series = tw.load(demo.BUNDLED)
+    counters = []
+
+    def counted_load(path):
+        lazy = series.as_lazy()
+        lazy.data, counter = counted(series.data, (1, 5) + (-1,) * (series.data.ndim - 2))
+        counters.append(counter)
+        return lazy
+
+    monkeypatch.setattr(demo, "load", counted_load)
+    table = demo.run_demo(tmp_path, demo.BUNDLED, thickness_nm=70, progress=False)
+    member = int(np.prod(series.data.shape[1:]))
+    assert passes(counters[0], member) == 2
+    # what the two passes gave equals the plain functions on the data in memory
+    from tdm_widgets.simulate import columns_of, select
+
+    s = select(series, thickness_nm=70)
+    cols = columns_of(series)
+    abf = tw.virtual_image(s, 11, 23.5, progress=False)
+    assert table["virtual ABF"] == pytest.approx(tw.specificity(abf, cols))
+    t, names = tw.point_templates(cols, s.data.shape[:2], demo.SPECIES)
+    images = tw.apply_mask(s, tw.pcc_mask(s, t, detector_region=(0, 23.5), progress=False),
+                           progress=False)
+    for i, n in enumerate(names):
+        assert table[f"TDM {n}"] == pytest.approx(tw.specificity(images.data[i], cols))
+
+
+def test_session_takes_a_signal_and_names_its_results(data4d, rng):
+    s = tw.from_array(data4d, scan_step_A=0.25, mrad_per_px=2.0)
+    t = {"A": rng.random(data4d.shape[:2]), "B": rng.random(data4d.shape[:2])}
+    session = tw.TDMSession(s, t, detector_region=(0, 8), progress=False)
+    masks = session.masks()
+    assert masks.metadata.TDM.names == ["A", "B"]
+    assert masks.axes_manager.signal_axes[0].units == "mrad"
+    ref, _ = pcc_masks(data4d, np.stack(list(t.values())),
+                       detector_region=tw.detector_annulus(s, data4d.shape[2:], 0, 8))
+    np.testing.assert_allclose(masks.data, ref, rtol=1e-9, atol=1e-12)
+    images = session.images(virtual={"BF": (0, 6)})
+    assert images.metadata.TDM.names == ["A", "B", "BF"]
+    assert images.axes_manager.signal_axes[0].scale == 0.25
+    np.testing.assert_allclose(tw.pick(images, "BF").data,
+                               tw.virtual_image(s, 0, 6, progress=False).data, rtol=1e-12)
+    np.testing.assert_allclose(tw.pick(images, ["B"]).data[0],
+                               tw.apply_mask(s, masks, progress=False).data[1], rtol=1e-12)
+    stats = session.column_stats()
+    np.testing.assert_allclose(stats.data, tw.column_stats(s, progress=False).data)
+    np.testing.assert_allclose(stats.data[0], data4d.mean((0, 1)), rtol=1e-6)
+
+
+def test_saved_provenance_records_checksums_not_arrays(tmp_path, data4d):
+    s = tw.from_array(data4d, scan_step_A=0.25, mrad_per_px=2.0)
+    session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [5, 4]]}, progress=False)
+    folder = session.save(tmp_path / "out")
+    record = json.loads((folder / "session.json").read_text())
+    assert set(record["parameters"]["templates"]["A"]) == {"shape", "dtype", "nonzero",
+                                                           "sha256"}
+    import hyperspy.api as hs
+
+    for name in ("masks.hspy", "images.hspy"):
+        meta = hs.load(folder / name).metadata.TDM.as_dictionary()
+
+        def arrays(node):
+            if isinstance(node, dict):
+                return [a for v in node.values() for a in arrays(v)]
+            return [node] if isinstance(node, np.ndarray) else []
+
+        assert arrays(meta) == []
