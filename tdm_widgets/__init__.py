@@ -3,6 +3,7 @@
 Public API::
 
     load, from_array, add_poisson_noise          data in
+    data_path                                     every dataset of data_manifest.yaml
     bf_disk, calibrate_detector, virtual_image    virtual detectors
     find_bad_pixels, set_bad_pixels               dead, hot, stuck pixels: excluded everywhere
     measure_descan, correct_descan                descan, corrected inside every pass
@@ -33,6 +34,7 @@ from .descan import Descan, correct_descan, measure_descan
 from .imaging import apply_mask, bf_disk, calibrate_detector, column_stats, data_matrix, \
     detector_annulus, pcc_mask, virtual_image
 from .core.engine import TDMEngine
+from .datasets import data_path
 from .io import from_array, load
 from .live import LiveTDM, export_weighted_detector
 from .noise import add_poisson_noise
@@ -55,7 +57,7 @@ __all__ = [
     "add_poisson_noise", "apply_mask", "bf_disk", "calibrate_detector", "cell_from_columns",
     "center_of_mass", "correct_descan", "column_stats", "cross_validated_image",
     "cross_validated_joint_images",
-    "data_matrix", "detector_annulus", "displacement_vectors", "eigen_closeness",
+    "data_matrix", "data_path", "detector_annulus", "displacement_vectors", "eigen_closeness",
     "eigen_images", "explore", "export_weighted_detector", "find_bad_pixels", "find_peaks", "format_specificity", "from_array", "icom",
     "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
     "measure_descan", "pcc_mask", "peak_heights", "point_templates", "random_positions_template",

@@ -11,6 +11,7 @@ from scipy import ndimage
 
 from .core.blocks import reduce_scan
 from .core.moments import first_pattern
+from .core.progress import hyperspy_progressbar
 from .signals import CORRECTIONS, unwrap
 
 
@@ -54,9 +55,11 @@ def _merge(a, b):
             np.maximum(a[4], b[4]), a[5] | b[5])
 
 
+@hyperspy_progressbar
 def find_bad_pixels(s, hot_sigma: float = 10.0, hot_ratio: float = 1.5,
                     dead_ratio: float = 0.2, dead_min_counts: float = 20.0,
-                    neighbourhood_px: int = 5, progress: bool = True) -> BadPixels:
+                    neighbourhood_px: int = 5, show_progressbar: bool | None = None
+                    ) -> BadPixels:
     """Dead, hot and stuck detector pixels from the data's own statistics (one pass).
 
     Each pixel's mean over the scan is compared with the median of its
@@ -111,7 +114,7 @@ def find_bad_pixels(s, hot_sigma: float = 10.0, hot_ratio: float = 1.5,
     det = data.shape[2:]
     shift = first_pattern(data)
     n, s1, s2, lo, hi, nonfin = reduce_scan(data, partial(_pixel_sums, shift=shift),
-                                            _merge, progress=progress,
+                                            _merge, progress=show_progressbar,
                                             desc="bad pixels")
     nn = np.maximum(n, 1)
     mean = (shift + s1 / nn).reshape(det)

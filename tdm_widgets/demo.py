@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from . import apply_mask, load, pcc_mask, virtual_image
-from .columns import format_specificity, point_templates, random_positions_template, \
-    specificity
+from .columns import format_specificity, point_templates, random_positions_template, specificity
+from .core.progress import hyperspy_progressbar
 from .simulate.output import columns_of, select
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -17,8 +17,10 @@ BUNDLED = DATA_DIR / "lifepo4_thickness.hspy"
 SPECIES = ("Li", "Fe", "P", "O")
 
 
+@hyperspy_progressbar
 def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
-             dose_e_per_A2: float | None = None, seed: int = 0, progress: bool = True
+             dose_e_per_A2: float | None = None, seed: int = 0,
+             show_progressbar: bool | None = None
              ) -> dict:
     """Run the main job and write its outputs to ``out``.
 
@@ -58,14 +60,14 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
         s = add_poisson_noise(s, dose_e_per_A2, seed=seed)
     cols = {k: v for k, v in sorted(columns_of(series).items(), key=lambda kv: SPECIES.index(kv[0]))}
     shape = s.data.shape[:2]
-    abf = virtual_image(s, 11.0, 23.5, progress=progress)
-    adf = virtual_image(s, 30.0, 64.0, progress=progress)
+    abf = virtual_image(s, 11.0, 23.5, show_progressbar=show_progressbar)
+    adf = virtual_image(s, 30.0, 64.0, show_progressbar=show_progressbar)
     templates, names = point_templates(cols, shape, SPECIES, combined="all")
     null = random_positions_template(cols, shape, len(cols["Li"]), seed=seed)
     templates = np.concatenate([templates, null[None]])
     names.append("null")
-    masks = pcc_mask(s, templates, detector_region=(0.0, 23.5), progress=progress)
-    images = apply_mask(s, masks, progress=progress)
+    masks = pcc_mask(s, templates, detector_region=(0.0, 23.5), show_progressbar=show_progressbar)
+    images = apply_mask(s, masks, show_progressbar=show_progressbar)
     masks.metadata.set_item("TDM.names", names)
     images.metadata.set_item("TDM.names", names)
     for sig, name in ((abf, "virtual_ABF"), (adf, "virtual_ADF"), (masks, "tdm_masks"),

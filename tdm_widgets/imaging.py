@@ -17,6 +17,7 @@ from .core.correlate import column_statistics
 from .core.disk import MIN_RADIUS_PX, BFDisk, find_bf_disk
 from .core.matrix import DataMatrix, sorted_matrix
 from .core.moments import mean_pattern
+from .core.progress import hyperspy_progressbar
 from .core.validate import templates_stack
 from .descan import check_descan as descan_check
 from .detector import center_in_axis_units, detector_annulus
@@ -24,9 +25,10 @@ from .session import TDMSession, statistics_for
 from .signals import as_array, provenance, unwrap, wrap_scan_images
 
 
+@hyperspy_progressbar
 def bf_disk(s, semiangle_mrad: float | None = None, min_radius_px: float = MIN_RADIUS_PX,
             max_residual_px: float | None = None, check_descan: bool = True,
-            progress: bool = True) -> BFDisk:
+            show_progressbar: bool | None = None) -> BFDisk:
     """Bright-field disc centre and radius from the position-averaged pattern.
 
     Bad pixels stored on the signal (:func:`tdm_widgets.set_bad_pixels`) are
@@ -67,7 +69,7 @@ def bf_disk(s, semiangle_mrad: float | None = None, min_radius_px: float = MIN_R
     >>> tdm_widgets.calibrate_detector(s, disk)              # doctest: +SKIP
     """
     data, _, _ = unwrap(s)
-    disk = find_bf_disk(mean_pattern(data, progress), semiangle_mrad, min_radius_px,
+    disk = find_bf_disk(mean_pattern(data, show_progressbar), semiangle_mrad, min_radius_px,
                         max_residual_px)
     descan_set = isinstance(data, CorrectedData) and data.correction.descan_px is not None
     if check_descan and not descan_set:
@@ -106,8 +108,9 @@ def calibrate_detector(s, disk: BFDisk):
     return s
 
 
+@hyperspy_progressbar
 def virtual_image(s, inner_mrad: float, outer_mrad: float, center=None,
-                  progress: bool = True):
+                  show_progressbar: bool | None = None):
     """Virtual image from a binary annular detector (BF, ABF or ADF).
 
     Parameters
@@ -132,15 +135,16 @@ def virtual_image(s, inner_mrad: float, outer_mrad: float, center=None,
         raise ValueError(f"annulus {inner_mrad:g}-{outer_mrad:g} mrad selects no detector "
                          f"pixel: the detector spans {r.min():.3g}-{r.max():.3g} mrad from "
                          "the centre")
-    img = apply_masks(data, mask, progress=progress)
+    img = apply_masks(data, mask, progress=show_progressbar)
     meta = provenance("virtual_image", src, inner_mrad=float(inner_mrad),
                       outer_mrad=float(outer_mrad), n_pixels=int(mask.sum()),
                       center_mrad=list(center_in_axis_units(center, cal)))
     return wrap_scan_images(img, cal, f"virtual {inner_mrad:g}-{outer_mrad:g} mrad", meta)
 
 
+@hyperspy_progressbar
 def pcc_mask(s, template, normalization: str = "pcc", region=None, detector_region=None,
-             progress: bool = True):
+             show_progressbar: bool | None = None):
     """Template-derived mask: Pearson correlation of a template with every
     pixel-STEM image (paper Eq 5/8; Eq 7 with ``normalization="pcc_over_mean"``).
 
@@ -175,21 +179,22 @@ def pcc_mask(s, template, normalization: str = "pcc", region=None, detector_regi
     >>> import numpy as np, tdm_widgets as tw
     >>> data = np.random.default_rng(0).poisson(9.0, (8, 8, 6, 6)).astype(np.uint16)
     >>> t = np.zeros((8, 8)); t[::4, ::4] = 1
-    >>> mask = tw.pcc_mask(data, t, progress=False)
+    >>> mask = tw.pcc_mask(data, t, show_progressbar=False)
     >>> mask.data.shape, bool(np.abs(mask.data).max() <= 1)
     ((6, 6), True)
-    >>> tw.apply_mask(data, mask, normalized=True, progress=False).data.shape
+    >>> tw.apply_mask(data, mask, normalized=True, show_progressbar=False).data.shape
     (8, 8)
     """
     session = TDMSession(s, region=region, detector_region=detector_region,
-                         normalization=normalization, progress=progress)
+                         normalization=normalization, progress=show_progressbar)
     stack, single = templates_stack(as_array(template, "template"), session.scan_shape)
     for i, ti in enumerate(stack):
         session.set_template(f"template {i}", ti)
     return session.masks(squeeze=single)
 
 
-def column_stats(s, region=None, progress: bool = True):
+@hyperspy_progressbar
+def column_stats(s, region=None, show_progressbar: bool | None = None):
     """Per-detector-pixel mean and standard deviation over the scan (one pass).
 
     Returns
@@ -198,10 +203,12 @@ def column_stats(s, region=None, progress: bool = True):
         ``mean``, ``std`` and ``valid`` (non-constant) arrays of the detector shape.
     """
     data, _, _ = unwrap(s)
-    return column_statistics(data, region=region, progress=progress)
+    return column_statistics(data, region=region, progress=show_progressbar)
 
 
-def apply_mask(s, mask, normalized: bool = False, stats=None, progress: bool = True):
+@hyperspy_progressbar
+def apply_mask(s, mask, normalized: bool = False, stats=None,
+               show_progressbar: bool | None = None):
     """Apply a detector mask (or a stack) to the data.
 
     ``normalized=False`` is Eq 2, ``D m`` on the raw data; ``normalized=True`` is
@@ -230,8 +237,8 @@ def apply_mask(s, mask, normalized: bool = False, stats=None, progress: bool = T
     if normalized and stats is None:
         stats = statistics_for(mask, data)  # kept by pcc_mask for the same data
     if normalized and stats is None:
-        stats = column_statistics(data, progress=progress)
-    img = apply_masks(data, m, normalized=normalized, stats=stats, progress=progress)
+        stats = column_statistics(data, progress=show_progressbar)
+    img = apply_masks(data, m, normalized=normalized, stats=stats, progress=show_progressbar)
     mask_meta = mask.metadata.get_item("TDM") if hasattr(mask, "metadata") else None
     meta = provenance("apply_mask", src, normalized=bool(normalized),
                       equation="Eq 6" if normalized else "Eq 2",
@@ -240,7 +247,8 @@ def apply_mask(s, mask, normalized: bool = False, stats=None, progress: bool = T
     return wrap_scan_images(img, cal, "TDM image" if mask_meta else "masked image", meta)
 
 
-def data_matrix(s, center=None, normalized: bool = True, progress: bool = True
+@hyperspy_progressbar
+def data_matrix(s, center=None, normalized: bool = True, show_progressbar: bool | None = None
                 ) -> DataMatrix:
     """The matrix D of Fig 1d: columns by radius from the BF-disc centre, rows by
     intensity outside the BF disc (high angle), columns standardised by Eq 3.
@@ -263,15 +271,15 @@ def data_matrix(s, center=None, normalized: bool = True, progress: bool = True
     data, cal, _ = unwrap(s)
     # the sorted copy needs the data in memory anyway: read a lazy signal once
     arr = data.materialize() if isinstance(data, CorrectedData) else np.asarray(computed(data))
-    stats = column_statistics(arr, progress=progress) if normalized else None
+    stats = column_statistics(arr, progress=show_progressbar) if normalized else None
     if isinstance(center, BFDisk):
         disk = center
     else:
-        mean = stats.mean if stats is not None else mean_pattern(arr, progress)
+        mean = stats.mean if stats is not None else mean_pattern(arr, show_progressbar)
         disk = find_bf_disk(mean)
     c = center_in_axis_units(disk, cal)
     shape = arr.shape[2:]
     radius = geometry.radius_map(shape, cal.det_scale, cal.det_offset, c)
     r_px = geometry.radius_map(shape, center=disk.center_px)
-    high = apply_masks(arr, r_px > disk.radius_px, progress=progress)
+    high = apply_masks(arr, r_px > disk.radius_px, progress=show_progressbar)
     return sorted_matrix(arr, radius, high, stats)

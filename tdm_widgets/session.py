@@ -264,7 +264,7 @@ class TDMSession:
         if self._engine is None:
             stack = np.stack(self._pending) if self._pending else None
             self._engine = TDMEngine(self.data, stack, region=self._region,
-                                     progress=self.progress)
+                                     show_progressbar=self.progress)
             self._pending = []
         return self._engine
 
@@ -367,7 +367,8 @@ class TDMSession:
         sig = self.signal if self.signal is not None else self.data
         cv = cross_validated_image(sig, t, split=split, normalization=self.normalization,
                                    detector_region=self._det, fit_region=fit_region,
-                                   normalized=normalized, seed=seed, progress=self.progress)
+                                   normalized=normalized, seed=seed,
+                                   show_progressbar=self.progress)
         cv.image.metadata.set_item("TDM.names", names)
         return cv
 

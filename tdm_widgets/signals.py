@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._version import __version__
 from .core.blocks import computed
 from .core.corrections import CorrectedData, Correction
+from .core.geometry import wavelength_A
 from .core.validate import check_data
 
 #: Metadata node holding a signal's detector corrections (see :func:`correction_of`).
@@ -22,6 +23,16 @@ _TO_ANGSTROM = {"Å": 1.0, "A": 1.0, "angstrom": 1.0, "Angstrom": 1.0, "nm": 10.
                 "pm": 0.01, "µm": 1e4, "um": 1e4}
 #: Angle units converted to mrad.
 _TO_MRAD = {"mrad": 1.0, "rad": 1e3, "µrad": 1e-3, "urad": 1e-3}
+#: Reciprocal-length units of a diffraction axis (k = 1/d, as pyxem and RosettaSciIO
+#: write them, LaTeX spellings included) converted to 1/angstrom.
+_TO_INV_ANGSTROM = {
+    **dict.fromkeys(("1/Å", "1/A", "Å^-1", "A^-1", "Å⁻¹", "A⁻¹", "A-1", "k_A^-1",
+                     "$A^{-1}$", r"$\AA^{-1}$", "1 / Å", "1 / A", "1/angstrom"), 1.0),
+    **dict.fromkeys(("1/nm", "nm^-1", "nm⁻¹", "nm-1", "k_nm^-1", "nm$^{-1}$",
+                     "$nm^{-1}$", "1 / nm"), 0.1),
+}
+#: Where HyperSpy (and pyxem) keep the beam energy [keV].
+BEAM_ENERGY = "Acquisition_instrument.TEM.beam_energy"
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,10 @@ class Calibration:
     det_scale: tuple[float, float] = (1.0, 1.0)
     det_offset: tuple[float, float] = (0.0, 0.0)
     det_units: str = "px"
+    #: ``metadata.Acquisition_instrument`` of the source (beam energy, convergence
+    #: angle, ...) and its ``metadata.Signal.signal_type``, carried to every result.
+    acquisition: dict | None = field(default=None, compare=False, repr=False)
+    signal_type: str = ""
 
     @property
     def det_mrad(self) -> bool:
@@ -60,6 +75,35 @@ def _axis_cal(axis, table, target):
         f = table[units]
         return scale * f, offset * f, target
     return scale, offset, units or "px"
+
+
+def _beam_energy_keV(s) -> float | None:
+    kev = s.metadata.get_item(BEAM_ENERGY)
+    if hasattr(kev, "m_as"):  # a pint quantity
+        kev = kev.m_as("kV")
+    try:
+        kev = float(kev)
+    except (TypeError, ValueError):
+        return None
+    return kev if np.isfinite(kev) and kev > 0 else None
+
+
+def _detector_cal(axis, s):
+    """A detector axis in mrad: angles converted, reciprocal lengths (k = 1/d) through
+    the relativistic wavelength at the signal's beam energy (theta = lambda k, the
+    small-angle relation pyxem uses for its mrad scale)."""
+    units = str(getattr(axis, "units", "") or "")
+    if units.strip() not in _TO_INV_ANGSTROM:
+        return _axis_cal(axis, _TO_MRAD, "mrad")
+    kev = _beam_energy_keV(s)
+    if kev is None:
+        raise ValueError(
+            f"the detector axes are in {units!r} (reciprocal space); converting them to "
+            f"mrad needs the beam energy, which metadata.{BEAM_ENERGY} [keV] does not "
+            "give. Set it, e.g. s.metadata.set_item("
+            f"'{BEAM_ENERGY}', 200) (pyxem: s.set_experimental_parameters(beam_energy=200))")
+    f = _TO_INV_ANGSTROM[units.strip()] * wavelength_A(kev * 1e3) * 1e3  # mrad per unit
+    return float(axis.scale) * f, float(axis.offset) * f, "mrad"
 
 
 def correction_of(s) -> Correction | None:
@@ -99,11 +143,14 @@ def unwrap(s, corrected: bool = True):
         nx, ny = am.navigation_axes
         kx, ky = am.signal_axes
         sx = [_axis_cal(a, _TO_ANGSTROM, "Å") for a in (ny, nx)]
-        dx = [_axis_cal(a, _TO_MRAD, "mrad") for a in (ky, kx)]
+        dx = [_detector_cal(a, s) for a in (ky, kx)]
         scan_units = sx[0][2] if sx[0][2] == sx[1][2] else "px"
         det_units = dx[0][2] if dx[0][2] == dx[1][2] else "px"
+        acq = s.metadata.get_item("Acquisition_instrument")
         cal = Calibration((sx[0][0], sx[1][0]), (sx[0][1], sx[1][1]), scan_units,
-                          (dx[0][0], dx[1][0]), (dx[0][1], dx[1][1]), det_units)
+                          (dx[0][0], dx[1][0]), (dx[0][1], dx[1][1]), det_units,
+                          acq.as_dictionary() if acq is not None else None,
+                          str(s.metadata.get_item("Signal.signal_type", "") or ""))
         data = s.data
         check_data(data)
         corr = correction_of(s) if corrected else None
@@ -155,6 +202,7 @@ def provenance(operation: str, source, **parameters) -> dict:
         src["title"] = source.metadata.get_item("General.title", "")
         src["original_filename"] = source.metadata.get_item(
             "General.original_filename", "")
+        src["signal_type"] = str(source.metadata.get_item("Signal.signal_type", "") or "")
         corr = correction_of(source)
         if corr is not None:  # what the passes applied to the data
             applied = {"n_bad_pixels": 0, "descan_subpixel": corr.subpixel}
@@ -169,8 +217,25 @@ def provenance(operation: str, source, **parameters) -> dict:
             "source": src, "parameters": _recorded(parameters)}
 
 
-def _wrap(arr, axes, title, meta, stack_name):
-    """A Signal2D of ``(y, x)`` or ``(k, y, x)`` with the given calibrated 2D axes."""
+def set_signal_type(sig, signal_type: str):
+    """Record ``signal_type`` on a result; its class changes only when an installed
+    HyperSpy extension provides that type (pyxem for ``"electron_diffraction"``), so
+    no "not understood" warning is printed without it. Returns the signal."""
+    if not signal_type:
+        return sig
+    from hyperspy.extensions import ALL_EXTENSIONS
+
+    known = {v.get("signal_type") for v in ALL_EXTENSIONS["signals"].values()}
+    if signal_type in known:
+        sig.set_signal_type(signal_type)
+    else:
+        sig.metadata.set_item("Signal.signal_type", signal_type)
+    return sig
+
+
+def _wrap(arr, axes, title, meta, stack_name, cal: Calibration, signal_type: str = ""):
+    """A Signal2D of ``(y, x)`` or ``(k, y, x)`` with the given calibrated 2D axes, the
+    source's ``Acquisition_instrument`` and the given signal type."""
     import hyperspy.api as hs
 
     sig = hs.signals.Signal2D(arr)
@@ -181,25 +246,31 @@ def _wrap(arr, axes, title, meta, stack_name):
     for ax, (name, scale, offset, units) in zip(sig.axes_manager._axes, axes):
         ax.name, ax.scale, ax.offset, ax.units = name, float(scale), float(offset), units
     sig.metadata.General.title = title
+    if cal.acquisition:
+        sig.metadata.set_item("Acquisition_instrument", cal.acquisition)
     sig.metadata.set_item("TDM", meta)
-    return sig
+    return set_signal_type(sig, signal_type)
 
 
 def wrap_scan_images(images, cal: Calibration, title: str, meta: dict,
                      stack_name: str = "template"):
     """Scan-shaped image(s) ``(sy, sx)`` or ``(k, sy, sx)`` as a Signal2D in angstrom
-    (lazy for a dask array)."""
+    (lazy for a dask array), with the source's ``Acquisition_instrument``. Real-space
+    images are plain Signal2D (no signal type); ``metadata.TDM.source.signal_type``
+    records the source's."""
     axes = [(n, sc, off, cal.scan_units)
             for n, sc, off in zip(("y", "x"), cal.scan_scale, cal.scan_offset)]
-    return _wrap(images, axes, title, meta, stack_name)
+    return _wrap(images, axes, title, meta, stack_name, cal)
 
 
 def wrap_detector_images(masks, cal: Calibration, title: str, meta: dict,
                          stack_name: str = "template"):
-    """Detector-shaped mask(s) ``(dy, dx)`` or ``(k, dy, dx)`` as a Signal2D in mrad."""
+    """Detector-shaped mask(s) ``(dy, dx)`` or ``(k, dy, dx)`` as a Signal2D in mrad,
+    on the source's detector: its ``Acquisition_instrument`` and signal type (e.g.
+    pyxem's ``"electron_diffraction"``)."""
     axes = [(n, sc, off, cal.det_units)
             for n, sc, off in zip(("ky", "kx"), cal.det_scale, cal.det_offset)]
-    return _wrap(np.asarray(masks), axes, title, meta, stack_name)
+    return _wrap(np.asarray(masks), axes, title, meta, stack_name, cal, cal.signal_type)
 
 
 def as_array(x, name: str, ndim_options=(2, 3)):

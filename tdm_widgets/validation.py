@@ -21,6 +21,7 @@ from .core.apply import apply_masks
 from .core.blocks import computed, is_lazy, whole_patterns
 from .core.corrections import CorrectedData, raw_and_correction
 from .core.correlate import pcc_masks
+from .core.progress import hyperspy_progressbar
 from .core.split import check_counts, dose_split_images, thin
 from .detector import resolve_detector_region
 from .signals import as_array, provenance, unwrap, wrap_scan_images
@@ -64,9 +65,10 @@ class CrossValidated:
     held_out: np.ndarray
 
 
+@hyperspy_progressbar
 def cross_validated_image(s, template, split: str = "dose", normalization: str = "pcc",
                           detector_region=None, fit_region=None, normalized: bool = False,
-                          seed: int = 0, progress: bool = True) -> CrossValidated:
+                          seed: int = 0, show_progressbar: bool | None = None) -> CrossValidated:
     """A TDM image whose mask was fitted to independent data.
 
     Parameters
@@ -92,7 +94,7 @@ def cross_validated_image(s, template, split: str = "dose", normalization: str =
     data, cal, src = unwrap(s)
     t = as_array(template, "template")
     det = resolve_detector_region(detector_region, data.shape[2:], cal)
-    kw = dict(normalization=normalization, detector_region=det, progress=progress)
+    kw = dict(normalization=normalization, detector_region=det, progress=show_progressbar)
     if split == "dose":
         raw, corr = raw_and_correction(data)
         if corr is None:  # thinning and both halves fused into two passes
@@ -102,8 +104,8 @@ def cross_validated_image(s, template, split: str = "dose", normalization: str =
             a, b = CorrectedData(a, corr), CorrectedData(b, corr)
             ma, sa = pcc_masks(a, t, **kw)
             mb, sb = pcc_masks(b, t, **kw)
-            img = 0.5 * (_apply(b, ma, normalized, sb, progress)
-                         + _apply(a, mb, normalized, sa, progress))
+            img = 0.5 * (_apply(b, ma, normalized, sb, show_progressbar)
+                         + _apply(a, mb, normalized, sa, show_progressbar))
         held = np.ones(data.shape[:2], bool)
     elif split == "cells":
         sy, sx = data.shape[:2]
@@ -114,7 +116,7 @@ def cross_validated_image(s, template, split: str = "dose", normalization: str =
         if fit_region.all() or not fit_region.any():
             raise ValueError("fit_region must leave some positions held out and fit on some")
         m, _ = pcc_masks(data, t, region=fit_region, **kw)
-        img = _apply(data, m, normalized, None, progress)
+        img = _apply(data, m, normalized, None, show_progressbar)
         held = ~fit_region
     else:
         raise ValueError(f"split must be 'dose' or 'cells'; got {split!r}")
@@ -130,7 +132,8 @@ def _apply(data, masks, normalized, stats, progress):
     return computed(img)
 
 
-def virtual_detectors(s, virtual="auto", progress: bool = True) -> dict:
+@hyperspy_progressbar
+def virtual_detectors(s, virtual="auto", show_progressbar: bool | None = None) -> dict:
     """Annular detectors for the check rows of :func:`specificity_report`.
 
     Parameters
@@ -173,7 +176,8 @@ def virtual_detectors(s, virtual="auto", progress: bool = True) -> dict:
         alpha = meta.get_item("Acquisition_instrument.TEM.convergence_angle") \
             if meta is not None else None
         if alpha is None:
-            alpha = bf_disk(s, progress=progress).radius_px * float(np.mean(cal.det_scale))
+            alpha = (bf_disk(s, show_progressbar=show_progressbar).radius_px
+                     * float(np.mean(cal.det_scale)))
         alpha = float(alpha)
         virtual = {"virtual ABF": (0.5 * alpha, alpha), "virtual ADF": (1.25 * alpha, np.inf)}
     if not isinstance(virtual, dict):
@@ -190,10 +194,11 @@ def virtual_detectors(s, virtual="auto", progress: bool = True) -> dict:
     return masks
 
 
+@hyperspy_progressbar
 def specificity_report(s, columns: dict, species=None, split: str = "dose",
                        sigma_px: float = 0.0, normalization: str = "pcc",
                        detector_region=None, normalized: bool = False, fit_region=None,
-                       seed: int = 0, progress: bool = True, virtual="auto"
+                       seed: int = 0, show_progressbar: bool | None = None, virtual="auto"
                        ) -> dict[str, dict[str, float]]:
     """Specificity of every species' TDM image, same-data and cross-validated side by
     side, with a null control (single pixels at random positions away from columns),
@@ -237,15 +242,17 @@ def specificity_report(s, columns: dict, species=None, split: str = "dose",
     t = np.concatenate([t, random_positions_template(columns, shape, n_null, seed)[None]])
     names = names + ["null"]
     kw = dict(normalization=normalization, detector_region=detector_region)
-    same = apply_mask(s, pcc_mask(s, t, progress=progress, **kw), normalized=normalized,
-                      progress=progress).data
+    same = apply_mask(s, pcc_mask(s, t, show_progressbar=show_progressbar, **kw),
+                      normalized=normalized, show_progressbar=show_progressbar).data
     same = computed(same)
     cv = cross_validated_image(s, t, split=split, fit_region=fit_region,
-                               normalized=normalized, seed=seed, progress=progress, **kw)
+                               normalized=normalized, seed=seed,
+                               show_progressbar=show_progressbar, **kw)
     rows = {}
-    det = virtual_detectors(s, virtual, progress)
+    det = virtual_detectors(s, virtual, show_progressbar)
     if det:
-        vimg = computed(apply_mask(s, np.stack(list(det.values())), progress=progress).data)
+        vimg = computed(apply_mask(s, np.stack(list(det.values())),
+                                   show_progressbar=show_progressbar).data)
         rows.update({name: specificity(im, columns) for name, im in zip(det, vimg)})
     for i, n in enumerate(names):
         rows[f"{n} same-data"] = specificity(same[i], columns)
@@ -279,10 +286,12 @@ class JointCrossValidated:
     cv_error: dict
 
 
+@hyperspy_progressbar
 def cross_validated_joint_images(s, template, fit_region=None,
                                  ridges=(0.0, 0.01, 0.1, 1.0, 10.0),
                                  normalization: str = "pcc", detector_region=None,
-                                 seed: int = 0, progress: bool = False) -> JointCrossValidated:
+                                 seed: int = 0, show_progressbar: bool | None = None
+                                 ) -> JointCrossValidated:
     """Dose-split images with masks fitted on a reference region, independent and
     joint, the joint ridge chosen by cross-validation.
 
@@ -307,7 +316,7 @@ def cross_validated_joint_images(s, template, fit_region=None,
         As in :func:`tdm_widgets.pcc_mask`.
     seed : int
         Seed of the binomial split.
-    progress : bool
+    show_progressbar : bool, optional
         Progress bars.
 
     Returns
@@ -333,14 +342,14 @@ def cross_validated_joint_images(s, template, fit_region=None,
     if len(ridges) == 0 or not all(r >= 0 for r in ridges):
         raise ValueError(f"ridges must be non-negative values; got {ridges}")
     det = resolve_detector_region(detector_region, data.shape[2:], cal)
-    kw = dict(normalization=normalization, detector_region=det, progress=progress,
+    kw = dict(normalization=normalization, detector_region=det, progress=show_progressbar,
               region=None if fit_region is None else region)
     a, b = thinned_halves(data, seed)
     fits = []
     for fit_half, other in ((a, b), (b, a)):
         m, _ = pcc_masks(fit_half, t, **kw)
-        fits.append((_apply(fit_half, m, False, None, progress),
-                     _apply(other, m, False, None, progress)))
+        fits.append((_apply(fit_half, m, False, None, show_progressbar),
+                     _apply(other, m, False, None, show_progressbar)))
     pearson = 0.5 * (fits[0][1] + fits[1][1])
     tr = t[:, region]
     errors, weights = {}, {}

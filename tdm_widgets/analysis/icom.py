@@ -9,19 +9,14 @@ import numpy as np
 from ..core.apply import apply_masks
 from ..core.blocks import computed
 from ..core.descan import design
-from ..core.geometry import detector_coordinates
+from ..core.geometry import detector_coordinates, wavelength_A
+from ..core.progress import hyperspy_progressbar
 from ..descan import DESCAN_WARN_PX
 from ..signals import provenance, unwrap, wrap_scan_images
 
 
-def wavelength_A(energy_eV: float) -> float:
-    """Relativistic electron wavelength [angstrom] at ``energy_eV`` [eV]."""
-    h, m0, e, c = 6.62607015e-34, 9.1093837015e-31, 1.602176634e-19, 299792458.0
-    v = energy_eV * e
-    return h / np.sqrt(2 * m0 * v * (1 + v / (2 * m0 * c**2))) * 1e10
-
-
-def center_of_mass(s, progress: bool = True):
+@hyperspy_progressbar
+def center_of_mass(s, show_progressbar: bool | None = None):
     """Centre of mass of each pattern [mrad], from one pass (masks 1, ky, kx).
 
     Stored bad pixels are interpolated and a stored descan correction is applied in
@@ -39,7 +34,7 @@ def center_of_mass(s, progress: bool = True):
     ky, kx = detector_coordinates(data.shape[2:], cal.det_scale, cal.det_offset)
     masks = np.stack([np.ones(data.shape[2:]), np.broadcast_to(ky[:, None], data.shape[2:]),
                       np.broadcast_to(kx[None, :], data.shape[2:])])
-    tot, my, mx = np.asarray(computed(apply_masks(data, masks, progress=progress)))
+    tot, my, mx = np.asarray(computed(apply_masks(data, masks, progress=show_progressbar)))
     if np.any(tot <= 0):
         raise ValueError("some patterns have zero or negative total intensity")
     com = np.stack([my / tot, mx / tot])
@@ -135,8 +130,9 @@ def integrate_gradient(gy, gx, step=(1.0, 1.0)) -> np.ndarray:
     return np.real(np.fft.ifft2(f))
 
 
+@hyperspy_progressbar
 def icom(s, rotation_deg: float | None = None, transpose: bool | None = None,
-         energy_eV: float | None = None, progress: bool = True):
+         energy_eV: float | None = None, show_progressbar: bool | None = None):
     """Integrated centre of mass: the phase [rad] whose gradient is the CoM shift.
 
     ``grad phi = 2 pi theta / lambda`` (theta the CoM [rad], lambda the wavelength),
@@ -168,7 +164,7 @@ def icom(s, rotation_deg: float | None = None, transpose: bool | None = None,
             raise ValueError("give energy_eV or set metadata Acquisition_instrument.TEM."
                              "beam_energy [keV]")
         energy_eV = float(kev) * 1e3
-    com = center_of_mass(s, progress=progress).data
+    com = center_of_mass(s, show_progressbar=show_progressbar).data
     step = cal.scan_scale
     if rotation_deg is None or transpose is None:
         rotation_deg, transpose = curl_rotation(com[0], com[1], step)

@@ -8,6 +8,7 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from ..core.apply import apply_masks
 from ..core.blocks import computed, reduce_scan
 from ..core.correlate import column_statistics
+from ..core.progress import hyperspy_progressbar
 from ..signals import unwrap
 
 
@@ -34,7 +35,8 @@ def _projector(data, stats):
     return LinearOperator((p, p), matvec=matvec, dtype=np.float64)
 
 
-def eigen_images(s, k: int = 3, tol: float = 1e-8, progress: bool = True):
+@hyperspy_progressbar
+def eigen_images(s, k: int = 3, tol: float = 1e-8, show_progressbar: bool | None = None):
     """Leading eigenvalues and eigen-images of the correlation matrix by Lanczos
     iteration (scipy ``eigsh``), two passes over the data per iteration.
 
@@ -46,7 +48,7 @@ def eigen_images(s, k: int = 3, tol: float = 1e-8, progress: bool = True):
         ``(k, scan_y, scan_x)`` unit-norm eigenvectors.
     """
     data, _, _ = unwrap(s)
-    stats = column_statistics(data, progress=progress)
+    stats = column_statistics(data, progress=show_progressbar)
     op = _projector(data, stats)
     vals, vecs = eigsh(op, k=k, which="LA", tol=tol)
     order = np.argsort(vals)[::-1]
