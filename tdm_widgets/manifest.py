@@ -80,17 +80,6 @@ def dataset_path(name: str, manifest: dict | None = None) -> Path | None:
     raise KeyError(f"no dataset {name!r} in the manifest")
 
 
-def _present(d: dict) -> tuple[Path | None, str]:
-    """A bundled file where it is (the checkout or package copy as it is, even if
-    changed; a download only if it matches), and where."""
-    from .datasets import local_path
-
-    p = ROOT / d["file"]
-    if p.is_file():
-        return p, "checkout"
-    return local_path(d)
-
-
 def verify(manifest: dict | None = None) -> list[tuple[str, str]]:
     """Check every present file against its size and checksum.
 
@@ -101,13 +90,15 @@ def verify(manifest: dict | None = None) -> list[tuple[str, str]]:
         ..."`` for a file neither here nor downloaded yet, or a description of the
         mismatch.
     """
+    from .datasets import local_path
+
     man = manifest or read_manifest()
     out = []
     for d in man.get("datasets", []) + man.get("files", []):
         if not d.get("file"):
             out.append((d["name"], f"generated on demand ({d['tier']} tier)"))
             continue
-        p, where = _present(d)
+        p, where = local_path(d)  # checkout or package copy as it is; a download if intact
         if p is None:
             out.append((d["name"], f"absent (not downloaded: tdm data fetch {d['name']}, "
                                    "or tdm_widgets.data_path)"))
