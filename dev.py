@@ -2,7 +2,12 @@
 """Set-up and entry point for a fresh machine that has only python3.
 
     python3 dev.py demo   # create .venv from the pinned constraints, run the main job
-    python3 dev.py test   # same set-up, then every test (unit, notebooks, browser)
+    python3 dev.py test   # same set-up, then every test (unit, notebooks, browser,
+                          # the core-install venv, the wheel)
+
+.venv holds the editable package with the ``test`` extra (which includes ``simulate``:
+abTEM, ase), every version pinned by constraints.txt. Users install with
+``pip install tdm-widgets`` instead (README, "Install").
 
 The environment is rebuilt only when pyproject.toml or constraints.txt change.
 """
@@ -30,7 +35,8 @@ def _run(*cmd, **kw):
 def setup() -> None:
     """Create the virtual environment and install the pinned dependencies."""
     digest = hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in
-                                     ("pyproject.toml", "constraints.txt"))).hexdigest()
+                                     ("pyproject.toml", "setup.py", "constraints.txt"))
+                            ).hexdigest()
     if STAMP.exists() and STAMP.read_text() == digest:
         return
     if not (BIN / "python").exists():

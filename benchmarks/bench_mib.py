@@ -78,11 +78,11 @@ def _child(op: str, path: str, scan) -> dict:
         s = tw.load(path, lazy=True, navigation_shape=scan[::-1])
         t = templates(scan)
         if op == "tdm":
-            masks = tw.pcc_mask(s, t, progress=False)
+            masks = tw.pcc_mask(s, t, show_progressbar=False)
         else:
             masks = np.random.default_rng(1).standard_normal((5,) + DET)
             t0 = time.perf_counter()  # the image pass alone (like ApplyMasksUDF)
-        tw.apply_mask(s, masks, progress=False).data.compute()
+        tw.apply_mask(s, masks, show_progressbar=False).data.compute()
     elif op == "libertem":
         from libertem.api import Context
         from libertem.udf.masks import ApplyMasksUDF

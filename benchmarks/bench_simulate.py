@@ -27,7 +27,8 @@ from tdm_widgets.simulate.runner import plan_scan, run_multislice
 
 def timed(preset, thickness_nm, **kw):
     t0 = time.perf_counter()
-    res = run_multislice(STRUCTURES["lifepo4"](), preset, thickness_nm, progress=False, **kw)
+    res = run_multislice(STRUCTURES["lifepo4"](), preset, thickness_nm, show_progressbar=False,
+                         **kw)
     return time.perf_counter() - t0, res
 
 

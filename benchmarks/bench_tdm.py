@@ -148,14 +148,14 @@ def run(name, data, with_naive=True):
         rows.append((label, *measure(
             lambda: apply_masks(data, pcc_masks(data, tt, progress=False)[0],
                                 progress=False))))
-    eng = TDMEngine(data, t, progress=False)
+    eng = TDMEngine(data, t, show_progressbar=False)
     delta = np.zeros(data.shape[:2])
 
     def edit():
         delta[:] = 0
         delta[np.random.randint(data.shape[0]), np.random.randint(data.shape[1])] = 1
         eng.edit(0, delta)
-        return eng.images(eng.masks()[:1], progress=False)
+        return eng.images(eng.masks()[:1], show_progressbar=False)
 
     rows.append(("template edit: one column -> new mask and image", *measure(edit)))
     rows.append(("LiberTEM ApplyMasksUDF, 5 masks (inline)", *measure(libertem_apply(data, masks))))

@@ -5,6 +5,7 @@ Public API::
     TDMSession                                   one dataset, its one-pass statistics and
                                                  named templates: masks, images, edits
     load, from_array, add_poisson_noise          data in
+    data_path                                     every dataset of data_manifest.yaml
     bf_disk, calibrate_detector, virtual_image    virtual detectors
     find_bad_pixels, set_bad_pixels               dead, hot, stuck pixels: excluded everywhere
     measure_descan, correct_descan                descan, corrected inside every pass
@@ -40,6 +41,7 @@ from .cross_validation import (
     cross_validated_joint_images,
     specificity_report,
 )
+from .datasets import data_path
 from .descan import Descan, correct_descan, measure_descan
 from .imaging import (
     apply_mask,
@@ -114,7 +116,8 @@ __all__ = [
     "BadPixels", "Descan", "Lattice", "LiveTDM", "Registration", "TDMSession", "__version__",
     "add_poisson_noise", "apply_mask", "bf_disk", "calibrate_detector", "cell_from_columns",
     "center_of_mass", "column_stats", "correct_descan", "cross_validated_image",
-    "cross_validated_joint_images", "data_matrix", "detector_annulus", "displacement_vectors",
+    "cross_validated_joint_images", "data_matrix", "data_path", "detector_annulus",
+    "displacement_vectors",
     "eigen_closeness", "eigen_images", "explore", "export_weighted_detector",
     "find_bad_pixels", "find_peaks", "format_specificity", "from_array", "icom",
     "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions",

@@ -12,6 +12,7 @@ from scipy import ndimage, stats
 
 from .core.blocks import reduce_scan
 from .core.moments import first_pattern
+from .core.progress import hyperspy_progressbar
 from .signals import CORRECTIONS, unwrap
 
 logger = logging.getLogger(__name__)
@@ -79,9 +80,11 @@ def _second_brightest_neighbour(m: np.ndarray) -> np.ndarray:
     return np.partition(ring, 6, axis=0)[6]
 
 
+@hyperspy_progressbar
 def find_bad_pixels(s, hot_sigma: float = 10.0, hot_ratio: float = 1.5,
                     dead_ratio: float = 0.2, dead_min_counts: float = 20.0,
-                    neighbourhood_px: int = 5, progress: bool = True) -> BadPixels:
+                    neighbourhood_px: int = 5, show_progressbar: bool | None = None
+                    ) -> BadPixels:
     """Dead, hot and stuck detector pixels from the data's own statistics (one pass).
 
     Each pixel's mean over the scan is compared with the median of its
@@ -116,7 +119,7 @@ def find_bad_pixels(s, hot_sigma: float = 10.0, hot_ratio: float = 1.5,
         have for a dark pixel to count as dead.
     neighbourhood_px : int
         Width of the median neighbourhood [detector px], odd, at least 3.
-    progress : bool
+    show_progressbar : bool, optional
         Progress bar for passes longer than a second.
 
     Returns
@@ -145,7 +148,7 @@ def find_bad_pixels(s, hot_sigma: float = 10.0, hot_ratio: float = 1.5,
     det = data.shape[2:]
     shift = first_pattern(data)
     n, s1, s2, lo, hi, nonfin = reduce_scan(data, partial(_pixel_sums, shift=shift),
-                                            _merge, progress=progress,
+                                            _merge, progress=show_progressbar,
                                             desc="bad pixels")
     nn = np.maximum(n, 1)
     mean = (shift + s1 / nn).reshape(det)

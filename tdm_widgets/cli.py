@@ -1,4 +1,4 @@
-"""Command line: ``tdm demo``, ``tdm simulate``, ``tdm apply``, ``tdm data``.
+"""Command line: ``tdm demo``, ``tdm simulate``, ``tdm pack``, ``tdm apply``, ``tdm data``.
 
 Bad input to any subcommand (a bad option value, a file that cannot be read, positions
 that do not fit the scan, an output that would overwrite the input) prints one line
@@ -196,16 +196,26 @@ def _data(args) -> int:
     from . import manifest
 
     if args.action == "verify":
+        print(f"manifest: {manifest.manifest_file()}")
         rows = manifest.verify()
         for name, status in rows:
             print(f"{name:<28} {status}")
-        bad = [n for n, st in rows if st not in ("ok",) and not st.startswith(
-            ("absent", "generated", "registered"))]
+        bad = [n for n, st in rows if not st.startswith(
+            ("ok", "absent", "generated", "registered"))]
         return 1 if bad else 0
-    if not args.name:
-        raise UsageError("tdm data regenerate needs a dataset NAME (see tdm data verify)")
-    diff = manifest.regenerate(args.name)
-    print(f"{args.name}: regenerated, largest relative difference {diff:.2e}")
+    if args.action == "fetch":
+        from .datasets import data_path
+
+        man = manifest.read_manifest()
+        names = args.name or [d["name"] for d in man["datasets"] + man.get("files", [])
+                              if d.get("file")]
+        for name in names:
+            print(f"{name:<28} {data_path(name, base_url=args.base_url, cache_dir=args.cache_dir)}")
+        return 0
+    if len(args.name) != 1:
+        raise UsageError("tdm data regenerate needs a dataset NAME (one; see tdm data verify)")
+    diff = manifest.regenerate(args.name[0])
+    print(f"{args.name[0]}: regenerated, largest relative difference {diff:.2e}")
     return 0
 
 
@@ -304,16 +314,22 @@ def main(argv=None) -> int:
     ap.add_argument("--scan-step", type=_positive, default=None, help="scan step [A]")
     ap.add_argument("--lazy", action="store_true")
     ap.set_defaults(func=_apply)
-    dt = sub.add_parser("data", help="check data files against data_manifest.yaml")
-    dt.add_argument("action", choices=["verify", "regenerate"])
-    dt.add_argument("name", nargs="?")
+    dt = sub.add_parser("data", help="check data files against data_manifest.yaml, fetch "
+                        "the ones an install does not carry, re-run a generator")
+    dt.add_argument("action", choices=["verify", "fetch", "regenerate"])
+    dt.add_argument("name", nargs="*", help="dataset names (fetch: default every file)")
+    dt.add_argument("--base-url", default=None, metavar="URL",
+                    help="root of a copy of the repository's files (http(s):// or file://); "
+                         "default $TDM_WIDGETS_DATA_URL, else the project's repository")
+    dt.add_argument("--cache-dir", default=None, metavar="DIR",
+                    help="download cache (default $TDM_WIDGETS_DATA_DIR, else the user cache)")
     dt.set_defaults(func=_data)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     args.argv = argv  # the command as given, recorded with what it writes
     try:
         return args.func(args)
-    except (UsageError, ValueError, TypeError, OSError, KeyError) as err:
+    except (UsageError, ValueError, TypeError, OSError, KeyError, ImportError) as err:
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"tdm: error: {message}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ from .core.apply import apply_masks
 from .core.blocks import computed, is_lazy, whole_patterns
 from .core.corrections import CorrectedData, raw_and_correction
 from .core.correlate import pcc_masks
+from .core.progress import hyperspy_progressbar
 from .core.split import check_counts, dose_split_images, thin
 from .detector import resolve_detector_region
 from .signals import as_array, pick, provenance, unwrap, wrap_scan_images
@@ -47,9 +48,10 @@ def thinned_halves(data, seed: int = 0):
     return a, data - a
 
 
+@hyperspy_progressbar
 def cross_validated_image(s, template, split: str = "dose", normalization: str = "pcc",
                           detector_region=None, fit_region=None, normalized: bool = False,
-                          seed: int = 0, progress: bool = True, names=None):
+                          seed: int = 0, show_progressbar: bool | None = None, names=None):
     """A TDM image whose mask was fitted to independent data.
 
     Parameters
@@ -71,6 +73,9 @@ def cross_validated_image(s, template, split: str = "dose", normalization: str =
         Eq 6 instead of Eq 2, as in :func:`tdm_widgets.apply_mask`.
     seed : int
         Seed of the thinning.
+    show_progressbar : bool, optional
+        Progress bars for passes longer than a second; None follows HyperSpy's
+        preference.
     names : sequence of str, optional
         One name per template, recorded in ``metadata.TDM.names``.
 
@@ -88,14 +93,14 @@ def cross_validated_image(s, template, split: str = "dose", normalization: str =
     >>> import numpy as np, tdm_widgets as tw
     >>> counts = np.random.default_rng(0).poisson(20.0, (8, 8, 6, 6)).astype(np.uint16)
     >>> t = np.zeros((8, 8)); t[::4, ::4] = 1
-    >>> cv = tw.cross_validated_image(counts, t, split="cells", progress=False)
+    >>> cv = tw.cross_validated_image(counts, t, split="cells", show_progressbar=False)
     >>> cv.data.shape, int(cv.metadata.TDM.held_out.sum())   # the right half held out
     ((8, 8), 32)
     """
     data, cal, src = unwrap(s)
     t = as_array(template, "template")
     det = resolve_detector_region(detector_region, data.shape[2:], cal)
-    kw = dict(normalization=normalization, detector_region=det, progress=progress)
+    kw = dict(normalization=normalization, detector_region=det, progress=show_progressbar)
     if split == "dose":  # thinning, corrections and both halves fused into two passes
         img = computed(dose_split_images(data, t, seed=seed, normalized=normalized, **kw))
         held = np.ones(data.shape[:2], bool)
@@ -108,7 +113,7 @@ def cross_validated_image(s, template, split: str = "dose", normalization: str =
         if fit_region.all() or not fit_region.any():
             raise ValueError("fit_region must leave some positions held out and fit on some")
         m, _ = pcc_masks(data, t, region=fit_region, **kw)
-        img = _apply(data, m, normalized, None, progress)
+        img = _apply(data, m, normalized, None, show_progressbar)
         held = ~fit_region
     else:
         raise ValueError(f"split must be 'dose' or 'cells'; got {split!r}")
@@ -125,7 +130,8 @@ def _apply(data, masks, normalized, stats, progress):
     return computed(img)
 
 
-def virtual_detectors(s, virtual="auto", progress: bool = True) -> dict:
+@hyperspy_progressbar
+def virtual_detectors(s, virtual="auto", show_progressbar: bool | None = None) -> dict:
     """Annular detectors for the check rows of :func:`specificity_report`.
 
     Parameters
@@ -169,7 +175,8 @@ def virtual_detectors(s, virtual="auto", progress: bool = True) -> dict:
         alpha = meta.get_item("Acquisition_instrument.TEM.convergence_angle") \
             if meta is not None else None
         if alpha is None:
-            alpha = bf_disk(s, progress=progress).radius_px * float(np.mean(cal.det_scale))
+            alpha = (bf_disk(s, show_progressbar=show_progressbar).radius_px
+                     * float(np.mean(cal.det_scale)))
         alpha = float(alpha)
         virtual = {"virtual ABF": (0.5 * alpha, alpha), "virtual ADF": (1.25 * alpha, np.inf)}
     if not isinstance(virtual, dict):
@@ -183,10 +190,11 @@ def virtual_detectors(s, virtual="auto", progress: bool = True) -> dict:
     return {name: (float(a), float(b)) for name, (a, b) in virtual.items()}
 
 
+@hyperspy_progressbar
 def specificity_report(s, columns: dict, species=None, split: str = "dose",
                        sigma_px: float = 0.0, normalization: str = "pcc",
                        detector_region=None, normalized: bool = False, fit_region=None,
-                       seed: int = 0, progress: bool = True, virtual="auto"
+                       seed: int = 0, show_progressbar: bool | None = None, virtual="auto"
                        ) -> dict[str, dict[str, float]]:
     """Specificity of every species' TDM image, same-data and cross-validated side by
     side, with a null control (single pixels at random positions away from columns),
@@ -218,8 +226,9 @@ def specificity_report(s, columns: dict, species=None, split: str = "dose",
         As in :func:`cross_validated_image`.
     seed : int
         Seed of the split and of the null control's random positions.
-    progress : bool
-        Progress bars for passes longer than a second.
+    show_progressbar : bool, optional
+        Progress bars for passes longer than a second; None follows HyperSpy's
+        preference.
     virtual : "auto", dict or None
         Virtual detectors for the check rows: "auto" for ABF and ADF from the
         convergence semi-angle, a dict of name to ``(inner_mrad, outer_mrad)``, or
@@ -243,10 +252,11 @@ def specificity_report(s, columns: dict, species=None, split: str = "dose",
 
     session = TDMSession.from_columns(s, columns, species, sigma_px=sigma_px, combined=None,
                                       normalization=normalization,
-                                      detector_region=detector_region, progress=progress)
+                                      detector_region=detector_region,
+                                      progress=show_progressbar)
     session.set_template("null", null_template(columns, session.scan_shape, species,
                                                sigma_px, seed))
-    virtual = virtual_detectors(s, virtual, progress)
+    virtual = virtual_detectors(s, virtual, show_progressbar)
     same = session.images(virtual=virtual, normalized=normalized)  # with the statistics: 2
     cv = session.cross_validated(split, normalized=normalized, seed=seed,
                                  fit_region=fit_region)  # 2 passes
@@ -308,10 +318,12 @@ class JointCrossValidated:
     cv_error: dict
 
 
+@hyperspy_progressbar
 def cross_validated_joint_images(s, template, fit_region=None,
                                  ridges=(0.0, 0.01, 0.1, 1.0, 10.0),
                                  normalization: str = "pcc", detector_region=None,
-                                 seed: int = 0, progress: bool = False) -> JointCrossValidated:
+                                 seed: int = 0, show_progressbar: bool | None = None
+                                 ) -> JointCrossValidated:
     """Dose-split images with masks fitted on a reference region, independent and
     joint, the joint ridge chosen by cross-validation.
 
@@ -338,7 +350,7 @@ def cross_validated_joint_images(s, template, fit_region=None,
         As in :func:`tdm_widgets.pcc_mask`.
     seed : int
         Seed of the binomial split.
-    progress : bool
+    show_progressbar : bool, optional
         Progress bars.
 
     Returns
@@ -371,7 +383,7 @@ def cross_validated_joint_images(s, template, fit_region=None,
     if len(ridges) == 0 or not all(r >= 0 for r in ridges):
         raise ValueError(f"ridges must be non-negative values; got {ridges}")
     det = resolve_detector_region(detector_region, data.shape[2:], cal)
-    kw = dict(normalization=normalization, detector_region=det, progress=progress,
+    kw = dict(normalization=normalization, detector_region=det, progress=show_progressbar,
               region=None if fit_region is None else region)
     raw, corr = raw_and_correction(data)  # thin the raw counts, then correct each half
     a, b = thinned_halves(raw, seed)
@@ -380,8 +392,8 @@ def cross_validated_joint_images(s, template, fit_region=None,
     fits = []
     for fit_half, other in ((a, b), (b, a)):
         m, _ = pcc_masks(fit_half, t, **kw)
-        fits.append((_apply(fit_half, m, False, None, progress),
-                     _apply(other, m, False, None, progress)))
+        fits.append((_apply(fit_half, m, False, None, show_progressbar),
+                     _apply(other, m, False, None, show_progressbar)))
     pearson = 0.5 * (fits[0][1] + fits[1][1])
     tr = t[:, region]
     errors, weights = {}, {}

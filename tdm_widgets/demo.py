@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .column_templates import format_specificity, random_positions_template, specificity
+from .core.progress import hyperspy_progressbar
 from .io import load
 from .session import TDMSession
 from .signals import pick
@@ -20,8 +21,10 @@ SPECIES = ("Li", "Fe", "P", "O")
 VIRTUAL = {"virtual ABF": (11.0, 23.5), "virtual ADF": (30.0, 64.0)}
 
 
+@hyperspy_progressbar
 def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
-             dose_e_per_A2: float | None = None, seed: int = 0, progress: bool = True
+             dose_e_per_A2: float | None = None, seed: int = 0,
+             show_progressbar: bool | None = None
              ) -> dict:
     """Run the main job and write its outputs to ``out``.
 
@@ -37,6 +40,8 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
         Apply Poisson noise at this dose [e / angstrom^2].
     seed : int
         Noise seed.
+    show_progressbar : bool, optional
+        Progress bars; None follows HyperSpy's preference.
 
     Returns
     -------
@@ -60,7 +65,8 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
         s = add_poisson_noise(s, dose_e_per_A2, seed=seed)
     cols = dict(sorted(columns_of(series).items(), key=lambda kv: SPECIES.index(kv[0])))
     session = TDMSession.from_columns(s, cols, SPECIES, combined="all",
-                                      detector_region=(0.0, 23.5), progress=progress)
+                                      detector_region=(0.0, 23.5),
+                                      progress=show_progressbar)
     session.set_template("null", random_positions_template(cols, session.scan_shape,
                                                            len(cols["Li"]), seed=seed))
     names = session.names

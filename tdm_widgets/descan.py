@@ -16,6 +16,7 @@ from .core.corrections import CorrectedData
 from .core.descan import DescanFit, disc_centres, disc_window, fit_field
 from .core.disk import BFDisk, find_bf_disk
 from .core.moments import mean_pattern
+from .core.progress import hyperspy_progressbar
 from .signals import CORRECTIONS, unwrap
 
 logger = logging.getLogger(__name__)
@@ -102,8 +103,10 @@ def _level(disk: BFDisk) -> float:
     return disk.levels[0] + 0.25 * (disk.levels[1] - disk.levels[0])
 
 
+@hyperspy_progressbar
 def measure_descan(s, disk: BFDisk | None = None, order: int = 1, reference=None,
-                   margin_px: float | None = None, progress: bool = True) -> Descan:
+                   margin_px: float | None = None, show_progressbar: bool | None = None
+                   ) -> Descan:
     """Bright-field disc centre at every scan position (one streaming pass) and a
     smooth polynomial field fitted across the scan.
 
@@ -126,7 +129,7 @@ def measure_descan(s, disk: BFDisk | None = None, order: int = 1, reference=None
         scan of ``s``.
     margin_px : float, optional
         How far a disc may move [detector px]; ``max(8, radius / 2)`` if None.
-    progress : bool
+    show_progressbar : bool, optional
         Progress bar for passes longer than a second.
 
     Returns
@@ -144,12 +147,12 @@ def measure_descan(s, disk: BFDisk | None = None, order: int = 1, reference=None
     if meas_data.shape[2:] != data.shape[2:]:
         raise ValueError(f"reference has detector shape {meas_data.shape[2:]}; the data "
                          f"has {data.shape[2:]}")
-    disk = _disk_of(meas_data, disk, progress)
+    disk = _disk_of(meas_data, disk, show_progressbar)
     window = _window(meas_data, disk, margin_px)
     level = _level(disk)
     measured = np.asarray(computed(map_scan(
         meas_data, partial(disc_centres, window=window, level=level), 2,
-        progress=progress, desc="descan")))
+        progress=show_progressbar, desc="descan")))
     fit = fit_field(measured, order)
     centre = fit.evaluate(data.shape[:2])
     ref = centre.reshape(-1, 2).mean(axis=0)

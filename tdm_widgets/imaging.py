@@ -20,6 +20,7 @@ from .core.correlate import column_statistics
 from .core.disk import MIN_RADIUS_PX, BFDisk, find_bf_disk
 from .core.matrix import sorted_matrix
 from .core.moments import mean_pattern
+from .core.progress import hyperspy_progressbar
 from .descan import check_descan as descan_check
 from .detector import center_in_axis_units, detector_annulus
 from .session import TDMSession, statistics_for
@@ -35,9 +36,10 @@ from .signals import (
 logger = logging.getLogger(__name__)
 
 
+@hyperspy_progressbar
 def bf_disk(s, semiangle_mrad: float | None = None, min_radius_px: float = MIN_RADIUS_PX,
             max_residual_px: float | None = None, check_descan: bool = True,
-            progress: bool = True) -> BFDisk:
+            show_progressbar: bool | None = None) -> BFDisk:
     """Bright-field disc centre and radius from the position-averaged pattern.
 
     Bad pixels stored on the signal (:func:`tdm_widgets.set_bad_pixels`) are
@@ -59,7 +61,7 @@ def bf_disk(s, semiangle_mrad: float | None = None, min_radius_px: float = MIN_R
     check_descan : bool
         Without a descan correction, sample a few patterns and warn when the disc
         moves more than ``tdm_widgets.descan.DESCAN_WARN_PX`` across the scan.
-    progress : bool
+    show_progressbar : bool, optional
         Progress bar for passes longer than a second.
 
     Returns
@@ -80,7 +82,7 @@ def bf_disk(s, semiangle_mrad: float | None = None, min_radius_px: float = MIN_R
     >>> tdm_widgets.calibrate_detector(s, disk)              # doctest: +SKIP
     """
     data, _, _ = unwrap(s)
-    disk = find_bf_disk(mean_pattern(data, progress), semiangle_mrad, min_radius_px,
+    disk = find_bf_disk(mean_pattern(data, show_progressbar), semiangle_mrad, min_radius_px,
                         max_residual_px)
     logger.info("bf_disk: centre (%.2f, %.2f) px, radius %.2f px, %s mrad/px",
                 *disk.center_px, disk.radius_px, disk.mrad_per_px)
@@ -144,8 +146,9 @@ def calibrate_detector(s, disk: BFDisk):
     return s
 
 
+@hyperspy_progressbar
 def virtual_image(s, inner_mrad: float, outer_mrad: float, center=None,
-                  progress: bool = True):
+                  show_progressbar: bool | None = None):
     """Virtual image from a binary annular detector (BF, ABF or ADF).
 
     Parameters
@@ -156,7 +159,7 @@ def virtual_image(s, inner_mrad: float, outer_mrad: float, center=None,
         Detector radii [mrad]; ``inner_mrad=0`` gives a disc (BF).
     center : BFDisk or tuple of float, optional
         Detector centre, (y, x) [detector px]; the calibrated 0 mrad if None.
-    progress : bool
+    show_progressbar : bool, optional
         Progress bar for passes longer than a second.
 
     Returns
@@ -168,7 +171,7 @@ def virtual_image(s, inner_mrad: float, outer_mrad: float, center=None,
     --------
     >>> import numpy as np, tdm_widgets as tw
     >>> s = tw.from_array(np.ones((4, 5, 9, 9)), scan_step_A=0.2, mrad_per_px=1.0)
-    >>> bf = tw.virtual_image(s, 0, 1.5, progress=False)   # the 9 pixels within 1.5 mrad
+    >>> bf = tw.virtual_image(s, 0, 1.5, show_progressbar=False)   # the 9 pixels within 1.5 mrad
     >>> float(bf.data[0, 0]), bf.axes_manager.signal_axes[0].units
     (9.0, 'Å')
     """
@@ -180,15 +183,16 @@ def virtual_image(s, inner_mrad: float, outer_mrad: float, center=None,
         raise ValueError(f"annulus {inner_mrad:g}-{outer_mrad:g} mrad selects no detector "
                          f"pixel: the detector spans {r.min():.3g}-{r.max():.3g} mrad from "
                          "the centre")
-    img = apply_masks(data, mask, progress=progress)
+    img = apply_masks(data, mask, progress=show_progressbar)
     meta = provenance("virtual_image", src, inner_mrad=float(inner_mrad),
                       outer_mrad=float(outer_mrad), n_pixels=int(mask.sum()),
                       center_mrad=list(center_in_axis_units(center, cal)))
     return wrap_scan_images(img, cal, f"virtual {inner_mrad:g}-{outer_mrad:g} mrad", meta)
 
 
+@hyperspy_progressbar
 def pcc_mask(s, template, normalization: str = "pcc", region=None, detector_region=None,
-             progress: bool = True, names=None):
+             show_progressbar: bool | None = None, names=None):
     """Template-derived mask: Pearson correlation of a template with every
     pixel-STEM image (paper Eq 5/8; Eq 7 with ``normalization="pcc_over_mean"``).
 
@@ -211,7 +215,7 @@ def pcc_mask(s, template, normalization: str = "pcc", region=None, detector_regi
     names : sequence of str, optional
         One name per template (e.g. the species of :func:`point_templates`);
         ``"template 0"``, ... if None.
-    progress : bool
+    show_progressbar : bool, optional
         Progress bar for passes longer than a second.
 
     Returns
@@ -231,14 +235,14 @@ def pcc_mask(s, template, normalization: str = "pcc", region=None, detector_regi
     >>> import numpy as np, tdm_widgets as tw
     >>> data = np.random.default_rng(0).poisson(9.0, (8, 8, 6, 6)).astype(np.uint16)
     >>> t = np.zeros((8, 8)); t[::4, ::4] = 1
-    >>> mask = tw.pcc_mask(data, t, progress=False)
+    >>> mask = tw.pcc_mask(data, t, show_progressbar=False)
     >>> mask.data.shape, bool(np.abs(mask.data).max() <= 1)
     ((6, 6), True)
-    >>> tw.apply_mask(data, mask, normalized=True, progress=False).data.shape
+    >>> tw.apply_mask(data, mask, normalized=True, show_progressbar=False).data.shape
     (8, 8)
     """
     session = TDMSession(s, region=region, detector_region=detector_region,
-                         normalization=normalization, progress=progress)
+                         normalization=normalization, progress=show_progressbar)
     stack, single = templates_stack(as_array(template, "template"), session.scan_shape)
     names = [f"template {i}" for i in range(len(stack))] if names is None else list(names)
     if len(names) != len(stack) or len(set(names)) != len(names):
@@ -248,7 +252,8 @@ def pcc_mask(s, template, normalization: str = "pcc", region=None, detector_regi
     return session.masks(squeeze=single)
 
 
-def column_stats(s, region=None, progress: bool = True):
+@hyperspy_progressbar
+def column_stats(s, region=None, show_progressbar: bool | None = None):
     """Per-detector-pixel mean and standard deviation over the scan (one pass).
 
     These are ``mu`` and ``sigma`` of Eq 3, the statistics Eq 6 and
@@ -276,19 +281,21 @@ def column_stats(s, region=None, progress: bool = True):
     >>> import numpy as np, tdm_widgets as tw
     >>> data = np.random.default_rng(0).poisson(9.0, (8, 8, 6, 6)).astype(np.uint16)
     >>> data[..., 0, 0] = 3                                # a constant pixel
-    >>> stats = tw.column_stats(tw.from_array(data, mrad_per_px=2.0), progress=False)
+    >>> stats = tw.column_stats(tw.from_array(data, mrad_per_px=2.0), show_progressbar=False)
     >>> stats.metadata.TDM.names, stats.axes_manager.signal_axes[0].units
     (['mean', 'std'], 'mrad')
     >>> float(stats.data[0, 0, 0]), float(stats.data[1, 0, 0])
     (3.0, 0.0)
     """
     data, cal, src = unwrap(s)
-    stats = column_statistics(data, region=region, progress=progress)
+    stats = column_statistics(data, region=region, progress=show_progressbar)
     return column_stats_signal(stats, cal, provenance(
         "column_stats", src, region=region, n_zero_variance=stats.n_zero_variance))
 
 
-def apply_mask(s, mask, normalized: bool = False, stats=None, progress: bool = True):
+@hyperspy_progressbar
+def apply_mask(s, mask, normalized: bool = False, stats=None,
+               show_progressbar: bool | None = None):
     """Apply a detector mask (or a stack) to the data.
 
     ``normalized=False`` is Eq 2, ``D m`` on the raw data; ``normalized=True`` is
@@ -306,7 +313,7 @@ def apply_mask(s, mask, normalized: bool = False, stats=None, progress: bool = T
     stats : Signal2D, optional
         Column statistics of ``s`` (from :func:`column_stats`), reused for Eq 6. Not
         needed for a mask from :func:`pcc_mask` of the same ``s``: it keeps them.
-    progress : bool
+    show_progressbar : bool, optional
         Progress bar for passes longer than a second.
 
     Returns
@@ -320,10 +327,10 @@ def apply_mask(s, mask, normalized: bool = False, stats=None, progress: bool = T
     >>> import numpy as np, tdm_widgets as tw
     >>> data = np.random.default_rng(0).poisson(9.0, (8, 8, 6, 6)).astype(np.uint16)
     >>> centre = np.zeros((6, 6)); centre[3, 3] = 1
-    >>> img = tw.apply_mask(data, centre, progress=False)        # Eq 2: D m
+    >>> img = tw.apply_mask(data, centre, show_progressbar=False)        # Eq 2: D m
     >>> bool(np.array_equal(img.data, data[:, :, 3, 3]))
     True
-    >>> eq6 = tw.apply_mask(data, centre, normalized=True, progress=False)
+    >>> eq6 = tw.apply_mask(data, centre, normalized=True, show_progressbar=False)
     >>> bool(abs(eq6.data.mean()) < 1e-12), round(float(eq6.data.std()), 6)  # D_hat m
     (True, 1.0)
     """
@@ -332,10 +339,10 @@ def apply_mask(s, mask, normalized: bool = False, stats=None, progress: bool = T
     if normalized and stats is None:
         stats = statistics_for(mask, data)  # kept by pcc_mask for the same data
     if normalized and stats is None:
-        stats = column_statistics(data, progress=progress)
+        stats = column_statistics(data, progress=show_progressbar)
     if stats is not None:
         stats = as_column_stats(stats)
-    img = apply_masks(data, m, normalized=normalized, stats=stats, progress=progress)
+    img = apply_masks(data, m, normalized=normalized, stats=stats, progress=show_progressbar)
     mask_meta = mask.metadata.get_item("TDM") if hasattr(mask, "metadata") else None
     meta = provenance("apply_mask", src, normalized=bool(normalized),
                       equation="Eq 6" if normalized else "Eq 2",
@@ -346,7 +353,8 @@ def apply_mask(s, mask, normalized: bool = False, stats=None, progress: bool = T
                             names=names)  # the images of named masks carry their names
 
 
-def data_matrix(s, center=None, normalized: bool = True, progress: bool = True):
+@hyperspy_progressbar
+def data_matrix(s, center=None, normalized: bool = True, show_progressbar: bool | None = None):
     """The matrix D of Fig 1d: columns by radius from the BF-disc centre, rows by
     intensity outside the BF disc (high angle), columns standardised by Eq 3.
 
@@ -358,7 +366,7 @@ def data_matrix(s, center=None, normalized: bool = True, progress: bool = True):
         BF disc; found with :func:`bf_disk` if None.
     normalized : bool
         Standardise each column (Eq 3).
-    progress : bool
+    show_progressbar : bool, optional
         Progress bar for passes longer than a second.
 
     Returns
@@ -376,7 +384,7 @@ def data_matrix(s, center=None, normalized: bool = True, progress: bool = True):
     >>> yy, xx = np.indices((16, 16))
     >>> disc = np.where(np.hypot(yy - 8, xx - 8) < 4, 100.0, 1.0)
     >>> data = disc * np.random.default_rng(0).uniform(0.5, 1.5, (6, 5, 16, 16))
-    >>> dm = tw.data_matrix(tw.from_array(data, mrad_per_px=1.0), progress=False)
+    >>> dm = tw.data_matrix(tw.from_array(data, mrad_per_px=1.0), show_progressbar=False)
     >>> dm.data.shape, dm.metadata.DataMatrix.radius_units
     ((30, 256), 'mrad')
     >>> bool(np.all(np.diff(dm.metadata.DataMatrix.radius) >= 0))   # columns by radius
@@ -387,17 +395,17 @@ def data_matrix(s, center=None, normalized: bool = True, progress: bool = True):
     data, cal, src = unwrap(s)
     # the sorted copy needs the data in memory anyway: read a lazy signal once
     arr = data.materialize() if isinstance(data, CorrectedData) else np.asarray(computed(data))
-    stats = column_statistics(arr, progress=progress) if normalized else None
+    stats = column_statistics(arr, progress=show_progressbar) if normalized else None
     if isinstance(center, BFDisk):
         disk = center
     else:
-        mean = stats.mean if stats is not None else mean_pattern(arr, progress)
+        mean = stats.mean if stats is not None else mean_pattern(arr, show_progressbar)
         disk = find_bf_disk(mean)
     c = center_in_axis_units(disk, cal)
     shape = arr.shape[2:]
     radius = geometry.radius_map(shape, cal.det_scale, cal.det_offset, c)
     r_px = geometry.radius_map(shape, center=disk.center_px)
-    high = apply_masks(arr, r_px > disk.radius_px, progress=progress)
+    high = apply_masks(arr, r_px > disk.radius_px, progress=show_progressbar)
     dm = sorted_matrix(arr, radius, high, stats)
     p, q = dm.matrix.shape
     sig = hs.signals.Signal2D(dm.matrix, axes=[

@@ -100,15 +100,70 @@ def _load_mib(path: Path, lazy: bool, navigation_shape, **kwargs):
     return hs_load(path, lazy=lazy, navigation_shape=nav, **kwargs)
 
 
+class _SignalTypeNotUnderstood(logging.Filter):
+    """Holds back HyperSpy's "`signal_type='...'` not understood" warning while the
+    toolkit loads a file (see :func:`hs_load`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.held = []
+
+    def filter(self, record):
+        if "not understood" in record.getMessage():
+            self.held.append(record.getMessage())
+            return False
+        return True
+
+
 def hs_load(path: Path, **kwargs):
     """:func:`hyperspy.api.load`, its many exception types for corrupt files turned into
-    ``ValueError("could not read PATH: ...")``."""
+    ``ValueError("could not read PATH: ...")``.
+
+    A file whose signal type no installed HyperSpy extension provides (a Merlin
+    ``.mib`` says ``"electron_diffraction"``, which pyxem provides) is read as a plain
+    Signal2D, which is all this toolkit needs; HyperSpy's "not understood" warning is
+    replaced by one INFO line on the ``tdm_widgets.io`` logger, and the type stays in
+    ``metadata.Signal.signal_type`` (results on the detector keep it).
+    """
     import hyperspy.api as hs
 
+    held = _SignalTypeNotUnderstood()
+    hs_logger = logging.getLogger("hyperspy.io")
+    hs_logger.addFilter(held)
     try:
-        return hs.load(str(path), **kwargs)
+        s = hs.load(str(path), **kwargs)
     except Exception as err:
-        raise ValueError(f"could not read {path}: {type(err).__name__}: {err}") from err
+        message = f"could not read {path}: {type(err).__name__}: {err}"
+        if Path(path).suffix.lower() == ".zspy" and _zarr_major() >= 3:
+            message += (" (HyperSpy's .zspy needs zarr < 3 with RosettaSciIO "
+                        f"{_version('rosettasciio')}; this environment has zarr "
+                        f"{_version('zarr')}: see the README, 'Install')")
+        raise ValueError(message) from err
+    finally:
+        hs_logger.removeFilter(held)
+    if held.held:
+        for sig in s if isinstance(s, list) else [s]:
+            t = sig.metadata.get_item("Signal.signal_type", "")
+            logger.info("%s: signal_type %r is provided by no installed HyperSpy extension "
+                        "(pyxem provides 'electron_diffraction'); read as %s, which is all "
+                        "tdm_widgets needs", Path(path).name, t, type(sig).__name__)
+    return s
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def _zarr_major() -> int:
+    try:
+        return int(_version("zarr").split(".")[0])
+    except ValueError:
+        return 0
 
 
 def from_array(array, scan_step_A: float | tuple[float, float] | None = None,

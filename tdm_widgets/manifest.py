@@ -1,5 +1,10 @@
 """``data_manifest.yaml``: every dataset of every tier, checked against the files.
 
+In a repository checkout the manifest is the file at the repository root; an installed
+package carries a copy as ``tdm_widgets/data/data_manifest.yaml`` (put there when the
+wheel is built). :func:`tdm_widgets.data_path` finds each file (checkout, package or
+download cache, see :mod:`tdm_widgets.datasets`).
+
 Experimental slots are filled by the user in ``~/.config/tdm_widgets/data.yaml``
 (or the file named by ``$TDM_DATA_CONFIG``) as ``name: /path/to/file``; the project's
 manifest itself is never edited by a user.
@@ -17,8 +22,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+#: The repository root in a checkout (the folder holding ``tdm_widgets/``).
 ROOT = Path(__file__).resolve().parents[1]
+#: The manifest of a checkout (written by tools/build_manifest.py).
 MANIFEST = ROOT / "data_manifest.yaml"
+#: The copy an installed package carries.
+PACKAGED_MANIFEST = Path(__file__).resolve().parent / "data" / "data_manifest.yaml"
 
 
 def sha256(path: Path) -> str:
@@ -30,9 +39,19 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_manifest(path: Path = MANIFEST) -> dict:
-    """The parsed manifest."""
-    with open(path) as f:
+def manifest_file() -> Path:
+    """The manifest in force: the checkout's, else the installed package's copy."""
+    if MANIFEST.is_file():
+        return MANIFEST
+    if PACKAGED_MANIFEST.is_file():
+        return PACKAGED_MANIFEST
+    raise FileNotFoundError(f"no data manifest: neither {MANIFEST} (a checkout) nor "
+                            f"{PACKAGED_MANIFEST} (an installed package) exists")
+
+
+def read_manifest(path: Path | None = None) -> dict:
+    """The parsed manifest (:func:`manifest_file` if ``path`` is None)."""
+    with open(path or manifest_file()) as f:
         return yaml.safe_load(f)
 
 
@@ -46,12 +65,14 @@ def user_paths() -> dict:
 
 
 def dataset_path(name: str, manifest: dict | None = None) -> Path | None:
-    """Where a dataset is on this machine, or None if it is absent."""
+    """Where a dataset is on this machine (checkout, installed package, download cache
+    or the user's registration), or None if it is absent; nothing is downloaded."""
+    from .datasets import local_path
+
     man = manifest or read_manifest()
-    for d in man.get("datasets", []):
+    for d in man.get("datasets", []) + man.get("files", []):
         if d["name"] == name and d.get("file"):
-            p = ROOT / d["file"]
-            return p if p.exists() else None
+            return local_path(d)[0]
     for d in man.get("experimental", []):
         if d["name"] == name:
             p = user_paths().get(name)
@@ -65,17 +86,24 @@ def verify(manifest: dict | None = None) -> list[tuple[str, str]]:
     Returns
     -------
     list of (name, status)
-        ``"ok"``, ``"absent"`` or a description of the mismatch.
+        ``"ok"`` (``"ok (downloaded)"`` for a file in the download cache), ``"absent
+        ..."`` for a file neither here nor downloaded yet, or a description of the
+        mismatch.
     """
+    from .datasets import local_path
+
     man = manifest or read_manifest()
     out = []
-    for d in man.get("datasets", []):
+    for d in man.get("datasets", []) + man.get("files", []):
         if not d.get("file"):
             out.append((d["name"], f"generated on demand ({d['tier']} tier)"))
             continue
-        p = ROOT / d["file"]
-        if not p.exists():
-            out.append((d["name"], "absent"))
+        p, where = local_path(d)  # checkout or package copy as it is; a download if intact
+        if p is None:
+            out.append((d["name"], f"absent (not downloaded: tdm data fetch {d['name']}, "
+                                   "or tdm_widgets.data_path)"))
+        elif where == "cache":
+            out.append((d["name"], "ok (downloaded)"))
         elif p.stat().st_size != d["size_bytes"]:
             out.append((d["name"], f"size {p.stat().st_size} != {d['size_bytes']}"))
         elif sha256(p) != d["sha256"]:
@@ -120,7 +148,9 @@ def regenerate(name: str, rtol: float = 1e-3, manifest: dict | None = None) -> f
                 cmd[cmd.index("--out") + 1] = str(out)
             subprocess.run(cmd, check=True, cwd=ROOT)
         new = np.asarray(load(out).data, np.float64)
-    old = np.asarray(load(ROOT / entry["file"]).data, np.float64)
+    from .datasets import entry_path
+
+    old = np.asarray(load(entry_path(entry)).data, np.float64)
     if new.shape != old.shape:
         raise ValueError(f"regenerated shape {new.shape} != committed {old.shape}")
     diff = float(np.max(np.abs(new - old)) / np.max(np.abs(old)))

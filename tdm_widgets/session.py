@@ -274,7 +274,7 @@ class TDMSession:
         if self._engine is None:
             stack = np.stack(self._pending) if self._pending else None
             self._engine = TDMEngine(self.data, stack, region=self._region,
-                                     progress=self.progress)
+                                     show_progressbar=self.progress)
             self._pending = []
         return self._engine
 
@@ -377,8 +377,8 @@ class TDMSession:
         sig = self.signal if self.signal is not None else self.data
         return cross_validated_image(sig, t, split=split, normalization=self.normalization,
                                      detector_region=self._det, fit_region=fit_region,
-                                     normalized=normalized, seed=seed, progress=self.progress,
-                                     names=names)
+                                     normalized=normalized, seed=seed,
+                                     show_progressbar=self.progress, names=names)
 
     def column_stats(self):
         """The column statistics of the reference region as a ``(2, det_y, det_x)``

@@ -3,13 +3,14 @@ axes in angstrom / mrad and provenance metadata."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .core.blocks import computed, is_lazy
 from .core.checks import check_data
 from .core.corrections import CorrectedData, Correction
+from .core.geometry import wavelength_A
 from .core.records import DETECTOR_AXES, SCAN_AXES, provenance_record
 from .core.stats import ColumnStats
 
@@ -21,6 +22,16 @@ _TO_ANGSTROM = {"Å": 1.0, "A": 1.0, "angstrom": 1.0, "Angstrom": 1.0, "nm": 10.
                 "pm": 0.01, "µm": 1e4, "um": 1e4}
 #: Angle units converted to mrad.
 _TO_MRAD = {"mrad": 1.0, "rad": 1e3, "µrad": 1e-3, "urad": 1e-3}
+#: Reciprocal-length units of a diffraction axis (k = 1/d, as pyxem and RosettaSciIO
+#: write them, LaTeX spellings included) converted to 1/angstrom.
+_TO_INV_ANGSTROM = {
+    **dict.fromkeys(("1/Å", "1/A", "Å^-1", "A^-1", "Å⁻¹", "A⁻¹", "A-1", "k_A^-1",
+                     "$A^{-1}$", r"$\AA^{-1}$", "1 / Å", "1 / A", "1/angstrom"), 1.0),
+    **dict.fromkeys(("1/nm", "nm^-1", "nm⁻¹", "nm-1", "k_nm^-1", "nm$^{-1}$",
+                     "$nm^{-1}$", "1 / nm"), 0.1),
+}
+#: Where HyperSpy (and pyxem) keep the beam energy [keV].
+BEAM_ENERGY = "Acquisition_instrument.TEM.beam_energy"
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,10 @@ class Calibration:
     det_scale: tuple[float, float] = (1.0, 1.0)
     det_offset: tuple[float, float] = (0.0, 0.0)
     det_units: str = "px"
+    #: ``metadata.Acquisition_instrument`` of the source (beam energy, convergence
+    #: angle, ...) and its ``metadata.Signal.signal_type``, carried to every result.
+    acquisition: dict | None = field(default=None, compare=False, repr=False)
+    signal_type: str = ""
 
     @property
     def det_mrad(self) -> bool:
@@ -59,6 +74,35 @@ def _axis_cal(axis, table, target):
         f = table[units]
         return scale * f, offset * f, target
     return scale, offset, units or "px"
+
+
+def _beam_energy_keV(s) -> float | None:
+    kev = s.metadata.get_item(BEAM_ENERGY)
+    if hasattr(kev, "m_as"):  # a pint quantity
+        kev = kev.m_as("kV")
+    try:
+        kev = float(kev)
+    except (TypeError, ValueError):
+        return None
+    return kev if np.isfinite(kev) and kev > 0 else None
+
+
+def _detector_cal(axis, s):
+    """A detector axis in mrad: angles converted, reciprocal lengths (k = 1/d) through
+    the relativistic wavelength at the signal's beam energy (theta = lambda k, the
+    small-angle relation pyxem uses for its mrad scale)."""
+    units = str(getattr(axis, "units", "") or "")
+    if units.strip() not in _TO_INV_ANGSTROM:
+        return _axis_cal(axis, _TO_MRAD, "mrad")
+    kev = _beam_energy_keV(s)
+    if kev is None:
+        raise ValueError(
+            f"the detector axes are in {units!r} (reciprocal space); converting them to "
+            f"mrad needs the beam energy, which metadata.{BEAM_ENERGY} [keV] does not "
+            "give. Set it, e.g. s.metadata.set_item("
+            f"'{BEAM_ENERGY}', 200) (pyxem: s.set_experimental_parameters(beam_energy=200))")
+    f = _TO_INV_ANGSTROM[units.strip()] * wavelength_A(kev * 1e3) * 1e3  # mrad per unit
+    return float(axis.scale) * f, float(axis.offset) * f, "mrad"
 
 
 def correction_of(s) -> Correction | None:
@@ -98,11 +142,14 @@ def unwrap(s, corrected: bool = True):
         nx, ny = am.navigation_axes
         kx, ky = am.signal_axes
         sx = [_axis_cal(a, _TO_ANGSTROM, "Å") for a in (ny, nx)]
-        dx = [_axis_cal(a, _TO_MRAD, "mrad") for a in (ky, kx)]
+        dx = [_detector_cal(a, s) for a in (ky, kx)]
         scan_units = sx[0][2] if sx[0][2] == sx[1][2] else "px"
         det_units = dx[0][2] if dx[0][2] == dx[1][2] else "px"
+        acq = s.metadata.get_item("Acquisition_instrument")
         cal = Calibration((sx[0][0], sx[1][0]), (sx[0][1], sx[1][1]), scan_units,
-                          (dx[0][0], dx[1][0]), (dx[0][1], dx[1][1]), det_units)
+                          (dx[0][0], dx[1][0]), (dx[0][1], dx[1][1]), det_units,
+                          acq.as_dictionary() if acq is not None else None,
+                          str(s.metadata.get_item("Signal.signal_type", "") or ""))
         data = s.data
         check_data(data)
         corr = correction_of(s) if corrected else None
@@ -133,6 +180,7 @@ def provenance(operation: str, source, **parameters) -> dict:
         src["title"] = source.metadata.get_item("General.title", "")
         src["original_filename"] = source.metadata.get_item(
             "General.original_filename", "")
+        src["signal_type"] = str(source.metadata.get_item("Signal.signal_type", "") or "")
         corr = correction_of(source)
         if corr is not None:  # what the passes applied to the data
             applied = {"n_bad_pixels": 0, "descan_subpixel": corr.subpixel}
@@ -145,9 +193,26 @@ def provenance(operation: str, source, **parameters) -> dict:
     return provenance_record(operation, src, **parameters)
 
 
-def _wrap(arr, axes, title, meta, stack_name, names):
-    """A Signal2D of ``(y, x)`` or ``(k, y, x)`` with the given calibrated 2D axes; a
-    stack's images are named in ``metadata.TDM.names`` (the one place names are set)."""
+def set_signal_type(sig, signal_type: str):
+    """Record ``signal_type`` on a result; its class changes only when an installed
+    HyperSpy extension provides that type (pyxem for ``"electron_diffraction"``), so
+    no "not understood" warning is printed without it. Returns the signal."""
+    if not signal_type:
+        return sig
+    from hyperspy.extensions import ALL_EXTENSIONS
+
+    known = {v.get("signal_type") for v in ALL_EXTENSIONS["signals"].values()}
+    if signal_type in known:
+        sig.set_signal_type(signal_type)
+    else:
+        sig.metadata.set_item("Signal.signal_type", signal_type)
+    return sig
+
+
+def _wrap(arr, axes, title, meta, stack_name, names, cal: Calibration, signal_type: str = ""):
+    """A Signal2D of ``(y, x)`` or ``(k, y, x)`` with the given calibrated 2D axes, the
+    source's ``Acquisition_instrument`` and the given signal type; a stack's images are
+    named in ``metadata.TDM.names`` (the one place names are set)."""
     import hyperspy.api as hs
 
     if arr.ndim == 3:
@@ -163,28 +228,34 @@ def _wrap(arr, axes, title, meta, stack_name, names):
     if hasattr(arr, "dask"):
         sig = sig.as_lazy()
     sig.metadata.General.title = title
+    if cal.acquisition:
+        sig.metadata.set_item("Acquisition_instrument", cal.acquisition)
     sig.metadata.set_item("TDM", meta)
     if names is not None:
         sig.metadata.set_item("TDM.names", names)
-    return sig
+    return set_signal_type(sig, signal_type)
 
 
 def wrap_scan_images(images, cal: Calibration, title: str, meta: dict,
                      stack_name: str = "template", names=None):
     """Scan-shaped image(s) ``(sy, sx)`` or ``(k, sy, sx)`` as a Signal2D in angstrom
-    (lazy for a dask array), named by ``names`` (one per image) if given."""
+    (lazy for a dask array), named by ``names`` (one per image) if given, with the
+    source's ``Acquisition_instrument``. Real-space images are plain Signal2D (no signal
+    type); ``metadata.TDM.source.signal_type`` records the source's."""
     axes = [(n, sc, off, cal.scan_units)
             for n, sc, off in zip(SCAN_AXES, cal.scan_scale, cal.scan_offset)]
-    return _wrap(images, axes, title, meta, stack_name, names)
+    return _wrap(images, axes, title, meta, stack_name, names, cal)
 
 
 def wrap_detector_images(masks, cal: Calibration, title: str, meta: dict,
                          stack_name: str = "template", names=None):
     """Detector-shaped mask(s) ``(dy, dx)`` or ``(k, dy, dx)`` as a Signal2D in mrad,
-    named by ``names`` (one per mask) if given."""
+    named by ``names`` (one per mask) if given, on the source's detector: its
+    ``Acquisition_instrument`` and signal type (e.g. pyxem's ``"electron_diffraction"``)."""
     axes = [(n, sc, off, cal.det_units)
             for n, sc, off in zip(DETECTOR_AXES, cal.det_scale, cal.det_offset)]
-    return _wrap(np.asarray(masks), axes, title, meta, stack_name, names)
+    return _wrap(np.asarray(masks), axes, title, meta, stack_name, names, cal,
+                 cal.signal_type)
 
 
 def pick(sig, names):

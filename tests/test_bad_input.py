@@ -261,7 +261,7 @@ def test_template_offset_does_not_change_the_mask(data4d, rng, lazy):
     m1, _ = pcc_masks(data, t + 1e8)
     np.testing.assert_allclose(m1, m0, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(m0, reference_pcc(data4d, t), rtol=1e-9, atol=1e-12)
-    eng = TDMEngine(data, np.stack([t + 1e8]), progress=False)
+    eng = TDMEngine(data, np.stack([t + 1e8]), show_progressbar=False)
     delta = np.zeros_like(t)
     delta[2, 3] = 1.0
     eng.edit(0, delta)

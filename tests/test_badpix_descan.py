@@ -82,9 +82,9 @@ def test_stored_corrections_give_the_same_results_as_a_corrected_copy(rng):
         s = tw.from_array(arr, scan_step_A=0.3, mrad_per_px=1.0)
         tw.set_bad_pixels(s, bad)
         s.metadata.set_item("TDM_corrections.descan_px", shifts)
-        masks = tw.pcc_mask(s, t, progress=False)
+        masks = tw.pcc_mask(s, t, show_progressbar=False)
         np.testing.assert_allclose(masks.data, want_masks, atol=1e-12)
-        img = tw.virtual_image(s, 0, 5.0, progress=False)
+        img = tw.virtual_image(s, 0, 5.0, show_progressbar=False)
         ring = tw.detector_annulus(s, (16, 15), 0, 5.0)
         np.testing.assert_allclose(np.asarray(img.data), copy[..., ring].sum(-1), rtol=1e-12)
         rec = img.metadata.TDM.parameters.corrections
@@ -102,7 +102,7 @@ def test_find_bad_pixels_synthetic_classes(rng):
     data[..., 5, 5] = rng.poisson(300, (8, 9))  # hot
     data[..., 7, 8] = 17                     # stuck
     data[1, 1, 0, 11] = np.nan               # one NaN
-    bp = tw.find_bad_pixels(data, progress=False)
+    bp = tw.find_bad_pixels(data, show_progressbar=False)
     assert np.argwhere(bp.dead).tolist() == [[2, 3]]
     assert np.argwhere(bp.hot).tolist() == [[5, 5]]
     assert np.argwhere(bp.stuck).tolist() == [[7, 8]]
@@ -189,23 +189,23 @@ def test_descan_from_a_vacuum_reference_on_another_scan_grid():
 
     vac = tw.from_array(_disc_stack((9, 11), (48, 48), (23.0, 24.5), 9.0, plane((9, 11))))
     data = tw.from_array(_disc_stack((18, 22), (48, 48), (23.0, 24.5), 9.0, plane((18, 22))))
-    disk = tw.bf_disk(vac, check_descan=False, progress=False)
-    d = tw.measure_descan(data, disk, reference=vac, progress=False)
+    disk = tw.bf_disk(vac, check_descan=False, show_progressbar=False)
+    d = tw.measure_descan(data, disk, reference=vac, show_progressbar=False)
     want = plane((18, 22))
     np.testing.assert_allclose(d.shift_px, want - want.reshape(-1, 2).mean(0), atol=0.08)
     assert d.source == "reference"
     tw.correct_descan(data, d)
-    np.testing.assert_allclose(tw.bf_disk(data, progress=False).center_px,
+    np.testing.assert_allclose(tw.bf_disk(data, show_progressbar=False).center_px,
                                np.add((23.0, 24.5), want.reshape(-1, 2).mean(0)), atol=0.1)
 
 
 def test_descan_measured_on_the_experiment_like_data(experiment):
     ex = _fresh()
     s = ex.signal
-    tw.set_bad_pixels(s, tw.find_bad_pixels(s, progress=False))
+    tw.set_bad_pixels(s, tw.find_bad_pixels(s, show_progressbar=False))
     with pytest.warns(UserWarning, match="descan"):
-        disk = tw.bf_disk(s, ex.semiangle_mrad, progress=False)
-    d = tw.measure_descan(s, disk, progress=False)
+        disk = tw.bf_disk(s, ex.semiangle_mrad, show_progressbar=False)
+    d = tw.measure_descan(s, disk, show_progressbar=False)
     # the plane through the true (noisy) descan, independent of the measurement
     a = design(s.data.shape[:2], 1)
     coef, *_ = np.linalg.lstsq(a, ex.descan_px.reshape(-1, 2), rcond=None)
@@ -216,11 +216,11 @@ def test_descan_measured_on_the_experiment_like_data(experiment):
     tw.correct_descan(s, d)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        tw.bf_disk(s, ex.semiangle_mrad, progress=False)
+        tw.bf_disk(s, ex.semiangle_mrad, show_progressbar=False)
 
 
 def _com_spread(s):
-    com = tw.center_of_mass(s, progress=False).data
+    com = tw.center_of_mass(s, show_progressbar=False).data
     return np.sqrt((com.reshape(2, -1).var(axis=1)).sum())
 
 
@@ -228,22 +228,22 @@ def test_descan_dominates_com_until_corrected(experiment):
     """Uncorrected, the ramp dominates the centre of mass; corrected, its spread is the
     clean simulation's (the atomic signal) again."""
     clean = _fresh().clean
-    tw.calibrate_detector(clean, tw.bf_disk(clean, 23.5, progress=False))
+    tw.calibrate_detector(clean, tw.bf_disk(clean, 23.5, show_progressbar=False))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no ramp warning on the clean data
         want = _com_spread(clean)
     s = _fresh().signal
-    tw.set_bad_pixels(s, tw.find_bad_pixels(s, progress=False))
+    tw.set_bad_pixels(s, tw.find_bad_pixels(s, show_progressbar=False))
     with pytest.warns(UserWarning, match="descan"):
-        disk = tw.bf_disk(s, 23.5, progress=False)
+        disk = tw.bf_disk(s, 23.5, show_progressbar=False)
     tw.calibrate_detector(s, disk)
     with pytest.warns(UserWarning, match="centre of mass: descan"):
         raw = _com_spread(s)
-    tw.correct_descan(s, tw.measure_descan(s, disk, progress=False))
+    tw.correct_descan(s, tw.measure_descan(s, disk, show_progressbar=False))
     fixed = _com_spread(s)
     assert raw > 2.0 * want
     assert fixed == pytest.approx(want, rel=0.1)
-    phase = tw.icom(s, progress=False)
+    phase = tw.icom(s, show_progressbar=False)
     assert list(phase.metadata.TDM.parameters.corrections.descan_shift_px["shape"]) == [20, 34, 2]
 
 
@@ -251,7 +251,7 @@ def test_descan_dominates_com_until_corrected(experiment):
 
 def test_find_bad_pixels_on_experiment_like_data(experiment):
     ex = experiment
-    bp = tw.find_bad_pixels(ex.signal, progress=False)
+    bp = tw.find_bad_pixels(ex.signal, show_progressbar=False)
     assert not (bp.mask & ~ex.bad).any()                       # no false alarm
     assert (bp.mask[ex.hot | ex.stuck]).all()                  # every hot and stuck pixel
     # every dead pixel where the clean data has signal to miss
@@ -268,13 +268,13 @@ def _recipe(s, tmp_path, name):
     path = tmp_path / f"{name}.hspy"
     s.save(path)
     s = tw.load(path, lazy=True)
-    tw.set_bad_pixels(s, tw.find_bad_pixels(s, progress=False))
+    tw.set_bad_pixels(s, tw.find_bad_pixels(s, show_progressbar=False))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the descan warning: corrected next
-        disk = tw.bf_disk(s, semiangle_mrad=23.5, progress=False)
+        disk = tw.bf_disk(s, semiangle_mrad=23.5, show_progressbar=False)
     tw.calibrate_detector(s, disk)
-    tw.correct_descan(s, tw.measure_descan(s, disk, progress=False))
-    adf = tw.virtual_image(s, 30, 60, progress=False).data.compute()
+    tw.correct_descan(s, tw.measure_descan(s, disk, show_progressbar=False))
+    adf = tw.virtual_image(s, 30, 60, show_progressbar=False).data.compute()
     peaks = tw.refine_positions(adf, tw.find_peaks(adf, 3, 0.5, periodic=False),
                                 periodic=False)
     cols, lat, _ = tw.load_positions(ROOT / "data/bundled/lifepo4_positions.json")
@@ -283,9 +283,9 @@ def _recipe(s, tmp_path, name):
                            intensities=tw.peak_heights(adf, peaks))
     t, names = tw.point_templates(reg.columns, adf.shape, species=["Li", "O"],
                                   combined=None)
-    tw.pcc_mask(s, t, detector_region=(0, 23.5), progress=False)
+    tw.pcc_mask(s, t, detector_region=(0, 23.5), show_progressbar=False)
     cv = tw.cross_validated_image(s, t, split="dose", detector_region=(0, 23.5),
-                                  progress=False)
+                                  show_progressbar=False)
     return disk, reg, names, cv
 
 
@@ -331,15 +331,16 @@ def test_uncorrected_descan_leaks_a_ramp_into_the_li_image(experiment):
     frac = {}
     for name, correct in (("uncorrected", False), ("corrected", True)):
         s = _fresh().signal
-        tw.set_bad_pixels(s, tw.find_bad_pixels(s, progress=False))
+        tw.set_bad_pixels(s, tw.find_bad_pixels(s, show_progressbar=False))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            disk = tw.bf_disk(s, 23.5, progress=False)
+            disk = tw.bf_disk(s, 23.5, show_progressbar=False)
         tw.calibrate_detector(s, disk)
         if correct:
-            tw.correct_descan(s, tw.measure_descan(s, disk, progress=False))
+            tw.correct_descan(s, tw.measure_descan(s, disk, show_progressbar=False))
         t, _ = tw.point_templates(ex.columns, (20, 34), species=["Li"], combined=None)
-        cv = tw.cross_validated_image(s, t[0], detector_region=(0, 23.5), progress=False)
+        cv = tw.cross_validated_image(s, t[0], detector_region=(0, 23.5),
+                                      show_progressbar=False)
         frac[name] = _plane_fraction(cv.data)
     assert frac["uncorrected"] > 5 * frac["corrected"], frac
 

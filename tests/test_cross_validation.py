@@ -85,11 +85,12 @@ def test_self_fit_on_noisy_simulated_lifepo4():
     cols = columns_of(series)
     clean = select(series, thickness_nm=70)
     low = tw.specificity_report(tw.add_poisson_noise(clean, 1e3, seed=1), cols,
-                                species=["Li", "O"], detector_region=(0, 23.5), progress=False)
+                                species=["Li", "O"], detector_region=(0, 23.5),
+                                show_progressbar=False)
     assert low["Li same-data"]["Li"] > low["Li cross-validated"]["Li"] + 2.0
     assert low["O same-data"]["O"] > low["O cross-validated"]["O"] + 1.0
     high = tw.specificity_report(tw.add_poisson_noise(clean, 1e5, seed=1), cols,
-                                 species=["Li"], detector_region=(0, 23.5), progress=False)
+                                 species=["Li"], detector_region=(0, 23.5), show_progressbar=False)
     assert abs(high["Li same-data"]["Li"] - high["Li cross-validated"]["Li"]) < 0.6
     # the cross-validated Li image is still Li-specific: Li above every other species
     cv = high["Li cross-validated"]

@@ -83,7 +83,7 @@ def test_sparse_projection_of_an_edit_every_dtype(dtype, lazy, monkeypatch):
     data = _data(dtype, seed=2)
     t = _templates(data.shape[:2])
     eng = TDMEngine(da.from_array(data, chunks=(2, -1, -1, -1)) if lazy else data, t,
-                    progress=False)
+                    show_progressbar=False)
     delta = np.zeros(data.shape[:2])
     delta[1, 1], delta[4, 0], delta[6, 5] = 1.0, -0.5, 2.0
     eng.edit(0, delta)

@@ -60,7 +60,7 @@ def test_tampered_file_is_reported(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    return out, run_demo(out, BUNDLED, thickness_nm=70, progress=False)
+    return out, run_demo(out, BUNDLED, thickness_nm=70, show_progressbar=False)
 
 
 def test_demo_writes_figure_results_and_table(demo):
@@ -82,7 +82,7 @@ def test_demo_results_reload_and_agree_with_the_api(demo):
     series = tw.load(BUNDLED)
     s = select(series, thickness_nm=70)
     abf = hs.load(out / "virtual_ABF.hspy")
-    np.testing.assert_allclose(abf.data, tw.virtual_image(s, 11, 23.5, progress=False).data)
+    np.testing.assert_allclose(abf.data, tw.virtual_image(s, 11, 23.5, show_progressbar=False).data)
     images = hs.load(out / "tdm_images.hspy")
     names = list(images.metadata.TDM.names)
     cols = columns_of(series)

@@ -194,7 +194,7 @@ def lifepo4():
 
     series = tw.load(BUNDLED)
     s = select(series, thickness_nm=70)
-    adf = tw.virtual_image(s, 30, 64, progress=False).data
+    adf = tw.virtual_image(s, 30, 64, show_progressbar=False).data
     return s, columns_of(series), adf
 
 
@@ -257,7 +257,7 @@ def test_specificity_report_virtual_rows_catch_a_misregistered_cell(lifepo4):
     rows are still computed."""
     s, cols, _ = lifepo4
     noisy = tw.add_poisson_noise(s, 1e5, seed=1)
-    kw = {"species": ["Li"], "detector_region": (0, 23.5), "progress": False}
+    kw = {"species": ["Li"], "detector_region": (0, 23.5), "show_progressbar": False}
     right = tw.specificity_report(noisy, cols, **kw)
     assert list(right)[:2] == ["virtual ABF", "virtual ADF"]
     adf = right["virtual ADF"]

@@ -90,7 +90,7 @@ def test_fft_friendly_and_rebin_conserves_intensity():
 
 @pytest.fixture(scope="module")
 def ci_signal():
-    return simulate("ci", "lifepo4", thickness_nm=(1.0, 2.0), progress=False)
+    return simulate("ci", "lifepo4", thickness_nm=(1.0, 2.0), show_progressbar=False)
 
 
 def test_ci_preset_end_to_end(ci_signal, tmp_path):
@@ -115,7 +115,7 @@ def test_ci_preset_end_to_end(ci_signal, tmp_path):
 
 
 def test_same_seed_same_array(ci_signal):
-    again = simulate("ci", "lifepo4", thickness_nm=(1.0, 2.0), progress=False)
+    again = simulate("ci", "lifepo4", thickness_nm=(1.0, 2.0), show_progressbar=False)
     np.testing.assert_array_equal(again.data, ci_signal.data)
 
 
@@ -129,8 +129,9 @@ def test_unknown_names():
 
 def test_defocus_ensemble_member_equals_single_run():
     """The ensemble's axis order: member i is the run at defocus i."""
-    ens = simulate("ci", "lifepo4", thickness_nm=(1.0,), defocus_nm=(-3.0, 4.0), progress=False)
-    one = simulate("ci", "lifepo4", thickness_nm=(1.0,), defocus_nm=4.0, progress=False)
+    ens = simulate("ci", "lifepo4", thickness_nm=(1.0,), defocus_nm=(-3.0, 4.0),
+                   show_progressbar=False)
+    one = simulate("ci", "lifepo4", thickness_nm=(1.0,), defocus_nm=4.0, show_progressbar=False)
     assert [a.name for a in ens.axes_manager.navigation_axes] == ["x", "y", "defocus"]
     member = select(ens, defocus_nm=4.0)
     np.testing.assert_allclose(member.data, one.data, rtol=1e-4, atol=1e-7)
@@ -141,9 +142,9 @@ def test_strips_of_rows_equal_one_scan(monkeypatch):
     """Scanning in strips of rows (to bound memory) gives the same patterns."""
     import tdm_widgets.simulate.runner as runner
 
-    whole = simulate("ci", "lifepo4", thickness_nm=(1.0,), progress=False)
+    whole = simulate("ci", "lifepo4", thickness_nm=(1.0,), show_progressbar=False)
     monkeypatch.setattr(runner, "MAX_POSITIONS_PER_RUN", 20)  # 2 rows of 10 per strip
-    strips = simulate("ci", "lifepo4", thickness_nm=(1.0,), progress=False)
+    strips = simulate("ci", "lifepo4", thickness_nm=(1.0,), show_progressbar=False)
     np.testing.assert_allclose(strips.data, whole.data, rtol=1e-4, atol=1e-7)
 
 
@@ -209,10 +210,11 @@ def test_local_cluster_gives_the_serial_array(ci_signal):
     gives the serial run's array, seeded phonons included."""
     from distributed import Client, LocalCluster
 
-    serial = simulate("ci", "lifepo4", thickness_nm=(1.0, 2.0), progress=False, num_configs=2)
+    serial = simulate("ci", "lifepo4", thickness_nm=(1.0, 2.0), show_progressbar=False,
+                      num_configs=2)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        on_cluster = simulate("ci", "lifepo4", thickness_nm=(1.0, 2.0), progress=False,
+        on_cluster = simulate("ci", "lifepo4", thickness_nm=(1.0, 2.0), show_progressbar=False,
                               num_configs=2, scheduler=client)
         assert client.nthreads() and len(client.nthreads()) == 2
     np.testing.assert_allclose(on_cluster.data, serial.data, rtol=1e-5, atol=1e-9)
@@ -236,7 +238,7 @@ def test_estimate_covers_cluster_and_gpu_needs_cupy():
         import cupy  # noqa: F401
     except ImportError:
         with pytest.raises(ValueError, match="needs CuPy"):
-            simulate("ci", "lifepo4", thickness_nm=(1.0,), progress=False, device="gpu")
+            simulate("ci", "lifepo4", thickness_nm=(1.0,), show_progressbar=False, device="gpu")
     else:
         assert check_device("gpu") == "gpu"
 
@@ -268,7 +270,7 @@ def test_raw_run_is_the_native_detector_of_the_integrated_run(ci_raw):
         "simulated_mrad_per_px"][0]), rel=1e-4)
     assert min(abs(ky).max(), abs(kx).max()) > 50  # beyond the ci preset's 40 mrad
     # the same thicknesses: the same slab depth, so the same seeded phonons
-    ref = select(simulate("ci", "lifepo4", thickness_nm=(1.0, 2.0, 3.0), progress=False),
+    ref = select(simulate("ci", "lifepo4", thickness_nm=(1.0, 2.0, 3.0), show_progressbar=False),
                  thickness_nm=2.0)
     ry, rx = detector_rebin_matrix(ky, 20, 4.0), detector_rebin_matrix(kx, 20, 4.0)
     integrated = ry @ raw[0, 1].astype(np.float64) @ rx.T

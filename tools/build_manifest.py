@@ -8,7 +8,7 @@ Run after adding or regenerating data:  .venv/bin/python tools/build_manifest.py
 
 import yaml
 
-from tdm_widgets.manifest import MANIFEST, ROOT, entry_for
+from tdm_widgets.manifest import MANIFEST, ROOT, entry_for, sha256
 
 COMMON_REDUCTIONS = [
     "lateral slab about 30 A (paper 80 x 80 A): the probe wraps around sooner at large thickness",
@@ -85,6 +85,17 @@ FINE = [
              "wall time: this 2-core machine shared with other work, abTEM 1.0.11 CPU"]),
 ]
 
+#: Bundled files that are not simulations (the manifest's ``files``): listed with their
+#: checksum so that an install can fetch them (tdm_widgets.data_path).
+FILES = [
+    dict(name="lifepo4_positions", file="data/bundled/lifepo4_positions.json",
+         format="tdm_widgets.positions (JSON)",
+         description="LiFePO4 [001] column positions of the bundled simulation "
+                     "(lifepo4_thickness, 20 x 34 scan) and one unit cell as the lattice "
+                     "(tdm_widgets.load_positions)",
+         notebooks=["tdm apply (README)", "notebooks/09_your_own_data.ipynb"]),
+]
+
 GENERATED = [
     dict(name="ci_lifepo4", tier="ci", file=None,
          generator="tdm simulate ci lifepo4 --thickness 1 2 --out TMP",
@@ -130,13 +141,15 @@ def main():
             e["reductions"].append(f"{p['preset']['num_configs']} frozen-phonon "
                                    f"configurations{seeds} (paper 20)")
             datasets.append(e)
+    files = [dict(d, tier="bundled", size_bytes=(ROOT / d["file"]).stat().st_size,
+                  sha256=sha256(ROOT / d["file"])) for d in FILES if (ROOT / d["file"]).exists()]
     datasets += GENERATED
     MANIFEST.write_text(
         "# Every dataset the project ships or generates. Written by tools/build_manifest.py;\n"
         "# check with `tdm data verify`, re-run a generator with `tdm data regenerate NAME`.\n"
-        + yaml.safe_dump({"version": 1, "datasets": datasets, "experimental": EXPERIMENTAL},
-                         sort_keys=False, width=100))
-    print(f"wrote {MANIFEST} ({len(datasets)} datasets)")
+        + yaml.safe_dump({"version": 1, "datasets": datasets, "files": files,
+                          "experimental": EXPERIMENTAL}, sort_keys=False, width=100))
+    print(f"wrote {MANIFEST} ({len(datasets)} datasets, {len(files)} other files)")
 
 
 if __name__ == "__main__":

@@ -151,7 +151,8 @@ def refine_by_tdm(s, columns: dict, species, sigma_px: float = 1.0, window_px: f
     history = []
     for _ in range(max_iter):
         t, names = point_templates(pos, shape, list(species), sigma_px=sigma_px, combined=None)
-        imgs = apply_mask(s, pcc_mask(s, t, progress=False, **mask_kw), progress=False).data
+        imgs = apply_mask(s, pcc_mask(s, t, show_progressbar=False, **mask_kw),
+                          show_progressbar=False).data
         shift = 0.0
         for i, name in enumerate(names):
             new = refine_positions(imgs[i], pos[name], window_px=window_px)

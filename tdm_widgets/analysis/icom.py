@@ -9,19 +9,14 @@ import numpy as np
 from ..core.apply import apply_masks
 from ..core.blocks import computed
 from ..core.descan import design
-from ..core.geometry import detector_coordinates
+from ..core.geometry import detector_coordinates, wavelength_A
+from ..core.progress import hyperspy_progressbar
 from ..descan import DESCAN_WARN_PX
 from ..signals import provenance, unwrap, wrap_scan_images
 
 
-def wavelength_A(energy_eV: float) -> float:
-    """Relativistic electron wavelength [angstrom] at ``energy_eV`` [eV]."""
-    h, m0, e, c = 6.62607015e-34, 9.1093837015e-31, 1.602176634e-19, 299792458.0
-    v = energy_eV * e
-    return h / np.sqrt(2 * m0 * v * (1 + v / (2 * m0 * c**2))) * 1e10
-
-
-def center_of_mass(s, progress: bool = True):
+@hyperspy_progressbar
+def center_of_mass(s, show_progressbar: bool | None = None):
     """Centre of mass of each pattern [mrad], from one pass (masks 1, ky, kx).
 
     Stored bad pixels are interpolated and a stored descan correction is applied in
@@ -33,7 +28,7 @@ def center_of_mass(s, progress: bool = True):
     s : hyperspy.signals.Signal2D or ndarray
         4D data, detector calibrated in mrad (else the CoM is in detector axis
         units).
-    progress : bool
+    show_progressbar : bool, optional
         Progress bar for passes longer than a second.
 
     Returns
@@ -44,7 +39,7 @@ def center_of_mass(s, progress: bool = True):
     Examples
     --------
     >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
-    >>> com = tw.center_of_mass(tw.from_array(data, mrad_per_px=2.0), progress=False)
+    >>> com = tw.center_of_mass(tw.from_array(data, mrad_per_px=2.0), show_progressbar=False)
     >>> com.data.shape, bool(np.abs(com.data).max() < 2.0)
     ((2, 8, 6), True)
     """
@@ -54,7 +49,7 @@ def center_of_mass(s, progress: bool = True):
     ky, kx = detector_coordinates(data.shape[2:], cal.det_scale, cal.det_offset)
     masks = np.stack([np.ones(data.shape[2:]), np.broadcast_to(ky[:, None], data.shape[2:]),
                       np.broadcast_to(kx[None, :], data.shape[2:])])
-    tot, my, mx = np.asarray(computed(apply_masks(data, masks, progress=progress)))
+    tot, my, mx = np.asarray(computed(apply_masks(data, masks, progress=show_progressbar)))
     if np.any(tot <= 0):
         raise ValueError("some patterns have zero or negative total intensity")
     com = np.stack([my / tot, mx / tot])
@@ -150,8 +145,9 @@ def integrate_gradient(gy, gx, step=(1.0, 1.0)) -> np.ndarray:
     return np.real(np.fft.ifft2(f))
 
 
+@hyperspy_progressbar
 def icom(s, rotation_deg: float | None = None, transpose: bool | None = None,
-         energy_eV: float | None = None, progress: bool = True):
+         energy_eV: float | None = None, show_progressbar: bool | None = None):
     """Integrated centre of mass: the phase [rad] whose gradient is the CoM shift.
 
     ``grad phi = 2 pi theta / lambda`` (theta the CoM [rad], lambda the wavelength),
@@ -171,7 +167,7 @@ def icom(s, rotation_deg: float | None = None, transpose: bool | None = None,
         Beam energy [eV]; from ``metadata.Acquisition_instrument.TEM.beam_energy``
         [keV] if None.
 
-    progress : bool
+    show_progressbar : bool, optional
         Progress bar for passes longer than a second.
 
     Returns
@@ -183,7 +179,7 @@ def icom(s, rotation_deg: float | None = None, transpose: bool | None = None,
     --------
     >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
     >>> s = tw.from_array(data, scan_step_A=0.5, mrad_per_px=2.0)
-    >>> phase = tw.icom(s, rotation_deg=0, transpose=False, energy_eV=300e3, progress=False)
+    >>> phase = tw.icom(s, rotation_deg=0, transpose=False, energy_eV=300e3, show_progressbar=False)
     >>> phase.data.shape, phase.metadata.TDM.parameters.energy_eV
     ((8, 6), 300000.0)
     """
@@ -197,7 +193,7 @@ def icom(s, rotation_deg: float | None = None, transpose: bool | None = None,
             raise ValueError("give energy_eV or set metadata Acquisition_instrument.TEM."
                              "beam_energy [keV]")
         energy_eV = float(kev) * 1e3
-    com = center_of_mass(s, progress=progress).data
+    com = center_of_mass(s, show_progressbar=show_progressbar).data
     step = cal.scan_scale
     if rotation_deg is None or transpose is None:
         rotation_deg, transpose = curl_rotation(com[0], com[1], step)

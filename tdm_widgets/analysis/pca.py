@@ -8,6 +8,7 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from ..core.apply import apply_masks
 from ..core.blocks import computed, reduce_scan
 from ..core.correlate import column_statistics
+from ..core.progress import hyperspy_progressbar
 from ..signals import as_column_stats, provenance, unwrap, wrap_scan_images
 
 
@@ -34,7 +35,8 @@ def _projector(data, stats):
     return LinearOperator((p, p), matvec=matvec, dtype=np.float64)
 
 
-def eigen_images(s, k: int = 3, tol: float = 1e-8, progress: bool = True):
+@hyperspy_progressbar
+def eigen_images(s, k: int = 3, tol: float = 1e-8, show_progressbar: bool | None = None):
     """Leading eigenvalues and eigen-images of the correlation matrix C (Eq 9).
 
     ``C = D_hat D_hat^T / p`` (positions by positions) is never formed: Lanczos
@@ -49,8 +51,8 @@ def eigen_images(s, k: int = 3, tol: float = 1e-8, progress: bool = True):
         Number of eigenpairs.
     tol : float
         Relative accuracy of the eigenvalues (``eigsh``'s ``tol``).
-    progress : bool
-        Progress bar for the statistics pass.
+    show_progressbar : bool, optional
+        Progress bar for the statistics pass; None follows HyperSpy's preference.
 
     Returns
     -------
@@ -63,12 +65,12 @@ def eigen_images(s, k: int = 3, tol: float = 1e-8, progress: bool = True):
     --------
     >>> import numpy as np, tdm_widgets as tw
     >>> data = np.random.default_rng(0).random((6, 5, 4, 4))
-    >>> eig = tw.eigen_images(tw.from_array(data, scan_step_A=0.5), k=2, progress=False)
+    >>> eig = tw.eigen_images(tw.from_array(data, scan_step_A=0.5), k=2, show_progressbar=False)
     >>> eig.data.shape, eig.metadata.TDM.names, eig.axes_manager.signal_axes[0].units
     ((2, 6, 5), ['eigen-image 1', 'eigen-image 2'], 'Å')
     """
     data, cal, src = unwrap(s)
-    stats = column_statistics(data, progress=progress)
+    stats = column_statistics(data, progress=show_progressbar)
     op = _projector(data, stats)
     vals, vecs = eigsh(op, k=k, which="LA", tol=tol)
     order = np.argsort(vals)[::-1]

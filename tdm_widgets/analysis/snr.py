@@ -17,6 +17,8 @@ import warnings
 
 import numpy as np
 
+from ..core.progress import hyperspy_progressbar
+
 
 def unit_cell_average(image, cell_px: tuple[int, int]) -> np.ndarray:
     """The image folded onto one unit cell and tiled back to the image size.
@@ -90,8 +92,9 @@ def unit_cell_snr_db(image, cell_px: tuple[int, int]) -> float:
     return float(10 * np.log10(var_signal / var_noise))
 
 
+@hyperspy_progressbar
 def shot_noise_snr_db(s, mask, method: str = "halves", seed: int = 0,
-                      progress: bool = False) -> float:
+                      show_progressbar: bool | None = None) -> float:
     """Shot-noise SNR [dB] of the image ``D m`` (Eq 2) that a detector mask makes.
 
     ``SNR = 10 log10(var_signal / var_noise)``: ``var_noise`` is the mean over scan
@@ -122,7 +125,7 @@ def shot_noise_snr_db(s, mask, method: str = "halves", seed: int = 0,
         Noise from two binomial halves of the counts, or from Poisson statistics.
     seed : int
         Seed of the binomial split (``"halves"``).
-    progress : bool
+    show_progressbar : bool, optional
         Progress bar for long passes.
 
     Returns
@@ -158,12 +161,12 @@ def shot_noise_snr_db(s, mask, method: str = "halves", seed: int = 0,
         return float("inf")
     if method == "halves":
         a, b = thinned_halves(data, seed)
-        ia = computed(apply_masks(a, m, progress=progress))
-        ib = computed(apply_masks(b, m, progress=progress))
+        ia = computed(apply_masks(a, m, progress=show_progressbar))
+        ib = computed(apply_masks(b, m, progress=show_progressbar))
         var_noise = float(np.var(ia - ib))
         var_signal = 4.0 * float(np.mean((ia - ia.mean()) * (ib - ib.mean())))
     else:
-        img, noise = computed(apply_masks(data, np.stack([m, m * m]), progress=progress))
+        img, noise = computed(apply_masks(data, np.stack([m, m * m]), progress=show_progressbar))
         var_noise = float(noise.mean())
         var_signal = float(np.var(img)) - var_noise
     if var_noise == 0:

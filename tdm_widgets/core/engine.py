@@ -10,6 +10,7 @@ from .blocks import is_lazy
 from .checks import check_data, detector_mask, region_mask, templates_stack
 from .correlate import NORMALIZATIONS, masks_from, statistics_pass, template_sum_of_squares
 from .kernels import sparse_projection
+from .progress import hyperspy_progressbar
 
 
 class TDMEngine:
@@ -28,15 +29,16 @@ class TDMEngine:
         ``(k, scan_y, scan_x)``; none (k = 0) if None: add them later.
     region : ndarray of bool, optional
         Positions whose statistics define the masks (a partial template).
-    progress : bool
-        Progress bar for passes longer than a second.
+    show_progressbar : bool, optional
+        Progress bar for passes longer than a second; None follows
+        ``hs.preferences.General.show_progressbar``.
 
     Examples
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> data = rng.poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
-    >>> engine = TDMEngine(data, progress=False)
+    >>> engine = TDMEngine(data, show_progressbar=False)
     >>> t = np.zeros((6, 5)); t[2, 3] = 1
     >>> engine.add_template(t)
     0
@@ -44,7 +46,9 @@ class TDMEngine:
     (1, 4, 4)
     """
 
-    def __init__(self, data, templates=None, region=None, progress: bool = True):
+    @hyperspy_progressbar
+    def __init__(self, data, templates=None, region=None,
+                 show_progressbar: bool | None = None):
         check_data(data)
         self.data = data
         self.scan_shape = tuple(data.shape[:2])
@@ -55,7 +59,7 @@ class TDMEngine:
         self.region = region_mask(region, self.scan_shape)
         self.region_given = region is not None
         self.stats, _, self._sums, self._shift, self._centers = statistics_pass(
-            data, t, self.region, progress)
+            data, t, self.region, show_progressbar)
         self.templates = t.copy()
         #: Scan positions read by edits since the pass (a diagnostic for tests).
         self.patterns_read = 0
@@ -110,7 +114,7 @@ class TDMEngine:
         Examples
         --------
         >>> data = np.random.default_rng(0).poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
-        >>> engine = TDMEngine(data, progress=False)
+        >>> engine = TDMEngine(data, show_progressbar=False)
         >>> t = np.zeros((6, 5)); t[2, 3] = 1
         >>> engine.add_template(t)
         0
@@ -165,7 +169,7 @@ class TDMEngine:
         Examples
         --------
         >>> data = np.random.default_rng(0).poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
-        >>> engine = TDMEngine(data, progress=False)
+        >>> engine = TDMEngine(data, show_progressbar=False)
         >>> t = np.zeros((6, 5)); t[2, 3] = 1
         >>> engine.add_template(t)
         0
@@ -198,7 +202,7 @@ class TDMEngine:
         Examples
         --------
         >>> data = np.random.default_rng(0).poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
-        >>> engine = TDMEngine(data, progress=False)
+        >>> engine = TDMEngine(data, show_progressbar=False)
         >>> t = np.zeros((6, 5)); t[2, 3] = 1
         >>> engine.add_template(t)
         0
@@ -231,7 +235,7 @@ class TDMEngine:
         Examples
         --------
         >>> data = np.random.default_rng(0).poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
-        >>> engine = TDMEngine(data, progress=False)
+        >>> engine = TDMEngine(data, show_progressbar=False)
         >>> t = np.zeros((6, 5)); t[2, 3] = 1
         >>> engine.add_template(t)
         0
@@ -251,7 +255,8 @@ class TDMEngine:
         bad = getattr(getattr(self.data, "correction", None), "bad_pixels", None)
         return masks if bad is None else masks * ~bad  # interpolated pixels: weight 0
 
-    def images(self, masks, normalized: bool = False, progress: bool = True):
+    @hyperspy_progressbar
+    def images(self, masks, normalized: bool = False, show_progressbar: bool | None = None):
         """Images of ``masks`` (one pass); Eq 6 reuses the kept statistics.
 
         Parameters
@@ -260,8 +265,9 @@ class TDMEngine:
             ``(det_y, det_x)`` or ``(k, det_y, det_x)``, e.g. :meth:`masks`.
         normalized : bool
             Eq 6 instead of Eq 2.
-        progress : bool
-            Progress bar for passes longer than a second.
+        show_progressbar : bool, optional
+            Progress bar for passes longer than a second; None follows HyperSpy's
+            preference.
 
         Returns
         -------
@@ -272,12 +278,12 @@ class TDMEngine:
         Examples
         --------
         >>> data = np.random.default_rng(0).poisson(5.0, (6, 5, 4, 4)).astype(np.uint16)
-        >>> engine = TDMEngine(data, progress=False)
+        >>> engine = TDMEngine(data, show_progressbar=False)
         >>> t = np.zeros((6, 5)); t[2, 3] = 1
         >>> engine.add_template(t)
         0
-        >>> engine.images(engine.masks(), normalized=True, progress=False).shape
+        >>> engine.images(engine.masks(), normalized=True, show_progressbar=False).shape
         (1, 6, 5)
         """
         return apply_masks(self.data, masks, normalized=normalized, stats=self.stats,
-                           progress=progress)
+                           progress=show_progressbar)

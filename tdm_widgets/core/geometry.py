@@ -60,3 +60,16 @@ def circle(radius: float, center=(0.0, 0.0), n: int = 181) -> tuple[np.ndarray, 
     same axis units, for drawing detector outlines."""
     phi = np.linspace(0, 2 * np.pi, n)
     return center[0] + radius * np.sin(phi), center[1] + radius * np.cos(phi)
+
+
+def wavelength_A(energy_eV: float) -> float:
+    """Relativistic electron wavelength [angstrom] at ``energy_eV`` [eV].
+
+    Examples
+    --------
+    >>> round(wavelength_A(200e3), 6)
+    0.025079
+    """
+    h, m0, e, c = 6.62607015e-34, 9.1093837015e-31, 1.602176634e-19, 299792458.0
+    v = energy_eV * e
+    return h / np.sqrt(2 * m0 * v * (1 + v / (2 * m0 * c**2))) * 1e10

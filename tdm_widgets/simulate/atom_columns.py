@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from ase import Atoms
+
+if TYPE_CHECKING:  # ase is the simulate extra; nothing here needs it at run time
+    from ase import Atoms
 
 #: Atomic numbers used to name a mixed column after its heaviest species.
 _Z = {"H": 1, "Li": 3, "O": 8, "P": 15, "Ti": 22, "Fe": 26, "Pb": 82}

@@ -16,9 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.progress import hyperspy_progressbar
 from .atom_columns import columns_in_scan, projected_columns
 
 logger = logging.getLogger(__name__)
+
+
+def _abtem():
+    """abTEM, or an ImportError that names the extra to install."""
+    try:
+        import abtem
+    except ImportError as err:
+        raise ImportError(f"simulations need abTEM ({err}): "
+                          'pip install "tdm-widgets[simulate]"') from err
+    return abtem
 
 #: Probe positions per abTEM call: larger scans run in strips of rows (memory bound).
 MAX_POSITIONS_PER_RUN = 800
@@ -249,7 +260,7 @@ def plan_scan(structure, preset: Preset, thickness_nm, defocus_nm=(0.0,), seed: 
     -------
     ScanPlan
     """
-    import abtem
+    abtem = _abtem()
 
     from .structures import Structure
 
@@ -343,7 +354,7 @@ def scan_strips(plan: ScanPlan, detector, max_bytes: float = 1.5 * 2**30, client
     kxy : tuple of ndarray
         Angular coordinates (kx, ky) [mrad] of the detector pixels.
     """
-    import abtem
+    abtem = _abtem()
 
     n_t, n_d = len(plan.thickness_nm), len(plan.defocus_nm)
     nx, ny = plan.scan_px
@@ -423,9 +434,10 @@ def connect(scheduler):
         client.close()
 
 
+@hyperspy_progressbar
 def run_multislice(structure, preset: Preset, thickness_nm, defocus_nm=(0.0,),
-                   seed: int = 0, sigmas_A=None, progress: bool = True, scheduler=None,
-                   device: str = "cpu") -> SimulationResult:
+                   seed: int = 0, sigmas_A=None, show_progressbar: bool | None = None,
+                   scheduler=None, device: str = "cpu") -> SimulationResult:
     """Run one multislice 4D-STEM scan with exit planes.
 
     Parameters
@@ -445,7 +457,7 @@ def run_multislice(structure, preset: Preset, thickness_nm, defocus_nm=(0.0,),
         Frozen-phonon seed; the same preset and seed give the same array.
     sigmas_A : dict, optional
         Thermal displacement standard deviation per species [angstrom].
-    progress : bool
+    show_progressbar : bool, optional
         Show abTEM's progress bar.
     scheduler : str or distributed.Client, optional
         A ``dask.distributed`` scheduler address (``tcp://host:8786``) or client: each
@@ -463,10 +475,10 @@ def run_multislice(structure, preset: Preset, thickness_nm, defocus_nm=(0.0,),
     >>> from tdm_widgets.simulate import PRESETS, pbtio3                # doctest: +SKIP
     >>> res = run_multislice(pbtio3(), PRESETS["ci"], [2.0])            # doctest: +SKIP
     """
-    import abtem
+    abtem = _abtem()
 
     plan = plan_scan(structure, preset, thickness_nm, defocus_nm, seed, sigmas_A, device)
-    abtem.config.set({"diagnostics.progress_bar": bool(progress), "precision": "float32"})
+    abtem.config.set({"diagnostics.progress_bar": bool(show_progressbar), "precision": "float32"})
     det = abtem.PixelatedDetector(max_angle=preset.max_angle_mrad + 3 * preset.mrad_per_px)
     t0 = time.perf_counter()
     strips = []
@@ -491,9 +503,10 @@ def run_multislice(structure, preset: Preset, thickness_nm, defocus_nm=(0.0,),
                             columns=plan.columns, parameters=params, truth=plan.truth)
 
 
+@hyperspy_progressbar
 def run_raw(structure, preset: Preset, thickness_nm, out_dir, defocus_nm=(0.0,),
-            seed: int = 0, sigmas_A=None, progress: bool = True, command: str = "",
-            scheduler=None, device: str = "cpu") -> Path:
+            seed: int = 0, sigmas_A=None, show_progressbar: bool | None = None,
+            command: str = "", scheduler=None, device: str = "cpu") -> Path:
     """Run a scan and write the raw result to a folder, strip by strip.
 
     The detector is abTEM's native one (its pixel is the reciprocal of the slab
@@ -502,7 +515,7 @@ def run_raw(structure, preset: Preset, thickness_nm, out_dir, defocus_nm=(0.0,),
 
     Parameters
     ----------
-    structure, preset, thickness_nm, defocus_nm, seed, sigmas_A, progress, scheduler, device
+    structure, preset, thickness_nm, defocus_nm, seed, sigmas_A, show_progressbar, scheduler, device
         As :func:`run_multislice`.
     out_dir : str or Path
         Folder to create; gets ``raw.npy`` (``(n_defocus, n_thickness, scan_y, scan_x,
@@ -522,12 +535,12 @@ def run_raw(structure, preset: Preset, thickness_nm, out_dir, defocus_nm=(0.0,),
     >>> from tdm_widgets.simulate import PRESETS, pbtio3                # doctest: +SKIP
     >>> run_raw(pbtio3(), PRESETS["ci"], [2.0], "raw_ci")                # doctest: +SKIP
     """
-    import abtem
+    abtem = _abtem()
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plan = plan_scan(structure, preset, thickness_nm, defocus_nm, seed, sigmas_A, device)
-    abtem.config.set({"diagnostics.progress_bar": bool(progress), "precision": "float32"})
+    abtem.config.set({"diagnostics.progress_bar": bool(show_progressbar), "precision": "float32"})
     det = abtem.PixelatedDetector(max_angle="cutoff")
     t0 = time.perf_counter()
     raw = None

@@ -64,7 +64,7 @@ class Explorer:
         self.data, self.cal, self.source = unwrap(s)
         self.bf_mrad = float(bf_mrad)
         if image is None:
-            image = computed(virtual_image(s, 11.0, bf_mrad, progress=True).data)
+            image = computed(virtual_image(s, 11.0, bf_mrad).data)
         self.painter = TemplatePainter(image, species, columns,
                                        title="virtual ABF (11-23.5 mrad): click columns",
                                        pixel_size=self.cal.scan_scale[1],
@@ -237,7 +237,7 @@ class Explorer:
         key = (tuple(names), sigma, None if region is None else region.tobytes())
         if self.engine is None or key != self._engine_key or self._layout_changed:
             templates, _ = point_templates(cols, self.painter.shape, sigma_px=sigma)
-            self.engine = TDMEngine(self.data, templates, region=region, progress=True)
+            self.engine = TDMEngine(self.data, templates, region=region)
             self._engine_key, self._layout_changed = key, False
         else:
             for sp in sorted(self._dirty & set(names)):
@@ -258,13 +258,14 @@ class Explorer:
         split = self.cross_validate.value
         if split == "none":
             images = computed(self.engine.images(masks, normalized=self.normalized.value,
-                                                 progress=False))
+                                                 show_progressbar=False))
         else:
             from ..cross_validation import cross_validated_image
 
             cv = cross_validated_image(self.data, self.engine.templates, split=split,
                                        normalization=norm, detector_region=det,
-                                       normalized=self.normalized.value, progress=False)
+                                       normalized=self.normalized.value,
+                                       show_progressbar=False)
             images = np.asarray(cv.data)
         return masks, images
 
