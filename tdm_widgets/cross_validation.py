@@ -82,7 +82,10 @@ def cross_validated_image(s, template, split: str = "dose", normalization: str =
     Returns
     -------
     hyperspy.signals.Signal2D
-        ``(scan_y, scan_x)`` or ``(k, scan_y, scan_x)`` in angstrom.
+        ``(scan_y, scan_x)`` or ``(k, scan_y, scan_x)`` images, scan axes in [A]
+        when calibrated; values as in :func:`tdm_widgets.apply_mask`: Eq 2 [data
+        units] for Eq 5 masks (with ``split="dose"`` each half holds about half
+        the counts, so the image is at half the dose), Eq 6 [dimensionless].
         ``metadata.TDM.held_out`` is the boolean ``(scan_y, scan_x)`` array of the
         positions whose pixels were not used to fit the mask (all of them for
         ``split="dose"``, where the counts, not the positions, are held out);

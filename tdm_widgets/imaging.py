@@ -119,7 +119,8 @@ def calibrate_detector(s, disk: BFDisk):
 
     Examples
     --------
-    >>> disk = tw.BFDisk(center_px=(31.5, 32.0), radius_px=10.0, mrad_per_px=2.35)
+    >>> from tdm_widgets.core.disk import BFDisk
+    >>> disk = BFDisk(center_px=(31.5, 32.0), radius_px=10.0, mrad_per_px=2.35)
     >>> s = tw.from_array(np.ones((2, 2, 64, 64)))
     >>> ky = tw.calibrate_detector(s, disk).axes_manager.signal_axes[1]
     >>> ky.units, ky.scale, round(ky.offset, 3)
@@ -165,7 +166,8 @@ def virtual_image(s, inner_mrad: float, outer_mrad: float, center=None,
     Returns
     -------
     hyperspy.signals.Signal2D
-        ``(scan_y, scan_x)`` image, axes in angstrom; lazy for lazy input.
+        ``(scan_y, scan_x)`` image: the sum of the data over the annulus [data
+        units], scan axes in [A] when calibrated; lazy for lazy input.
 
     Examples
     --------
@@ -212,11 +214,11 @@ def pcc_mask(s, template, normalization: str = "pcc", region=None, detector_regi
     detector_region : ndarray of bool or tuple of float, optional
         Detector pixels the mask may use, as a boolean detector-shaped array or
         ``(inner_mrad, outer_mrad)``; zero elsewhere.
+    show_progressbar : bool, optional
+        Progress bar for passes longer than a second.
     names : sequence of str, optional
         One name per template (e.g. the species of :func:`point_templates`);
         ``"template 0"``, ... if None.
-    show_progressbar : bool, optional
-        Progress bar for passes longer than a second.
 
     Returns
     -------
@@ -266,13 +268,16 @@ def column_stats(s, region=None, show_progressbar: bool | None = None):
         4D data.
     region : ndarray of bool, optional
         ``(scan_y, scan_x)``: statistics of these positions only.
+    show_progressbar : bool, optional
+        Progress bar for passes longer than a second.
 
     Returns
     -------
     hyperspy.signals.Signal2D
-        ``(2, det_y, det_x)`` in mrad, ``metadata.TDM.names`` ``["mean", "std"]``
-        (population std); the std is 0 at zero-variance pixels (constant beyond the
-        data's round-off: weight 0 in every mask, counted in
+        ``(2, det_y, det_x)``: per-pixel mean and population standard deviation
+        [data units], detector axes in [mrad] when calibrated, named ``mean`` and
+        ``std`` in ``metadata.TDM.names``; the std is 0 at zero-variance pixels
+        (constant beyond the data's round-off: weight 0 in every mask, counted in
         ``metadata.TDM.parameters.n_zero_variance``). ``apply_mask(...,
         stats=...)`` and :func:`tdm_widgets.export_weighted_detector` take it.
 
@@ -319,8 +324,11 @@ def apply_mask(s, mask, normalized: bool = False, stats=None,
     Returns
     -------
     hyperspy.signals.Signal2D
-        Image(s) ``(scan_y, scan_x)`` or ``(k, scan_y, scan_x)`` in angstrom; lazy
-        for lazy input. The images of named masks carry their names.
+        Image(s) ``(scan_y, scan_x)`` or ``(k, scan_y, scan_x)``, scan axes in [A]
+        when calibrated; lazy for lazy input. The images of named masks carry their
+        names. Values: Eq 2 is the data times the mask, [data units] for a
+        dimensionless mask (Eq 5); Eq 6 uses the standardised data, so it takes
+        the mask's unit, [dimensionless] for an Eq 5 mask.
 
     Examples
     --------

@@ -145,14 +145,69 @@ class TDMSession:
         return {n: np.array(t) for n, t in zip(self._names, stack)}
 
     def set_template(self, name: str, template) -> None:
-        """Add a named template, or replace one (reads only the positions where it
-        changed once the statistics exist)."""
+        """Add a named template, or replace one.
+
+        Before the statistics exist this costs nothing; after, replacing reads only
+        the scan positions where the template changed and adding reads the new
+        template's columns (where it differs from its median).
+
+        Parameters
+        ----------
+        name : str
+            Template name (e.g. a species); an existing name is replaced.
+        template : array_like or Signal2D
+            ``(scan_y, scan_x)`` template [arbitrary units: only its correlation with
+            the data matters].
+
+        Raises
+        ------
+        ValueError
+            For a template that does not have the scan shape.
+
+        See Also
+        --------
+        set_templates : Several templates at once (one read of the changed positions).
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
+        >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> t = np.zeros((6, 5)); t[0, 0] = 1
+        >>> session.set_template("corner", t)
+        >>> session.names
+        ['A', 'all', 'corner']
+        """
         self.set_templates({name: template})
 
     def set_templates(self, templates: dict) -> None:
-        """Add or replace named templates; once the statistics exist, replacing reads
-        each position where any of them changed once, adding reads a new template's
-        columns (where it differs from its median)."""
+        """Add or replace named templates.
+
+        Once the statistics exist, replacing reads each position where any of them
+        changed once, and adding reads a new template's columns (where it differs
+        from its median); before, it costs nothing. New names are appended in order.
+
+        Parameters
+        ----------
+        templates : dict of str to array_like
+            Name to ``(scan_y, scan_x)`` template (array or Signal2D) [arbitrary
+            units]; existing names are replaced.
+
+        Raises
+        ------
+        ValueError
+            For a template that does not have the scan shape (nothing is changed).
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
+        >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> t = np.zeros((6, 5)); t[0, 0] = 1
+        >>> session.set_templates({"A": t, "B": t[::-1]})   # A replaced, B added
+        >>> session.names, float(session.templates["B"][5, 0])
+        (['A', 'all', 'B'], 1.0)
+        """
         new = {}
         for name, template in templates.items():
             t = np.asarray(getattr(template, "data", template), float)
@@ -176,7 +231,27 @@ class TDMSession:
             self._names.append(name)
 
     def remove_template(self, name: str) -> None:
-        """Drop a named template (no pass)."""
+        """Drop a named template (no pass); its columns are forgotten too.
+
+        Parameters
+        ----------
+        name : str
+            A name in :attr:`names`.
+
+        Raises
+        ------
+        ValueError
+            For an unknown name.
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
+        >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session.remove_template("all")
+        >>> session.names
+        ['A']
+        """
         i = self._index(name)
         if self._engine is not None:
             self._engine.remove_template(i)
@@ -212,8 +287,35 @@ class TDMSession:
             self.columns[species] = np.zeros((0, 2))
 
     def add_column(self, species: str, y: float, x: float) -> None:
-        """Add a column of ``species`` at scan position (y, x) [px]; reads only the
-        positions whose template values change."""
+        """Add a column of ``species`` at a scan position.
+
+        The templates are made again from the columns (a new species gets a new
+        template, and the combined template, if any, changes too); once the
+        statistics exist, only the positions whose template values change are read.
+
+        Parameters
+        ----------
+        species : str
+            Species (template name) of the column.
+        y, x : float
+            Scan position (row, column) [scan px], inside the scan.
+
+        Raises
+        ------
+        ValueError
+            For a position outside the scan, or a session not made from columns
+            (:meth:`from_columns`).
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
+        >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session.add_column("A", 2, 2)
+        >>> session.add_column("B", 3, 0)                   # a new species
+        >>> session.columns["A"].tolist(), session.names
+        ([[1.0, 1.0], [4.0, 3.0], [2.0, 2.0]], ['A', 'all', 'B'])
+        """
         self._require_columns(species)
         p = np.array([[y, x]], float)
         if not (np.isfinite(p).all() and -0.5 <= y < self.scan_shape[0] - 0.5
@@ -224,7 +326,34 @@ class TDMSession:
         self._sync_columns()
 
     def remove_column(self, species: str, y: float, x: float) -> None:
-        """Remove the column of ``species`` nearest to (y, x) [px] (within 1 px)."""
+        """Remove the column of ``species`` nearest to a scan position.
+
+        The templates are made again from the remaining columns (a species left
+        without columns loses its template); only changed positions are read.
+
+        Parameters
+        ----------
+        species : str
+            Species (template name) of the column.
+        y, x : float
+            Scan position (row, column) [scan px]; the nearest column of ``species``
+            must lie within 1 px.
+
+        Raises
+        ------
+        ValueError
+            For no column of ``species`` within 1 px, or a session not made from
+            columns.
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
+        >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session.remove_column("A", 4.2, 2.9)
+        >>> session.columns["A"].tolist()
+        [[1.0, 1.0]]
+        """
         self._require_columns(species)
         pos = self.columns[species]
         if not len(pos):
@@ -236,8 +365,31 @@ class TDMSession:
         self._sync_columns()
 
     def set_width(self, sigma_px: float) -> None:
-        """Change the Gaussian width of every column template [scan px] (0: single
-        pixels); Gaussians touch every position, so this reads the scan once."""
+        """Change the Gaussian width of every column template.
+
+        Gaussians touch every position, so this reads the scan once (when the
+        statistics exist).
+
+        Parameters
+        ----------
+        sigma_px : float
+            Gaussian standard deviation [scan px], >= 0; 0 for single-pixel
+            templates.
+
+        Raises
+        ------
+        ValueError
+            For a negative or non-finite width, or a session not made from columns.
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
+        >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session.set_width(0.8)
+        >>> session.sigma_px, int(np.count_nonzero(session.templates["A"]))
+        (0.8, 30)
+        """
         if not np.isfinite(sigma_px) or sigma_px < 0:
             raise ValueError(f"sigma_px must be >= 0; got {sigma_px}")
         if self.columns is None:
@@ -252,7 +404,27 @@ class TDMSession:
         return self._region
 
     def set_region(self, region) -> None:
-        """A new reference region; the statistics are made again at the next use."""
+        """A new reference region: the positions whose statistics define the masks.
+
+        The statistics (one pass) are made again at their next use; the masks still
+        apply to every position. Setting the same region again costs nothing.
+
+        Parameters
+        ----------
+        region : ndarray of bool or None
+            ``(scan_y, scan_x)`` mask of the reference positions; None for every
+            position.
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
+        >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> upper = np.zeros((6, 5), bool); upper[:3] = True
+        >>> session.set_region(upper)
+        >>> session.stats.n, session.masks().data.shape      # 15 positions' statistics
+        (15, (2, 8, 8))
+        """
         new = None if region is None else region_mask(region, self.scan_shape)
         if (new is None and self._region is None) or (
                 new is not None and self._region is not None and np.array_equal(new, self._region)):
@@ -263,7 +435,23 @@ class TDMSession:
         self._region = new
 
     def set_detector_region(self, detector_region) -> None:
-        """Detector pixels the masks may use (no pass)."""
+        """Detector pixels the masks may use (no pass); the masks are 0 elsewhere.
+
+        Parameters
+        ----------
+        detector_region : ndarray of bool or tuple of float or None
+            A boolean ``(det_y, det_x)`` array, or ``(inner_mrad, outer_mrad)``
+            [mrad] for an annulus about 0 mrad; None for every pixel.
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
+        >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session.set_detector_region((0, 6))             # r < 6 mrad = 3 px
+        >>> session.mask_array()[:, 0, 0].tolist()          # a corner, 11 mrad out
+        [0.0, 0.0]
+        """
         self._det = resolve_detector_region(detector_region, self.det_shape,
                                             self.calibration)
         self.detector_region = detector_region
@@ -293,14 +481,76 @@ class TDMSession:
                           n_zero_variance=self.stats.n_zero_variance, **extra)
 
     def mask_array(self, names=None) -> np.ndarray:
-        """``(k, det_y, det_x)`` masks of the named templates (all if None); no pass."""
+        """The masks of the named templates as a plain array (no pass beyond the
+        statistics, made once).
+
+        Parameters
+        ----------
+        names : sequence of str, optional
+            Template names, in the order wanted; all (:attr:`names`) if None.
+
+        Returns
+        -------
+        ndarray
+            ``(k, det_y, det_x)`` float64 masks: correlation coefficients in [-1, 1]
+            [dimensionless] for ``normalization="pcc"`` (Eq 5), divided by each
+            pixel's mean [1 / data unit] for ``"pcc_over_mean"`` (Eq 7); 0 outside
+            the detector region and at zero-variance pixels.
+
+        Raises
+        ------
+        ValueError
+            For an unknown name.
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
+        >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> m = session.mask_array(["A"])
+        >>> m.shape, bool(np.abs(m).max() <= 1)
+        ((1, 8, 8), True)
+        """
         m = self.engine.masks(self.normalization, self._det)
         return m if names is None else m[[self._index(n) for n in names]]
 
     def masks(self, names=None, squeeze: bool = False):
-        """Calibrated, named masks: a ``(k, det_y, det_x)`` Signal2D in mrad whose
-        ``metadata.TDM.names`` lists the templates (``(det_y, det_x)`` for one name
-        with ``squeeze``); costs no pass."""
+        """Calibrated, named masks; no pass beyond the statistics (made once).
+
+        Parameters
+        ----------
+        names : sequence of str, optional
+            Template names, in the order wanted; all if None.
+        squeeze : bool
+            For a single name, return one ``(det_y, det_x)`` mask instead of a stack
+            of one.
+
+        Returns
+        -------
+        hyperspy.signals.Signal2D
+            ``(k, det_y, det_x)`` (or ``(det_y, det_x)``) masks, values as
+            :meth:`mask_array` ([dimensionless] for Eq 5, [1 / data unit] for Eq 7),
+            detector axes in [mrad] when calibrated; ``metadata.TDM.names`` lists the
+            templates and ``metadata.TDM`` records the provenance. The masks keep the
+            session's statistics, so ``tw.apply_mask(s, masks, normalized=True)``
+            needs no second statistics pass.
+
+        Raises
+        ------
+        ValueError
+            For an unknown name.
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
+        >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> masks = session.masks()
+        >>> masks.data.shape, masks.metadata.TDM.names, masks.axes_manager[-1].units
+        ((2, 8, 8), ['A', 'all'], 'mrad')
+        >>> session.masks(["A"], squeeze=True).data.shape
+        (8, 8)
+        """
         names = self.names if names is None else list(names)
         m = self.mask_array(names)
         one = squeeze and len(names) == 1
@@ -331,7 +581,30 @@ class TDMSession:
         Returns
         -------
         hyperspy.signals.Signal2D
-            ``(k, scan_y, scan_x)`` in angstrom; ``metadata.TDM.names`` lists them.
+            ``(k, scan_y, scan_x)`` images, the templates' first and then the virtual
+            detectors', scan axes in [A] when calibrated; ``metadata.TDM.names`` lists
+            them. Virtual images are sums of the data [data units]; TDM images by Eq 2
+            are the data times the mask, so [data units] for "pcc" masks and
+            [dimensionless] for "pcc_over_mean"; by Eq 6 (standardised data) they
+            take the mask's unit: [dimensionless] for "pcc", [1 / data unit] for
+            "pcc_over_mean".
+            Lazy with ``compute=False`` and lazy data.
+
+        Raises
+        ------
+        ValueError
+            For no template name and no virtual detector, or an unknown name.
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
+        >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> img = session.images(virtual={"BF": (0, 4), "ADF": (6, 20)})
+        >>> img.data.shape, img.metadata.TDM.names, img.axes_manager[-1].units
+        ((4, 6, 5), ['A', 'all', 'BF', 'ADF'], 'Å')
+        >>> session.images(["A"], normalized=True).metadata.TDM.parameters.equation
+        'Eq 6'
         """
         names = self.names if names is None else list(names)
         virtual = dict(virtual or {})
@@ -366,9 +639,47 @@ class TDMSession:
 
     def cross_validated(self, split: str = "dose", names=None, normalized: bool = False,
                         seed: int = 0, fit_region=None):
-        """Cross-validated images of the named templates (all if None), a named
-        ``(k, scan_y, scan_x)`` Signal2D (see :func:`tdm_widgets.cross_validated_image`):
-        the masks never see the data they image (two passes for ``split="dose"``)."""
+        """Cross-validated images of the named templates: the masks never see the
+        data they image (see :func:`tdm_widgets.cross_validated_image`).
+
+        The session's normalisation and detector region are used; its reference
+        region and kept statistics are not (two passes for ``split="dose"``, one
+        statistics pass and one image pass for ``split="cells"``).
+
+        Parameters
+        ----------
+        split : {"dose", "cells"}
+            Binomial thinning of the counts (integer data only), or a split of the
+            scan positions.
+        names : sequence of str, optional
+            Template names; all if None.
+        normalized : bool
+            Eq 6 instead of Eq 2.
+        seed : int
+            Seed of the thinning (``split="dose"``).
+        fit_region : ndarray of bool, optional
+            ``split="cells"``: the positions that fit the masks (default the left
+            half of the scan); the images are judged on the others.
+
+        Returns
+        -------
+        hyperspy.signals.Signal2D
+            ``(k, scan_y, scan_x)`` images (a stack even for one name), units as
+            :meth:`images` (with ``split="dose"`` each half holds about half the
+            counts, so Eq 2 images are at half the dose [data units]), scan axes in
+            [A] when calibrated; ``metadata.TDM.names`` lists them and
+            ``metadata.TDM.held_out`` is the boolean ``(scan_y, scan_x)`` array of
+            positions not used to fit the masks.
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
+        >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> cv = session.cross_validated(split="cells")
+        >>> cv.data.shape, cv.metadata.TDM.names, int(cv.metadata.TDM.held_out.sum())
+        ((2, 6, 5), ['A', 'all'], 18)
+        """
         from .cross_validation import cross_validated_image
 
         names = self.names if names is None else list(names)
@@ -381,25 +692,104 @@ class TDMSession:
                                      show_progressbar=self.progress, names=names)
 
     def column_stats(self):
-        """The column statistics of the reference region as a ``(2, det_y, det_x)``
-        Signal2D named ``["mean", "std"]`` (see :func:`tdm_widgets.column_stats`); no
-        pass beyond the one the session makes once."""
+        """The column statistics of the reference region (see
+        :func:`tdm_widgets.column_stats`); no pass beyond the one the session makes
+        once.
+
+        Returns
+        -------
+        hyperspy.signals.Signal2D
+            ``(2, det_y, det_x)``: the per-pixel mean and population standard
+            deviation over the reference positions [data units], named ``mean`` and
+            ``std`` in ``metadata.TDM.names``; the std is 0 at zero-variance pixels.
+            Detector axes in [mrad] when calibrated; ``metadata.TDM.n_positions``
+            counts the positions used.
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
+        >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> stats = session.column_stats()
+        >>> stats.data.shape, stats.metadata.TDM.names, stats.metadata.TDM.n_positions
+        ((2, 8, 8), ['mean', 'std'], 30)
+        """
         return column_stats_signal(self.stats, self.calibration, provenance(
             "column_stats", self.source, region=self._region,
             n_zero_variance=self.stats.n_zero_variance))
 
     def export_weighted_detector(self, name: str, path) -> dict:
         """Write the mask of template ``name`` as a physical weighted detector (Eq 6),
-        see :func:`tdm_widgets.export_weighted_detector`."""
+        see :func:`tdm_widgets.export_weighted_detector`; uses the session's
+        statistics (no pass).
+
+        Parameters
+        ----------
+        name : str
+            Template name.
+        path : str or Path
+            Prefix: writes ``PATH.npy`` (float64), ``PATH.tif`` (float32) and
+            ``PATH.json`` (offsets and provenance).
+
+        Returns
+        -------
+        dict
+            ``"weights"``: ndarray ``(1, det_y, det_x)`` float64 [1 / data unit] for
+            a "pcc" mask; ``"offset"``: list of one float [dimensionless], so that
+            ``sum(D * weights) + offset`` is the Eq 6 image.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
+        >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> prefix = pathlib.Path(tempfile.mkdtemp()) / "A"
+        >>> det = session.export_weighted_detector("A", prefix)
+        >>> det["weights"].shape, sorted(f.name for f in prefix.parent.iterdir())
+        ((1, 8, 8), ['A.json', 'A.npy', 'A.tif'])
+        """
         from .live import export_weighted_detector
 
         return export_weighted_detector(self.masks([name], squeeze=True), self.stats, path)
 
     def save(self, folder, normalized: bool = False, virtual: dict | None = None) -> Path:
-        """Write ``masks.hspy``, ``images.hspy``, ``positions.json`` (when made from
-        columns) and ``session.json`` (provenance) to ``folder``; returns the folder.
+        """Write the masks, images, positions and provenance to a folder.
 
-        The input file is never written: ``folder`` must not hold it.
+        Writes ``masks.hspy`` (:meth:`masks`), ``images.hspy`` (:meth:`images` of
+        every template and the virtual detectors), ``positions.json`` (when made
+        from columns) and ``session.json`` (provenance). The input file is never
+        written: ``folder`` must not hold it.
+
+        Parameters
+        ----------
+        folder : str or Path
+            Output folder, made if missing; files already there are overwritten.
+        normalized : bool
+            TDM images by Eq 6 instead of Eq 2.
+        virtual : dict of str to (float, float), optional
+            Virtual detectors to image too, name to ``(inner_mrad, outer_mrad)``
+            [mrad].
+
+        Returns
+        -------
+        pathlib.Path
+            The folder.
+
+        Raises
+        ------
+        ValueError
+            When a file to write would overwrite the input file.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
+        >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> out = session.save(tempfile.mkdtemp(), virtual={"BF": (0, 4)})
+        >>> sorted(f.name for f in out.iterdir())
+        ['images.hspy', 'masks.hspy', 'positions.json', 'session.json']
         """
         folder = Path(folder)
         src = self.source.metadata.get_item("General.original_filename", "") \

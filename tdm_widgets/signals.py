@@ -262,6 +262,29 @@ def pick(sig, names):
     """The images of a named stack (``metadata.TDM.names``) called ``names``: a named
     stack for a list, one image for a single name.
 
+    Parameters
+    ----------
+    sig : hyperspy.signals.Signal2D
+        A named stack ``(k, y, x)``, e.g. from :func:`tdm_widgets.pcc_mask`,
+        :func:`tdm_widgets.apply_mask`, :func:`tdm_widgets.column_stats` or
+        :meth:`tdm_widgets.TDMSession.images`.
+    names : str or sequence of str
+        One name for one image, or a list of names (in the order wanted) for a stack.
+
+    Returns
+    -------
+    hyperspy.signals.Signal2D
+        ``(y, x)`` for one name or ``(len(names), y, x)`` for a list. Values and
+        axes keep the units of ``sig`` (e.g. [data units] on axes in [A] for Eq 2
+        images, [dimensionless] on axes in [mrad] for Eq 5 masks); the metadata is
+        ``sig``'s with ``metadata.TDM.names`` set to the names picked. Lazy for a
+        lazy stack.
+
+    Raises
+    ------
+    ValueError
+        For a name the stack does not hold.
+
     Examples
     --------
     >>> from tdm_widgets.signals import Calibration

@@ -46,7 +46,7 @@ def public_names():
 
 def test_public_names_are_found():
     names = public_names()
-    assert len(names) > 60 and "tdm_widgets.TDMEngine.add_template" in names
+    assert len(names) > 60 and "tdm_widgets.TDMSession.set_template" in names
     assert all(callable(getattr(libertem_udf, n.rsplit(".", 1)[1]))
                for n in names if ".libertem_udf." in n)
 

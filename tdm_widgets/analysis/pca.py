@@ -57,9 +57,10 @@ def eigen_images(s, k: int = 3, tol: float = 1e-8, show_progressbar: bool | None
     Returns
     -------
     hyperspy.signals.Signal2D
-        ``(k, scan_y, scan_x)`` unit-norm eigenvectors in angstrom, largest eigenvalue
-        first, named ``"eigen-image 1"``, ...; ``metadata.TDM.eigenvalues`` lists the
-        ``k`` eigenvalues in decreasing order.
+        ``(k, scan_y, scan_x)`` unit-norm eigenvectors [dimensionless], scan axes
+        in [A] when calibrated, largest eigenvalue first, named ``"eigen-image 1"``,
+        ...; ``metadata.TDM.eigenvalues`` lists the ``k`` eigenvalues of the
+        correlation matrix [dimensionless] in decreasing order.
 
     Examples
     --------
