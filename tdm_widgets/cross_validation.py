@@ -256,7 +256,7 @@ def specificity_report(s, columns: dict, species=None, split: str = "dose",
     session = TDMSession.from_columns(s, columns, species, sigma_px=sigma_px, combined=None,
                                       normalization=normalization,
                                       detector_region=detector_region,
-                                      progress=show_progressbar)
+                                      show_progressbar=show_progressbar)
     session.set_template("null", null_template(columns, session.scan_shape, species,
                                                sigma_px, seed))
     virtual = virtual_detectors(s, virtual, show_progressbar)

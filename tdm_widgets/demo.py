@@ -66,7 +66,7 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
     cols = dict(sorted(columns_of(series).items(), key=lambda kv: SPECIES.index(kv[0])))
     session = TDMSession.from_columns(s, cols, SPECIES, combined="all",
                                       detector_region=(0.0, 23.5),
-                                      progress=show_progressbar)
+                                      show_progressbar=show_progressbar)
     session.set_template("null", random_positions_template(cols, session.scan_shape,
                                                            len(cols["Li"]), seed=seed))
     names = session.names

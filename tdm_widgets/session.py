@@ -22,6 +22,7 @@ from .column_templates import point_templates
 from .core.apply import apply_masks, physical_weights
 from .core.checks import region_mask
 from .core.engine import TDMEngine
+from .core.progress import hyperspy_progressbar
 from .detector import describe_detector_region, detector_annulus, resolve_detector_region
 from .signals import column_stats_signal, provenance, unwrap, wrap_detector_images, wrap_scan_images
 
@@ -66,8 +67,9 @@ class TDMSession:
         outer_mrad)``.
     normalization : {"pcc", "pcc_over_mean"}
         Eq 5 or Eq 7.
-    progress : bool
-        Progress bars for passes longer than a second.
+    show_progressbar : bool, optional
+        Progress bars for passes longer than a second; None follows HyperSpy's
+        preference (``progress=`` is a deprecated alias).
 
     Examples
     --------
@@ -75,7 +77,8 @@ class TDMSession:
     >>> rng = np.random.default_rng(0)
     >>> s = tw.from_array(rng.poisson(9.0, (8, 8, 6, 6)).astype(np.uint16),
     ...                   scan_step_A=0.3, mrad_per_px=2.0)
-    >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [5, 5]]}, progress=False)
+    >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [5, 5]]},
+    ...                                      show_progressbar=False)
     >>> session.masks().data.shape            # no pass beyond the statistics
     (2, 6, 6)
     >>> session.add_column("A", 3, 4)         # reads one scan position
@@ -83,13 +86,15 @@ class TDMSession:
     ['A', 'all', 'BF']
     """
 
+    @hyperspy_progressbar
     def __init__(self, s, templates: dict | None = None, region=None,
-                 detector_region=None, normalization: str = "pcc", progress: bool = True):
+                 detector_region=None, normalization: str = "pcc",
+                 show_progressbar: bool | None = None):
         self.data, self.calibration, self.source = unwrap(s)
         self.signal = s if self.source is not None else None
         self.scan_shape = tuple(self.data.shape[:2])
         self.det_shape = tuple(self.data.shape[2:])
-        self.progress = progress
+        self.progress = show_progressbar  # resolved to a bool by the decorator
         self.normalization = normalization
         self._region = None if region is None else region_mask(region, self.scan_shape)
         self.detector_region = detector_region
@@ -172,7 +177,7 @@ class TDMSession:
         --------
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
         >>> t = np.zeros((6, 5)); t[0, 0] = 1
         >>> session.set_template("corner", t)
         >>> session.names
@@ -202,7 +207,7 @@ class TDMSession:
         --------
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
         >>> t = np.zeros((6, 5)); t[0, 0] = 1
         >>> session.set_templates({"A": t, "B": t[::-1]})   # A replaced, B added
         >>> session.names, float(session.templates["B"][5, 0])
@@ -247,7 +252,7 @@ class TDMSession:
         --------
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
         >>> session.remove_template("all")
         >>> session.names
         ['A']
@@ -310,7 +315,7 @@ class TDMSession:
         --------
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
         >>> session.add_column("A", 2, 2)
         >>> session.add_column("B", 3, 0)                   # a new species
         >>> session.columns["A"].tolist(), session.names
@@ -349,7 +354,7 @@ class TDMSession:
         --------
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
         >>> session.remove_column("A", 4.2, 2.9)
         >>> session.columns["A"].tolist()
         [[1.0, 1.0]]
@@ -385,7 +390,7 @@ class TDMSession:
         --------
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
         >>> session.set_width(0.8)
         >>> session.sigma_px, int(np.count_nonzero(session.templates["A"]))
         (0.8, 30)
@@ -419,7 +424,7 @@ class TDMSession:
         --------
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
         >>> upper = np.zeros((6, 5), bool); upper[:3] = True
         >>> session.set_region(upper)
         >>> session.stats.n, session.masks().data.shape      # 15 positions' statistics
@@ -447,7 +452,7 @@ class TDMSession:
         --------
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
         >>> session.set_detector_region((0, 6))             # r < 6 mrad = 3 px
         >>> session.mask_array()[:, 0, 0].tolist()          # a corner, 11 mrad out
         [0.0, 0.0]
@@ -506,7 +511,7 @@ class TDMSession:
         --------
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
         >>> m = session.mask_array(["A"])
         >>> m.shape, bool(np.abs(m).max() <= 1)
         ((1, 8, 8), True)
@@ -544,7 +549,7 @@ class TDMSession:
         --------
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
         >>> masks = session.masks()
         >>> masks.data.shape, masks.metadata.TDM.names, masks.axes_manager[-1].units
         ((2, 8, 8), ['A', 'all'], 'mrad')
@@ -599,7 +604,7 @@ class TDMSession:
         --------
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
         >>> img = session.images(virtual={"BF": (0, 4), "ADF": (6, 20)})
         >>> img.data.shape, img.metadata.TDM.names, img.axes_manager[-1].units
         ((4, 6, 5), ['A', 'all', 'BF', 'ADF'], 'Å')
@@ -675,7 +680,7 @@ class TDMSession:
         --------
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
         >>> cv = session.cross_validated(split="cells")
         >>> cv.data.shape, cv.metadata.TDM.names, int(cv.metadata.TDM.held_out.sum())
         ((2, 6, 5), ['A', 'all'], 18)
@@ -709,7 +714,7 @@ class TDMSession:
         --------
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
         >>> stats = session.column_stats()
         >>> stats.data.shape, stats.metadata.TDM.names, stats.metadata.TDM.n_positions
         ((2, 8, 8), ['mean', 'std'], 30)
@@ -743,7 +748,7 @@ class TDMSession:
         >>> import pathlib, tempfile
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
         >>> prefix = pathlib.Path(tempfile.mkdtemp()) / "A"
         >>> det = session.export_weighted_detector("A", prefix)
         >>> det["weights"].shape, sorted(f.name for f in prefix.parent.iterdir())
@@ -786,7 +791,7 @@ class TDMSession:
         >>> import tempfile
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, progress=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
         >>> out = session.save(tempfile.mkdtemp(), virtual={"BF": (0, 4)})
         >>> sorted(f.name for f in out.iterdir())
         ['images.hspy', 'masks.hspy', 'positions.json', 'session.json']

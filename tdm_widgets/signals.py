@@ -11,8 +11,20 @@ from .core.blocks import computed, is_lazy
 from .core.checks import check_data
 from .core.corrections import CorrectedData, Correction
 from .core.geometry import wavelength_A
+from .core.progress import use_preference
 from .core.records import DETECTOR_AXES, SCAN_AXES, provenance_record
 from .core.stats import ColumnStats
+
+
+def hyperspy_show_progressbar() -> bool:
+    """HyperSpy's progress-bar preference (``hs.preferences.General.show_progressbar``),
+    the default of every ``show_progressbar=None`` in the package."""
+    from hyperspy.defaults_parser import preferences
+
+    return bool(preferences.General.show_progressbar)
+
+
+use_preference(hyperspy_show_progressbar)
 
 #: Metadata node holding a signal's detector corrections (see :func:`correction_of`).
 CORRECTIONS = "TDM_corrections"

@@ -356,7 +356,7 @@ def test_dose_split_with_corrections_is_two_passes_and_equals_storing_the_halves
 
     from tdm_widgets.core import split
     from tdm_widgets.core.apply import apply_masks
-    from tdm_widgets.validation import thinned_halves
+    from tdm_widgets.cross_validation import thinned_halves
 
     raw = rng.poisson(6.0, (7, 9, 14, 12)).astype(">u2")
     bad = np.zeros((14, 12), bool)

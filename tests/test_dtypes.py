@@ -156,7 +156,7 @@ def test_dose_halves_do_not_depend_on_chunking(dtype):
     """The binomial halves drawn lazily with chunks that split the scan and the detector
     are identical to the eager ones (one generator per scan position on whole
     patterns), in every integer dtype and byte order."""
-    from tdm_widgets.validation import thinned_halves
+    from tdm_widgets.cross_validation import thinned_halves
 
     data = _data(dtype, seed=7)
     a, b = thinned_halves(data, seed=11)

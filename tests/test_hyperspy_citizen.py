@@ -92,10 +92,11 @@ def test_progress_is_a_deprecated_alias(lfp, bars, preference):
 def test_every_public_pass_takes_show_progressbar():
     import inspect
 
+    from tdm_widgets.core.engine import TDMEngine
     from tdm_widgets.simulate import run_multislice, run_raw, simulate
 
     public = [getattr(tw, n) for n in tw.__all__] + [simulate, run_multislice, run_raw,
-                                                      tw.TDMEngine.images]
+                                                      TDMEngine.images]
     for f in public:
         if not callable(f):
             continue
@@ -104,7 +105,8 @@ def test_every_public_pass_takes_show_progressbar():
     for f in (tw.bf_disk, tw.virtual_image, tw.pcc_mask, tw.apply_mask, tw.column_stats,
               tw.data_matrix, tw.find_bad_pixels, tw.measure_descan, tw.cross_validated_image,
               tw.specificity_report, tw.cross_validated_joint_images, tw.shot_noise_snr_db,
-              tw.center_of_mass, tw.icom, tw.eigen_images, tw.TDMEngine, tw.data_path,
+              tw.center_of_mass, tw.icom, tw.eigen_images, TDMEngine, tw.TDMSession,
+              tw.data_path,
               simulate, run_multislice):
         p = inspect.signature(f).parameters["show_progressbar"]
         assert p.default is None, f
@@ -123,7 +125,7 @@ def test_acquisition_instrument_and_signal_type_reach_every_result(lfp):
         "masks": masks,
         "images Eq 2": tw.apply_mask(s, masks, **kw),
         "images Eq 6": tw.apply_mask(s, masks, normalized=True, **kw),
-        "cross-validated": tw.cross_validated_image(s, t[:2], split="cells", **kw).image,
+        "cross-validated": tw.cross_validated_image(s, t[:2], split="cells", **kw),
         "centre of mass": tw.center_of_mass(s, **kw),
         "iCoM": tw.icom(s, **kw),
     }

@@ -44,10 +44,10 @@ def test_the_counter_counts_every_pass(data4d):
     lazy, counter = counted(data4d, (4, -1, -1, -1))
     size = data4d.size
     s = tw.from_array(lazy, mrad_per_px=2.0)
-    tw.virtual_image(s, 0, 6, progress=False).compute(show_progressbar=False)
+    tw.virtual_image(s, 0, 6, show_progressbar=False).compute(show_progressbar=False)
     assert passes(counter, size) == 1
-    m = tw.pcc_mask(s, np.eye(11, 9), progress=False)
-    tw.apply_mask(s, m, progress=False).compute(show_progressbar=False)
+    m = tw.pcc_mask(s, np.eye(11, 9), show_progressbar=False)
+    tw.apply_mask(s, m, show_progressbar=False).compute(show_progressbar=False)
     assert passes(counter, size) == 3
 
 
@@ -56,9 +56,9 @@ def test_eq6_after_pcc_mask_makes_no_statistics_pass(data4d, rng):
     lazy, counter = counted(data4d, (3, -1, -1, -1))
     size = data4d.size
     s = tw.from_array(lazy, scan_step_A=0.2, mrad_per_px=2.0)
-    masks = tw.pcc_mask(s, t, progress=False)
+    masks = tw.pcc_mask(s, t, show_progressbar=False)
     assert passes(counter, size) == 1  # the statistics
-    img = tw.apply_mask(s, masks, normalized=True, progress=False)
+    img = tw.apply_mask(s, masks, normalized=True, show_progressbar=False)
     img.compute(show_progressbar=False)
     assert passes(counter, size) == 2  # the image only
     # the reference: Eq 6 materialised, D_hat @ m
@@ -69,11 +69,11 @@ def test_eq6_after_pcc_mask_makes_no_statistics_pass(data4d, rng):
     np.testing.assert_allclose(img.data, ref, rtol=1e-9, atol=1e-9)
     # a bare array carries no statistics: Eq 6 then costs a statistics pass too
     tw.apply_mask(s, masks.data, normalized=True,
-                  progress=False).compute(show_progressbar=False)
+                  show_progressbar=False).compute(show_progressbar=False)
     assert passes(counter, size) == 4
     # nor does a mask of other data
-    other = tw.pcc_mask(data4d.copy(), t, progress=False)
-    tw.apply_mask(s, other, normalized=True, progress=False).compute(show_progressbar=False)
+    other = tw.pcc_mask(data4d.copy(), t, show_progressbar=False)
+    tw.apply_mask(s, other, normalized=True, show_progressbar=False).compute(show_progressbar=False)
     assert passes(counter, size) == 6
 
 
@@ -83,7 +83,7 @@ def test_an_edit_reads_only_the_touched_patterns(data4d):
     sy, sx, dy, dx = data4d.shape
     lazy, counter = counted(data4d, (1, 1, -1, -1))  # one pattern per chunk
     cols = {"A": [[1, 1], [5, 4]], "B": [[2, 7], [8, 3]]}
-    session = tw.TDMSession.from_columns(lazy, cols, progress=False)
+    session = tw.TDMSession.from_columns(lazy, cols, show_progressbar=False)
     session.masks()
     assert passes(counter, data4d.size) == 1
     read = counter.values_read
@@ -114,7 +114,7 @@ def test_demo_reads_the_data_twice(tmp_path, monkeypatch):
         return lazy
 
     monkeypatch.setattr(demo, "load", counted_load)
-    table = demo.run_demo(tmp_path, demo.BUNDLED, thickness_nm=70, progress=False)
+    table = demo.run_demo(tmp_path, demo.BUNDLED, thickness_nm=70, show_progressbar=False)
     member = int(np.prod(series.data.shape[1:]))
     assert passes(counters[0], member) == 2
     # what the two passes gave equals the plain functions on the data in memory
@@ -122,11 +122,11 @@ def test_demo_reads_the_data_twice(tmp_path, monkeypatch):
 
     s = select(series, thickness_nm=70)
     cols = columns_of(series)
-    abf = tw.virtual_image(s, 11, 23.5, progress=False)
+    abf = tw.virtual_image(s, 11, 23.5, show_progressbar=False)
     assert table["virtual ABF"] == pytest.approx(tw.specificity(abf, cols))
     t, names = tw.point_templates(cols, s.data.shape[:2], demo.SPECIES)
-    images = tw.apply_mask(s, tw.pcc_mask(s, t, detector_region=(0, 23.5), progress=False),
-                           progress=False)
+    images = tw.apply_mask(s, tw.pcc_mask(s, t, detector_region=(0, 23.5), show_progressbar=False),
+                           show_progressbar=False)
     for i, n in enumerate(names):
         assert table[f"TDM {n}"] == pytest.approx(tw.specificity(images.data[i], cols))
 
@@ -134,7 +134,7 @@ def test_demo_reads_the_data_twice(tmp_path, monkeypatch):
 def test_session_takes_a_signal_and_names_its_results(data4d, rng):
     s = tw.from_array(data4d, scan_step_A=0.25, mrad_per_px=2.0)
     t = {"A": rng.random(data4d.shape[:2]), "B": rng.random(data4d.shape[:2])}
-    session = tw.TDMSession(s, t, detector_region=(0, 8), progress=False)
+    session = tw.TDMSession(s, t, detector_region=(0, 8), show_progressbar=False)
     masks = session.masks()
     assert masks.metadata.TDM.names == ["A", "B"]
     assert masks.axes_manager.signal_axes[0].units == "mrad"
@@ -145,17 +145,17 @@ def test_session_takes_a_signal_and_names_its_results(data4d, rng):
     assert images.metadata.TDM.names == ["A", "B", "BF"]
     assert images.axes_manager.signal_axes[0].scale == 0.25
     np.testing.assert_allclose(tw.pick(images, "BF").data,
-                               tw.virtual_image(s, 0, 6, progress=False).data, rtol=1e-12)
+                               tw.virtual_image(s, 0, 6, show_progressbar=False).data, rtol=1e-12)
     np.testing.assert_allclose(tw.pick(images, ["B"]).data[0],
-                               tw.apply_mask(s, masks, progress=False).data[1], rtol=1e-12)
+                               tw.apply_mask(s, masks, show_progressbar=False).data[1], rtol=1e-12)
     stats = session.column_stats()
-    np.testing.assert_allclose(stats.data, tw.column_stats(s, progress=False).data)
+    np.testing.assert_allclose(stats.data, tw.column_stats(s, show_progressbar=False).data)
     np.testing.assert_allclose(stats.data[0], data4d.mean((0, 1)), rtol=1e-6)
 
 
 def test_saved_provenance_records_checksums_not_arrays(tmp_path, data4d):
     s = tw.from_array(data4d, scan_step_A=0.25, mrad_per_px=2.0)
-    session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [5, 4]]}, progress=False)
+    session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [5, 4]]}, show_progressbar=False)
     folder = session.save(tmp_path / "out")
     record = json.loads((folder / "session.json").read_text())
     assert set(record["parameters"]["templates"]["A"]) == {"shape", "dtype", "nonzero",

@@ -67,7 +67,7 @@ def wavelength_A(energy_eV: float) -> float:
 
     Examples
     --------
-    >>> round(wavelength_A(200e3), 6)
+    >>> round(float(wavelength_A(200e3)), 6)
     0.025079
     """
     h, m0, e, c = 6.62607015e-34, 9.1093837015e-31, 1.602176634e-19, 299792458.0

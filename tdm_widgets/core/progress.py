@@ -13,17 +13,44 @@ import functools
 import inspect
 import warnings
 
+#: Where ``show_progressbar=None`` takes its default: a callable returning a bool,
+#: registered by the signal layer (HyperSpy's ``hs.preferences``); core never imports
+#: HyperSpy itself.
+_preference = None
+
+
+def use_preference(source):
+    """Register the callable that gives the default of ``show_progressbar=None``.
+
+    Parameters
+    ----------
+    source : callable or None
+        Returns the preferred bool when called (None restores "always on").
+
+    Returns
+    -------
+    callable or None
+        The source registered before (to restore it).
+
+    Examples
+    --------
+    >>> before = use_preference(lambda: False)
+    >>> progressbar_enabled(None), progressbar_enabled(True)
+    (False, True)
+    >>> _ = use_preference(before)
+    """
+    global _preference
+    before, _preference = _preference, source
+    return before
+
 
 def progressbar_enabled(show_progressbar: bool | None = None) -> bool:
-    """``show_progressbar`` as a bool; None reads HyperSpy's preference
-    (``hs.preferences.General.show_progressbar``, True where HyperSpy is absent)."""
+    """``show_progressbar`` as a bool; None reads the registered preference
+    (HyperSpy's ``hs.preferences.General.show_progressbar`` once the package is
+    imported; True when none is registered)."""
     if show_progressbar is not None:
         return bool(show_progressbar)
-    try:
-        from hyperspy.defaults_parser import preferences
-    except ImportError:  # pragma: no cover - hyperspy is a dependency
-        return True
-    return bool(preferences.General.show_progressbar)
+    return True if _preference is None else bool(_preference())
 
 
 def hyperspy_progressbar(func):
