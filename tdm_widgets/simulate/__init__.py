@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .output import columns_of, select, to_signal
+from .output import columns_of, select, to_signal, truth_of
 from .runner import PRESETS, Preset, run_multislice, run_raw
 from .structures import (Structure, lifepo4, lifepo4_cell, lifepo4_defects, pbtio3,
                          pbtio3_cell, pbtio3_domain_wall)
@@ -62,4 +62,4 @@ def simulate(preset: str, structure: str, thickness_nm=(20.0,), defocus_nm=(0.0,
 
 __all__ = ["PRESETS", "Preset", "STRUCTURES", "Structure", "columns_of", "lifepo4",
            "lifepo4_cell", "lifepo4_defects", "pbtio3", "pbtio3_cell", "pbtio3_domain_wall",
-           "run_multislice", "run_raw", "select", "simulate", "to_signal"]
+           "run_multislice", "run_raw", "select", "simulate", "to_signal", "truth_of"]
