@@ -18,7 +18,8 @@ Public API::
 """
 
 from ._version import __version__
-from .analysis.displacement import displacement_vectors, refine_by_tdm, start_dependence
+from .analysis.displacement import (displacement_vectors, fit_columns, fit_displacements,
+                                    refine_by_tdm, start_dependence)
 from .analysis.icom import center_of_mass, icom
 from .analysis.pacbed import match_thickness, resample_pattern
 from .analysis.pca import eigen_closeness, eigen_images
@@ -55,7 +56,8 @@ __all__ = [
     "add_poisson_noise", "apply_mask", "bf_disk", "calibrate_detector", "cell_from_columns",
     "center_of_mass", "correct_descan", "column_stats", "cross_validated_image",
     "cross_validated_joint_images",
-    "data_matrix", "detector_annulus", "displacement_vectors", "eigen_closeness",
+    "data_matrix", "detector_annulus", "displacement_vectors", "fit_columns",
+    "fit_displacements", "eigen_closeness",
     "eigen_images", "explore", "export_weighted_detector", "find_bad_pixels", "find_peaks", "format_specificity", "from_array", "icom",
     "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions", "match_thickness",
     "measure_descan", "pcc_mask", "peak_heights", "point_templates", "random_positions_template",
