@@ -76,7 +76,9 @@ class ColumnFit:
         ``(n, 2)`` fitted (y, x) [px].
     uncertainty_px : ndarray
         ``(n, 2)`` standard error of each position from the fit's covariance
-        (residual variance times ``(J^T J)^-1``) [px].
+        (residual variance times ``(J^T J)^-1``) [px]; NaN for a column whose
+        window, cut by the scan edge, holds fewer pixels than parameters (its
+        position is then the start).
     amplitude, sigma_px : ndarray
         ``(n,)`` Gaussian height [image units] and width [px] of each column.
     """
@@ -194,9 +196,9 @@ def fit_columns(image, positions, neighbours=None, partners=None, partner_shape=
         p0 = [val.min(), np.ptp(val) or span, 1.0, 0.0, 0.0] + [0.1 * span, 1.0] * k
         lo = [-np.inf, 0.0, 0.4, -h, -h] + [-np.inf, 0.4] * k
         hi = [np.inf, np.inf, max(window_px, 0.5), h, h] + [np.inf, 4.0] * k
-        if len(val) <= len(p0):
-            raise ValueError(f"window_px={window_px} holds {len(val)} pixels, too few for "
-                             f"{len(p0)} parameters; widen the window")
+        if len(val) <= len(p0):  # cut by the scan edge: left where it is, not measured
+            out[i] = c
+            continue
         res = least_squares(lambda p: (model(p) - val) / span, p0, bounds=(lo, hi))
         dof = len(val) - len(p0)
         cov = np.linalg.pinv(res.jac.T @ res.jac) * float(res.fun @ res.fun) / dof
@@ -338,7 +340,7 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
         eq_cols = np.unique(np.take_along_axis(idx, eq, 1))
         eq_fit = fit_columns(heavy, pos[cage][eq_cols], neighbours=np.vstack(
             [v for v in pos.values()]), window_px=window_px, period=period, move=False)
-        shape = (float(np.median(eq_fit.amplitude)), float(np.median(eq_fit.sigma_px)))
+        shape = (float(np.nanmedian(eq_fit.amplitude)), float(np.nanmedian(eq_fit.sigma_px)))
         nb = np.vstack([v for k, v in pos.items() if k != centre] + [pos[centre]])
         fit_c = fit_columns(heavy, pos[centre], neighbours=nb, partners=partner,
                             partner_shape=shape, window_px=window_px, period=period)
