@@ -104,7 +104,7 @@ def fit_columns(image, positions, neighbours=None, partners=None, partner_shape=
     In a window of radius ``window_px`` the image is modelled as a constant plus a
     Gaussian for the column (free position, height >= 0 and width 0.4 px to
     ``window_px``), a Gaussian at each
-    neighbouring column whose centre lies within ``window_px + 3.5`` px (positions
+    neighbouring column whose centre lies within ``window_px + 2`` px (positions
     fixed, heights and widths free), and optionally a partner column at a fixed
     position with a fixed shape. The partner separates two columns too close to
     resolve (in PbTiO3 [100] an O column 0.33 angstrom from Ti): its position comes
@@ -176,7 +176,7 @@ def fit_columns(image, positions, neighbours=None, partners=None, partner_shape=
             fixed.append(_offsets(partners[i], c, period))
         others = _offsets(nb, c, period)
         r = np.hypot(others[:, 0], others[:, 1])
-        keep = (r > 0.5) & (r < window_px + 3.5)
+        keep = (r > 0.5) & (r < window_px + 2.0)
         for f in fixed:
             keep &= np.hypot(*(others - f).T) > 0.5
         others = others[keep]
