@@ -399,7 +399,7 @@ def refine_by_tdm(s, columns: dict, species, sigma_px: float = 1.0, window_px: f
     Known bias (README, validation table): in PbTiO3 [100] the O column 0.33
     angstrom from Ti in projection is not separated from it, and the Ti-O
     displacement comes out wrong by up to 0.4 angstrom depending on thickness,
-    whichever start is used.
+    whichever start is used; :func:`fit_displacements` models that column.
 
     Parameters
     ----------
