@@ -210,6 +210,16 @@ def fit_columns(image, positions, neighbours=None, partners=None, partner_shape=
     return ColumnFit(out, err, amp, sig)
 
 
+def _converged(name, history, tol_px, max_iter) -> bool:
+    """True when the last change was below ``tol_px``; a warning otherwise."""
+    if history[-1] < tol_px:
+        return True
+    warnings.warn(f"{name} did not converge: columns still moved by {history[-1]:.3f} px "
+                  f"(tol_px={tol_px}) after {max_iter} iterations; raise max_iter or check "
+                  "the starting positions", stacklevel=3)
+    return False
+
+
 def _cage(centres, cage, n, min_distance_px, period):
     """Indices of the ``n`` nearest cage columns of each centre (skipping those
     closer than ``min_distance_px``) and their offsets from it."""
@@ -350,11 +360,7 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
         history.append(moved)
         if moved < tol_px:
             break
-    converged = history[-1] < tol_px
-    if not converged:
-        warnings.warn(f"fit_displacements did not converge: columns still moved by "
-                      f"{history[-1]:.3f} px (tol_px={tol_px}) after {max_iter} iterations",
-                      stacklevel=2)
+    converged = _converged("fit_displacements", history, tol_px, max_iter)
     idx, offs = _cage(pos[centre], pos[cage], 4, min_distance_px, period)
     disp = -offs.mean(axis=1)
     unc = np.sqrt(fit_c.uncertainty_px ** 2 + np.sum(o_err[idx] ** 2, axis=1) / 16)
@@ -447,11 +453,7 @@ def refine_by_tdm(s, columns: dict, species, sigma_px: float = 1.0, window_px: f
         history.append(shift)
         if shift < tol_px:
             break
-    converged = history[-1] < tol_px
-    if not converged:
-        warnings.warn(f"refine_by_tdm did not converge: columns still moved by "
-                      f"{history[-1]:.3f} px (tol_px={tol_px}) after {max_iter} iterations; "
-                      "raise max_iter or check the starting positions", stacklevel=2)
+    converged = _converged("refine_by_tdm", history, tol_px, max_iter)
     return Refinement(pos, history, converged)
 
 
