@@ -22,7 +22,13 @@ Public API::
 """
 
 from ._version import __version__
-from .analysis.displacement import displacement_vectors, refine_by_tdm, start_dependence
+from .analysis.displacement import (
+    displacement_vectors,
+    fit_columns,
+    fit_displacements,
+    refine_by_tdm,
+    start_dependence,
+)
 from .analysis.icom import center_of_mass, icom
 from .analysis.pacbed import match_thickness, resample_pattern
 from .analysis.pca import eigen_closeness, eigen_images
@@ -117,7 +123,7 @@ __all__ = [
     "add_poisson_noise", "apply_mask", "bf_disk", "calibrate_detector", "cell_from_columns",
     "center_of_mass", "column_stats", "correct_descan", "cross_validated_image",
     "cross_validated_joint_images", "data_matrix", "data_path", "detector_annulus",
-    "displacement_vectors",
+    "displacement_vectors", "fit_columns", "fit_displacements",
     "eigen_closeness", "eigen_images", "explore", "export_weighted_detector",
     "find_bad_pixels", "find_peaks", "format_specificity", "from_array", "icom",
     "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions",

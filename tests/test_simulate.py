@@ -56,7 +56,11 @@ def test_pbtio3_polar_cell():
     lx, ly, lz = c.cell.lengths()
     assert ly / lx == pytest.approx(1.06)
     ti = c.positions[c.get_chemical_symbols().index("Ti")]
-    assert ti[1] > ly / 2  # Ti displaced along +c (y): polarisation +y
+    # Ti sits 0.317 A below the centre of its four O neighbours: P along -y
+    o = c.positions[[i for i, x in enumerate(c.get_chemical_symbols()) if x == "O"]]
+    cage = np.mean([o[0, 1], o[0, 1] + ly, o[1, 1], o[2, 1]])
+    assert ti[1] - cage == pytest.approx(-0.316, abs=0.002)
+    assert pbtio3_cell(0.2).positions[1, 1] - cage == pytest.approx(0.2)
 
 
 def test_domain_wall_geometry_and_polarisation():
@@ -67,10 +71,17 @@ def test_domain_wall_geometry_and_polarisation():
     normal = np.array([wall[1], -wall[0]])
     side = (xy - point) @ normal
     assert np.all((side >= -1e-6) == (dom == 1))
-    np.testing.assert_allclose(p[dom == 1], [[0, 1]] * int((dom == 1).sum()))
+    np.testing.assert_allclose(p[dom == 1], [[0, -1]] * int((dom == 1).sum()))
     p2 = p[dom == 2]
     np.testing.assert_allclose(p2, [p2[0]] * len(p2))
-    assert p2[0][0] < -0.99 and abs(np.degrees(np.arcsin(p2[0][1]))) < 5  # ~ -x, twin tilt
+    assert p2[0][0] > 0.99 and abs(np.degrees(np.arcsin(p2[0][1]))) < 5  # ~ +x, twin tilt
+    # P along the Ti displacement from the centre of its four O neighbours
+    ti, o = truth["columns_Ti_A"], truth["columns_O_A"]
+    for d in (1, 2):
+        i = np.flatnonzero(dom == d)[len(np.flatnonzero(dom == d)) // 2]
+        dist = np.hypot(*(o - ti[i]).T)
+        cage = o[np.argsort(dist)[1:5]].mean(0)  # skip the O 0.33 A away
+        assert (ti[i] - cage) @ p[i] > 0.3
     # head-to-tail: the polarisation component normal to the wall is continuous
     assert p[dom == 1][0] @ normal == pytest.approx(p[dom == 2][0] @ normal)
     # the wall runs diagonally, no two columns coincide

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..core.progress import hyperspy_progressbar
-from .output import columns_of, select, tile_cells, to_signal
+from .output import columns_of, select, tile_cells, to_signal, truth_of
 from .runner import PRESETS, Preset, run_multislice, run_raw
 
 #: Names of :mod:`tdm_widgets.simulate.structures` (needs ase) served from this package.
@@ -94,4 +94,5 @@ def simulate(preset: str, structure: str, thickness_nm=(20.0,), defocus_nm=(0.0,
 
 __all__ = ["PRESETS", "Preset", "STRUCTURES", "Structure", "columns_of", "lifepo4",
            "lifepo4_cell", "lifepo4_defects", "pbtio3", "pbtio3_cell", "pbtio3_domain_wall",
-           "run_multislice", "run_raw", "select", "simulate", "tile_cells", "to_signal"]
+           "run_multislice", "run_raw", "select", "simulate", "tile_cells", "to_signal",
+           "truth_of"]

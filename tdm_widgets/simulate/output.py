@@ -76,6 +76,37 @@ def columns_of(s) -> dict:
     return {k: np.asarray(v) for k, v in cols.as_dictionary().items()}
 
 
+def truth_of(s) -> dict:
+    """Ground truth stored with a simulated signal, polarisation along the Ti shift.
+
+    PbTiO3 files made before the polarisation convention was fixed (no
+    ``polarisation_along_ti_shift`` entry, e.g. the bundled domain wall) stored each
+    column's polarisation opposite to the Ti displacement from its O cage; their
+    ``polarisation_*`` vectors are negated here, the file is not changed.
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D
+        A signal from :func:`to_signal` or a file it wrote.
+
+    Returns
+    -------
+    dict of str to ndarray
+
+    Example
+    -------
+    >>> truth = truth_of(tw.load("data/bundled/pbtio3_domain_wall.hspy"))  # doctest: +SKIP
+    >>> truth["polarisation_Ti"][0]  # doctest: +SKIP
+    """
+    node = s.metadata.get_item("Simulation.truth")
+    if node is None:
+        raise ValueError("signal has no Simulation.truth metadata")
+    truth = {k: np.asarray(v) for k, v in node.as_dictionary().items()}
+    if "polarisation_along_ti_shift" not in truth:
+        truth = {k: -v if k.startswith("polarisation_") else v for k, v in truth.items()}
+    return truth
+
+
 def select(s, thickness_nm: float | None = None, defocus_nm: float | None = None):
     """The 4D member of a simulated series nearest the given thickness and defocus
     [nm]; a series axis not named takes its first value."""

@@ -162,33 +162,83 @@ PTO_SITES = (("Pb", 0.0, 0.0, 0.0), ("Ti", 0.5, 0.5, 0.538), ("O", 0.5, 0.5, 0.1
              ("O", 0.5, 0.0, 0.617), ("O", 0.0, 0.5, 0.617))
 
 
-def pbtio3_cell() -> Atoms:
+#: Ti displacement [angstrom] along c from the centre of its four O neighbours in the
+#: [100] projection (two apical O at 0.112 and 1.112 c, two equatorial O at 0.617 c):
+#: Ti sits 0.0765 c = 0.317 angstrom below the cage centre.
+PTO_TI_SHIFT_A = (PTO_SITES[1][3] - (2 * PTO_SITES[2][3] + 1 + 2 * PTO_SITES[3][3]) / 4) * PTO_C
+
+
+def pbtio3_cell(ti_displacement_A: float | None = None) -> Atoms:
     """PbTiO3 viewed along [100]: x = [010] (a), y = [001] (c, the polar axis),
-    z = [100] (a, the beam). Polarisation along +y (Ti and O displaced along c)."""
-    pos = [(f2 * PTO_A, f3 * PTO_C, f1 * PTO_A) for _, f1, f2, f3 in PTO_SITES]
-    return Atoms([s for s, *_ in PTO_SITES], positions=pos,
+    z = [100] (a, the beam).
+
+    Ti sits below the centre of its O cage (along -y, :data:`PTO_TI_SHIFT_A`); Ti
+    moves along the polarisation in PbTiO3, so the polarisation points along -y.
+
+    Parameters
+    ----------
+    ti_displacement_A : float, optional
+        Ti displacement along y from the centre of its four projected O neighbours
+        [angstrom]; the O and Pb sites stay. The room-temperature structure
+        (-0.317) if None.
+
+    Returns
+    -------
+    ase.Atoms
+        5 atoms in a 3.90 x 4.134 x 3.90 [angstrom] cell.
+
+    Example
+    -------
+    >>> pbtio3_cell(0.0).positions[1, 1]  # Ti at the cage centre  # doctest: +SKIP
+    """
+    sites = [list(s) for s in PTO_SITES]
+    if ti_displacement_A is not None:
+        sites[1][3] += (float(ti_displacement_A) - PTO_TI_SHIFT_A) / PTO_C
+    pos = [(f2 * PTO_A, f3 * PTO_C, f1 * PTO_A) for _, f1, f2, f3 in sites]
+    return Atoms([s for s, *_ in sites], positions=pos,
                  cell=[PTO_A, PTO_C, PTO_A], pbc=True)
 
 
-def pbtio3() -> Structure:
-    """Perfect tetragonal PbTiO3 [100], polarisation along +y."""
-    return Structure("pbtio3", pbtio3_cell(), (1, 1), None, merge_A=0.2)
+def pbtio3(ti_displacement_A: float | None = None) -> Structure:
+    """Perfect tetragonal PbTiO3 [100], polarisation along -y (Ti below its O cage).
+
+    Parameters
+    ----------
+    ti_displacement_A : float, optional
+        As in :func:`pbtio3_cell`.
+
+    Returns
+    -------
+    Structure
+        Ground truth ``ti_displacement_angstrom`` (the Ti shift from its cage centre).
+    """
+    cell = pbtio3_cell(ti_displacement_A)
+    shift = PTO_TI_SHIFT_A if ti_displacement_A is None else float(ti_displacement_A)
+
+    def build(repeat, nz, origin_A):
+        return cell.repeat((repeat[0], repeat[1], nz)), {"ti_displacement_angstrom": shift}
+
+    return Structure("pbtio3", cell, (1, 1), build, merge_A=0.2)
 
 
 def pbtio3_domain_wall(scan_cells=(6, 6)) -> Structure:
     """PbTiO3 [100] with a 90 degree {011} domain wall across the scan diagonal.
 
     Domain 1 (upper right of the wall in the image, y down) has c along y and P along
-    +y; domain 2 has c along x and P along -x (before the twin rotation), a
-    head-to-tail (neutral) wall. Domain 2
+    -y (Ti below the centre of its O cage, as in :func:`pbtio3_cell`); domain 2 has c
+    along x and P along +x (before the twin rotation), a head-to-tail (neutral) wall.
+    Domain 2
     is rotated by the twin angle so that the lattice vector along the wall, (a, c) in
     domain 1 and (c, a) in domain 2, coincides: the wall is coherent and runs along
     (a, c). Both domains share the [100] beam axis. Simplification: the rotated lattice
     is not periodic in the simulation box, so the box edges carry a seam; the scan
     stays two cells away from them.
 
-    Ground truth: ``columns_A`` per species and ``polarisation`` (unit vectors) and
-    ``domain`` (1 or 2) per column, in the order of ``columns_A``.
+    Ground truth: ``columns_A`` per species and ``polarisation`` (unit vectors, along
+    the Ti displacement from its O cage) and ``domain`` (1 or 2) per column, in the
+    order of ``columns_A``; ``polarisation_along_ti_shift`` marks this convention
+    (files made before it carry the opposite sign, which
+    :func:`tdm_widgets.simulate.truth_of` corrects when they are read).
     """
     cell = pbtio3_cell()
     theta = np.arctan2(PTO_C, PTO_A) - np.arctan2(PTO_A, PTO_C)
@@ -203,7 +253,7 @@ def pbtio3_domain_wall(scan_cells=(6, 6)) -> Structure:
         normal = np.array([wall[1], -wall[0]])  # points to domain 1 (upper right)
         n = int(np.ceil(max(lx, ly) / min(PTO_A, PTO_C))) + 2
         symbols, pos, cols = [], [], {}
-        pol2 = tuple(rot @ np.array([-1.0, 0.0]))  # P along -c of domain 2, rotated
+        pol2 = tuple(rot @ np.array([1.0, 0.0]))  # P along +c of domain 2, rotated
         # domain 1: c along y
         for s, f1, f2, f3 in PTO_SITES:
             for i in range(-n, n):
@@ -212,7 +262,7 @@ def pbtio3_domain_wall(scan_cells=(6, 6)) -> Structure:
                     # domain 2: swap the roles of a and c, P along -x, then rotate
                     local = np.array([(i + 1 - f3) * PTO_C, (j + f2) * PTO_A])
                     xy2 = centre + rot @ local
-                    for xy, dom, pol in ((xy1, 1, (0.0, 1.0)), (xy2, 2, pol2)):
+                    for xy, dom, pol in ((xy1, 1, (0.0, -1.0)), (xy2, 2, pol2)):
                         side = (xy - centre) @ normal  # sites on the wall: domain 1
                         inside = 0 <= xy[0] < lx and 0 <= xy[1] < ly
                         if (dom == 1) != (side >= -1e-6) or not inside:
@@ -230,6 +280,7 @@ def pbtio3_domain_wall(scan_cells=(6, 6)) -> Structure:
             truth[f"polarisation_{s}"] = v[:, 3:]
         truth["wall_point_A"] = centre[None]
         truth["wall_direction"] = wall
+        truth["polarisation_along_ti_shift"] = np.array(True)
         return atoms, truth
 
     return Structure("pbtio3_domain_wall", cell, tuple(scan_cells), build, merge_A=0.2,
