@@ -146,8 +146,8 @@ def fit_columns(image, positions, neighbours=None, partners=None, partner_shape=
     -------
     ColumnFit
 
-    Example
-    -------
+    Examples
+    --------
     >>> fit = fit_columns(adf, ti, neighbours=np.vstack([pb, o]), partners=o_near_ti,
     ...                   partner_shape=(0.1, 0.8), period=adf.shape)  # doctest: +SKIP
     >>> fit.positions, fit.uncertainty_px  # doctest: +SKIP
@@ -316,8 +316,8 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
     -------
     DisplacementFit
 
-    Example
-    -------
+    Examples
+    --------
     >>> r = tw.fit_displacements(adf, o_image, {"Pb": pb, "Ti": ti, "O": o})  # doctest: +SKIP
     >>> r.displacement, r.uncertainty_px, r.converged  # doctest: +SKIP
     """

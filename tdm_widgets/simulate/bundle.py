@@ -105,8 +105,8 @@ def assemble_detector(s):
         float32 fractions of the incident beam per ``mrad_per_px`` pixel, detector
         out to ``max_mrad``, centre pixel ``n_full // 2`` at 0 mrad; lazy if ``s`` is.
 
-    Example
-    -------
+    Examples
+    --------
     >>> s = assemble_detector(hs.load("lifepo4_thickness.hspy"))   # doctest: +SKIP
     """
     lay = s.metadata.get_item("Simulation.detector_layout")
@@ -186,8 +186,8 @@ def pack_raw(raw_dir, out_path, thickness_nm=None, mrad_per_px: float = 1.0,
     hyperspy.signals.Signal2D
         The stored signal (fine centre, float16).
 
-    Example
-    -------
+    Examples
+    --------
     >>> pack_raw("raw/lifepo4", "lifepo4_thickness.hspy", thickness_nm=[40, 70])  # doctest: +SKIP
     """
     from .output import to_signal

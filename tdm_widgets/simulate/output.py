@@ -93,8 +93,8 @@ def truth_of(s) -> dict:
     -------
     dict of str to ndarray
 
-    Example
-    -------
+    Examples
+    --------
     >>> truth = truth_of(tw.load("data/bundled/pbtio3_domain_wall.hspy"))  # doctest: +SKIP
     >>> truth["polarisation_Ti"][0]  # doctest: +SKIP
     """

@@ -232,8 +232,8 @@ def check_device(device: str) -> str:
     str
         ``device``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> check_device("cpu")
     'cpu'
     """
@@ -470,8 +470,8 @@ def run_multislice(structure, preset: Preset, thickness_nm, defocus_nm=(0.0,),
     -------
     SimulationResult
 
-    Example
-    -------
+    Examples
+    --------
     >>> from tdm_widgets.simulate import PRESETS, pbtio3                # doctest: +SKIP
     >>> res = run_multislice(pbtio3(), PRESETS["ci"], [2.0])            # doctest: +SKIP
     """
@@ -530,8 +530,8 @@ def run_raw(structure, preset: Preset, thickness_nm, out_dir, defocus_nm=(0.0,),
     Path
         ``out_dir``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from tdm_widgets.simulate import PRESETS, pbtio3                # doctest: +SKIP
     >>> run_raw(pbtio3(), PRESETS["ci"], [2.0], "raw_ci")                # doctest: +SKIP
     """

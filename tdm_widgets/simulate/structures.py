@@ -187,8 +187,8 @@ def pbtio3_cell(ti_displacement_A: float | None = None) -> Atoms:
     ase.Atoms
         5 atoms in a 3.90 x 4.134 x 3.90 [angstrom] cell.
 
-    Example
-    -------
+    Examples
+    --------
     >>> pbtio3_cell(0.0).positions[1, 1]  # Ti at the cage centre  # doctest: +SKIP
     """
     sites = [list(s) for s in PTO_SITES]

@@ -49,8 +49,8 @@ def colorize(array, diverging: bool = False, clip_percent=(0.0, 100.0), gamma: f
     vmin, vmax : float
         The values mapped to the ends of the colour scale.
 
-    Example
-    -------
+    Examples
+    --------
     >>> rgba, lo, hi = colorize(np.array([[-1.0, 0.0, 2.0]]), diverging=True)
     >>> rgba[0, 1, :3].tolist(), (lo, hi)
     ([255, 255, 255], (-2.0, 2.0))
@@ -130,8 +130,8 @@ class Bitmap:
 def nice_length(span: float) -> float:
     """A round length (1, 2 or 5 x 10^n) close to a fifth of ``span``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> nice_length(34.0), nice_length(0.9)
     (5.0, 0.2)
     """
