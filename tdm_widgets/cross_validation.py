@@ -296,11 +296,12 @@ class JointCrossValidated:
 
     Parameters
     ----------
-    pearson : ndarray
-        ``(k, scan_y, scan_x)`` dose-split images, masks fitted on ``fit_region``.
-    joint : ndarray
+    pearson : hyperspy.signals.Signal2D
+        ``(k, scan_y, scan_x)`` dose-split images [dimensionless], masks fitted on
+        ``fit_region``; axes in [A], named in ``metadata.TDM.names``.
+    joint : hyperspy.signals.Signal2D
         ``(k, scan_y, scan_x)`` the same images combined by
-        :func:`tdm_widgets.unmix_images` at the chosen ridge.
+        :func:`tdm_widgets.unmix_images` at the chosen ridge [dimensionless].
     ridge : float
         The ridge with the smallest cross-validated error.
     cv_error : dict
@@ -311,12 +312,12 @@ class JointCrossValidated:
     Examples
     --------
     >>> r = tw.cross_validated_joint_images(counts, templates)   # doctest: +SKIP
-    >>> r.ridge, r.joint.shape                                   # doctest: +SKIP
+    >>> r.ridge, r.joint.data.shape                              # doctest: +SKIP
     (0.1, (3, 20, 34))
     """
 
-    pearson: np.ndarray
-    joint: np.ndarray
+    pearson: object
+    joint: object
     ridge: float
     cv_error: dict
 
@@ -325,8 +326,8 @@ class JointCrossValidated:
 def cross_validated_joint_images(s, template, fit_region=None,
                                  ridges=(0.0, 0.01, 0.1, 1.0, 10.0),
                                  normalization: str = "pcc", detector_region=None,
-                                 seed: int = 0, show_progressbar: bool | None = None
-                                 ) -> JointCrossValidated:
+                                 seed: int = 0, show_progressbar: bool | None = None,
+                                 names=None) -> JointCrossValidated:
     """Dose-split images with masks fitted on a reference region, independent and
     joint, the joint ridge chosen by cross-validation.
 
@@ -355,6 +356,8 @@ def cross_validated_joint_images(s, template, fit_region=None,
         Seed of the binomial split.
     show_progressbar : bool, optional
         Progress bars.
+    names : sequence of str, optional
+        One name per template, recorded in ``metadata.TDM.names`` of both stacks.
 
     Returns
     -------
@@ -369,12 +372,12 @@ def cross_validated_joint_images(s, template, fit_region=None,
     >>> counts = rng.poisson(20.0, (10, 8, 12, 12)).astype(np.uint16)
     >>> t = np.zeros((2, 10, 8)); t[0, ::5, ::4] = 1; t[1, 2::5, 2::4] = 1
     >>> r = tw.cross_validated_joint_images(counts, t, ridges=(0.0, 1.0))
-    >>> r.joint.shape, sorted(r.cv_error)
-    ((2, 10, 8), [0.0, 1.0])
+    >>> r.joint.data.shape, r.joint.axes_manager.signal_axes[0].units, sorted(r.cv_error)
+    ((2, 10, 8), 'Å', [0.0, 1.0])
     """
     from .analysis.unmix import unmix_images
 
-    data, cal, _ = unwrap(s)
+    data, cal, src = unwrap(s)
     t = as_array(template, "template", ndim_options=(3,))
     check_counts(data.dtype)
     if len(t) < 2:
@@ -412,4 +415,9 @@ def cross_validated_joint_images(s, template, fit_region=None,
     wa, wb = weights[best]
     joint = 0.5 * (np.einsum("sj,syx->jyx", wa, fits[0][1])
                    + np.einsum("sj,syx->jyx", wb, fits[1][1]))
+    meta = provenance("cross_validated_joint_images", src, normalization=normalization,
+                      seed=int(seed), template=t, fit_region=region, ridge=float(best))
+    pearson, joint = (wrap_scan_images(img, cal, f"cross-validated {kind} images", meta,
+                                       names=names)
+                      for img, kind in ((pearson, "Pearson"), (joint, "joint")))
     return JointCrossValidated(pearson, joint, best, errors)

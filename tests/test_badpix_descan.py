@@ -409,4 +409,4 @@ def test_joint_cross_validation_honours_stored_bad_pixels(rng):
     s = tw.from_array(counts, scan_step_A=0.3, mrad_per_px=1.0)
     tw.set_bad_pixels(s, bad)
     r = tw.cross_validated_joint_images(s, rng.random((2, 8, 9)), progress=False)
-    assert r.joint.shape == (2, 8, 9) and np.isfinite(r.joint).all()
+    assert r.joint.data.shape == (2, 8, 9) and np.isfinite(r.joint.data).all()

@@ -32,12 +32,12 @@ def test_joint_images_remove_cross_talk_that_pearson_keeps(rng):
     r = tw.cross_validated_joint_images(counts, t, ridges=(0.0, 0.1, 1.0, 100.0))
     assert set(r.cv_error) == {0.0, 0.1, 1.0, 100.0} and r.ridge in r.cv_error
     assert r.cv_error[r.ridge] == min(r.cv_error.values())
-    leak_p, _ = _leak(r.pearson[0], t, 0, 1)
-    leak_j, own_j = _leak(r.joint[0], t, 0, 1)
+    leak_p, _ = _leak(r.pearson.data[0], t, 0, 1)
+    leak_j, own_j = _leak(r.joint.data[0], t, 0, 1)
     assert abs(leak_p) > 0.5                  # the Pearson image of 0 also shows 1
     assert abs(leak_j) < 0.25 * abs(leak_p)   # the joint one much less
     assert own_j > 1.0
-    assert r.pearson.shape == r.joint.shape == t.shape
+    assert r.pearson.data.shape == r.joint.data.shape == t.shape
 
 
 def test_joint_images_with_a_reference_region_and_bad_input(rng):
@@ -45,7 +45,7 @@ def test_joint_images_with_a_reference_region_and_bad_input(rng):
     region = np.zeros(t.shape[1:], bool)
     region[:12] = True
     r = tw.cross_validated_joint_images(counts, t, fit_region=region, ridges=(0.0, 1.0))
-    assert abs(_leak(r.joint[0], t, 0, 1)[0]) < abs(_leak(r.pearson[0], t, 0, 1)[0])
+    assert abs(_leak(r.joint.data[0], t, 0, 1)[0]) < abs(_leak(r.pearson.data[0], t, 0, 1)[0])
     with pytest.raises(ValueError, match="counts"):
         tw.cross_validated_joint_images(counts.astype(float), t)
     with pytest.raises(ValueError, match="fit_region"):
