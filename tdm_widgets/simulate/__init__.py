@@ -6,16 +6,37 @@ from dataclasses import replace
 
 from .output import columns_of, select, to_signal
 from .runner import PRESETS, Preset, run_multislice, run_raw
-from .structures import (Structure, lifepo4, lifepo4_cell, lifepo4_defects, pbtio3,
-                         pbtio3_cell, pbtio3_domain_wall)
+
+#: The structures (ASE, slow to import) are imported on first use (PEP 562): reading a
+#: bundled simulation does not need them.
+_STRUCTURE_NAMES = ("Structure", "lifepo4", "lifepo4_cell", "lifepo4_defects", "pbtio3",
+                    "pbtio3_cell", "pbtio3_domain_wall")
+
+
+def __getattr__(name):
+    if name not in _STRUCTURE_NAMES:
+        raise AttributeError(f"module 'tdm_widgets.simulate' has no attribute {name!r}")
+    from . import structures
+
+    value = getattr(structures, name)
+    globals()[name] = value
+    return value
+
+
+def _structure(name: str):
+    """A structure-making function of :mod:`.structures`, imported when called."""
+    def make():
+        from . import structures
+
+        if name == "lifepo4":
+            return structures.Structure("lifepo4", structures.lifepo4_cell())
+        return getattr(structures, name)()
+    return make
+
 
 #: Structures known to ``tdm simulate``.
-STRUCTURES = {
-    "lifepo4": lambda: Structure("lifepo4", lifepo4_cell()),
-    "lifepo4_defects": lifepo4_defects,
-    "pbtio3": pbtio3,
-    "pbtio3_domain_wall": pbtio3_domain_wall,
-}
+STRUCTURES = {name: _structure(name) for name in
+              ("lifepo4", "lifepo4_defects", "pbtio3", "pbtio3_domain_wall")}
 
 
 def simulate(preset: str, structure: str, thickness_nm=(20.0,), defocus_nm=(0.0,),
