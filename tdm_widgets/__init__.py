@@ -22,62 +22,54 @@ Public API::
 """
 
 from ._version import __version__
-from .analysis.displacement import (
-    displacement_vectors,
-    fit_columns,
-    fit_displacements,
-    refine_by_tdm,
-    start_dependence,
-)
-from .analysis.icom import center_of_mass, icom
-from .analysis.pacbed import match_thickness, resample_pattern
-from .analysis.pca import eigen_closeness, eigen_images
-from .analysis.profiles import line_profile
-from .analysis.snr import shot_noise_snr_db, unit_cell_average, unit_cell_snr_db
-from .analysis.unmix import unmix_images
-from .badpixels import BadPixels, find_bad_pixels, set_bad_pixels
-from .column_templates import (
-    format_specificity,
-    point_templates,
-    random_positions_template,
-    specificity,
-)
-from .cross_validation import (
-    cross_validated_image,
-    cross_validated_joint_images,
-    specificity_report,
-)
-from .datasets import data_path
-from .descan import Descan, correct_descan, measure_descan
-from .imaging import (
-    apply_mask,
-    bf_disk,
-    calibrate_detector,
-    column_stats,
-    data_matrix,
-    detector_annulus,
-    pcc_mask,
-    virtual_image,
-)
-from .io import from_array, load
-from .live import LiveTDM, export_weighted_detector
-from .noise import add_poisson_noise
-from .positions import (
-    Lattice,
-    find_peaks,
-    lattice_from_peaks,
-    lattice_from_points,
-    load_positions,
-    peak_heights,
-    rectangle_region,
-    refine_lattice,
-    refine_positions,
-    replicate,
-    save_positions,
-)
-from .registration import Registration, cell_from_columns, register_cell
-from .session import TDMSession
-from .signals import pick
+
+#: Module -> the public names it defines: each module is imported on first use of
+#: one of its names (PEP 562), so ``import tdm_widgets`` is cheap and a notebook pays
+#: only for what it uses.
+_MODULES = {
+    ".analysis.displacement": "displacement_vectors fit_columns fit_displacements "
+                              "refine_by_tdm start_dependence",
+    ".analysis.icom": "center_of_mass icom",
+    ".analysis.pacbed": "match_thickness resample_pattern",
+    ".analysis.pca": "eigen_closeness eigen_images",
+    ".analysis.profiles": "line_profile",
+    ".analysis.snr": "shot_noise_snr_db unit_cell_average unit_cell_snr_db",
+    ".analysis.unmix": "unmix_images",
+    ".badpixels": "BadPixels find_bad_pixels set_bad_pixels",
+    ".column_templates": "format_specificity point_templates random_positions_template "
+                         "specificity",
+    ".cross_validation": "cross_validated_image cross_validated_joint_images "
+                         "specificity_report",
+    ".datasets": "data_path",
+    ".descan": "Descan correct_descan measure_descan",
+    ".imaging": "apply_mask bf_disk calibrate_detector column_stats data_matrix "
+                "detector_annulus pcc_mask virtual_image",
+    ".io": "from_array load",
+    ".live": "LiveTDM export_weighted_detector",
+    ".noise": "add_poisson_noise",
+    ".positions": "Lattice find_peaks lattice_from_peaks lattice_from_points load_positions "
+                  "peak_heights rectangle_region refine_lattice refine_positions replicate "
+                  "save_positions",
+    ".registration": "Registration cell_from_columns register_cell",
+    ".session": "TDMSession",
+    ".signals": "pick",
+}
+_LAZY = {name: module for module, names in _MODULES.items() for name in names.split()}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tdm_widgets' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def explore(s, columns=None, **kwargs):

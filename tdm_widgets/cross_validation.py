@@ -371,7 +371,8 @@ def cross_validated_joint_images(s, template, fit_region=None,
     >>> rng = np.random.default_rng(0)
     >>> counts = rng.poisson(20.0, (10, 8, 12, 12)).astype(np.uint16)
     >>> t = np.zeros((2, 10, 8)); t[0, ::5, ::4] = 1; t[1, 2::5, 2::4] = 1
-    >>> r = tw.cross_validated_joint_images(counts, t, ridges=(0.0, 1.0))
+    >>> r = tw.cross_validated_joint_images(tw.from_array(counts, scan_step_A=0.3), t,
+    ...                                     ridges=(0.0, 1.0))
     >>> r.joint.data.shape, r.joint.axes_manager.signal_axes[0].units, sorted(r.cv_error)
     ((2, 10, 8), 'Å', [0.0, 1.0])
     """

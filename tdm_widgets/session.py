@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .column_templates import point_templates
+from .column_templates import check_positions, point_templates
 from .core.apply import apply_masks, physical_weights
 from .core.checks import region_mask
 from .core.engine import TDMEngine
@@ -106,6 +106,8 @@ class TDMSession:
         self.columns: dict[str, np.ndarray] | None = None
         self.sigma_px = 0.0
         self.combined: str | None = None
+        #: Name of the stack axis of saved masks ("species" when made from columns).
+        self.stack_name = "template"
         for name, t in (templates or {}).items():
             self.set_template(name, t)
 
@@ -134,20 +136,34 @@ class TDMSession:
         session.columns = {n: np.asarray(columns[n], float).reshape(-1, 2) for n in names}
         session.sigma_px = float(sigma_px)
         session.combined = combined
+        session.stack_name = "species"
         session._sync_columns()
         return session
 
     # --- templates -------------------------------------------------------------
     @property
     def names(self) -> list[str]:
-        """Template names, in order."""
-        return list(self._names)
+        """Template names, in order: for a session made from columns, the species in
+        the order of ``columns`` and the combined template last (however often a
+        species was emptied and filled again); otherwise the order they were set."""
+        return sorted(self._names, key=self._rank)
+
+    def _rank(self, name: str) -> tuple[int, int]:
+        if self.columns is not None:
+            if name == self.combined:
+                return (2, 0)
+            if name in self.columns:
+                return (0, list(self.columns).index(name))
+        return (1, self._names.index(name))
+
+    def _stack(self):
+        return self._engine.templates if self._engine is not None else self._pending
 
     @property
     def templates(self) -> dict[str, np.ndarray]:
-        """Name to template (copies)."""
-        stack = self._engine.templates if self._engine is not None else self._pending
-        return {n: np.array(t) for n, t in zip(self._names, stack)}
+        """Name to template (copies), in the order of :attr:`names`."""
+        stack = self._stack()
+        return {n: np.array(stack[self._names.index(n)]) for n in self.names}
 
     def set_template(self, name: str, template) -> None:
         """Add a named template, or replace one.
@@ -252,37 +268,53 @@ class TDMSession:
         --------
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]},
+        ...                                      show_progressbar=False)
         >>> session.remove_template("all")
         >>> session.names
         ['A']
         """
+        self._drop(name)
+        if self.columns is not None:
+            self.columns.pop(name, None)
+
+    def _drop(self, name: str) -> None:
         i = self._index(name)
         if self._engine is not None:
             self._engine.remove_template(i)
         else:
             del self._pending[i]
         del self._names[i]
-        if self.columns is not None:
-            self.columns.pop(name, None)
 
     def _index(self, name: str) -> int:
         if name not in self._names:
             raise ValueError(f"no template named {name!r}; have {self._names}")
         return self._names.index(name)
 
-    def _sync_columns(self) -> None:
-        """Templates made again from the columns; only changed positions are read."""
-        names = list(self.columns)
-        for n in names:
-            if not len(self.columns[n]) and n in self._names:
-                self.remove_template(n)
-        live = [n for n in names if len(self.columns[n])]
-        if not live:
+    def _sync_columns(self, species=None) -> None:
+        """Templates of ``species`` (all if None) and the combined template made again
+        from the columns; only the positions where a template changed are read, and
+        the other species' templates are not touched."""
+        todo = list(self.columns) if species is None else list(species)
+        for n in todo:
+            if len(self.columns[n]):
+                (t,), _ = point_templates({n: self.columns[n]}, self.scan_shape,
+                                          sigma_px=self.sigma_px, combined=None)
+                self.set_template(n, t)
+            elif n in self._names:
+                self._drop(n)
+        if self.combined is None:
             return
-        stack, made = point_templates({n: self.columns[n] for n in live}, self.scan_shape,
-                                      sigma_px=self.sigma_px, combined=self.combined)
-        self.set_templates(dict(zip(made, stack)))
+        live = [n for n in self.columns if len(self.columns[n])]
+        if not live:
+            if self.combined in self._names:
+                self._drop(self.combined)
+            return
+        stack = self._stack()
+        per = [stack[self._names.index(n)] for n in live]
+        # as point_templates combines them: a sum of Gaussians, a union of points
+        self.set_template(self.combined, np.sum(per, axis=0) if self.sigma_px > 0
+                          else np.maximum.reduce(per))
 
     def _require_columns(self, species: str) -> None:
         if self.columns is None:
@@ -328,7 +360,7 @@ class TDMSession:
             raise ValueError(f"column position (y, x) = ({y}, {x}) is outside the scan "
                              f"of shape {self.scan_shape} [px]")
         self.columns[species] = np.vstack([self.columns[species], p])
-        self._sync_columns()
+        self._sync_columns([species])
 
     def remove_column(self, species: str, y: float, x: float) -> None:
         """Remove the column of ``species`` nearest to a scan position.
@@ -367,7 +399,18 @@ class TDMSession:
         if d.min() > 1.0:
             raise ValueError(f"no {species} column within 1 px of ({y}, {x})")
         self.columns[species] = np.delete(pos, int(np.argmin(d)), axis=0)
-        self._sync_columns()
+        self._sync_columns([species])
+
+    def set_columns(self, columns: dict) -> None:
+        """Replace the positions of the species in ``columns`` (species to ``(n, 2)``
+        (row, col) [scan px]; an empty array empties it); the other species are kept.
+        Only the positions where a template changed are read."""
+        if self.columns is None:
+            raise ValueError("set_columns needs a session made from columns")
+        new = {n: check_positions(p, self.scan_shape, f"columns[{n!r}]")
+               for n, p in columns.items()}
+        self.columns.update(new)
+        self._sync_columns(list(new))
 
     def set_width(self, sigma_px: float) -> None:
         """Change the Gaussian width of every column template.
@@ -485,7 +528,7 @@ class TDMSession:
                           n_positions=self.stats.n,
                           n_zero_variance=self.stats.n_zero_variance, **extra)
 
-    def mask_array(self, names=None) -> np.ndarray:
+    def mask_array(self, names=None, whole_detector: bool = False) -> np.ndarray:
         """The masks of the named templates as a plain array (no pass beyond the
         statistics, made once).
 
@@ -493,6 +536,8 @@ class TDMSession:
         ----------
         names : sequence of str, optional
             Template names, in the order wanted; all (:attr:`names`) if None.
+        whole_detector : bool
+            Ignore the detector region: every pixel correlated, as in Fig 2d.
 
         Returns
         -------
@@ -511,13 +556,55 @@ class TDMSession:
         --------
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]},
+        ...                                      show_progressbar=False)
         >>> m = session.mask_array(["A"])
         >>> m.shape, bool(np.abs(m).max() <= 1)
         ((1, 8, 8), True)
         """
-        m = self.engine.masks(self.normalization, self._det)
-        return m if names is None else m[[self._index(n) for n in names]]
+        names = self.names if names is None else list(names)
+        m = self.engine.masks(self.normalization, None if whole_detector else self._det)
+        return m[[self._index(n) for n in names]]
+
+    def image_array(self, names=None, normalized: bool = False) -> np.ndarray:
+        """TDM images of the named templates as a plain array (one pass): what
+        :meth:`images` wraps, without the signal and its provenance (for a widget's
+        redraw).
+
+        Parameters
+        ----------
+        names : sequence of str, optional
+            Template names, in the order wanted; all (:attr:`names`) if None.
+        normalized : bool
+            Eq 6 instead of Eq 2.
+
+        Returns
+        -------
+        ndarray
+            ``(k, scan_y, scan_x)`` float64 images [data units for Eq 2;
+            dimensionless for Eq 6 with Eq 5 masks]; computed for lazy data.
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
+        >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]},
+        ...                                      show_progressbar=False)
+        >>> img = session.image_array(["A"])
+        >>> bool(np.allclose(img, session.images(["A"]).data))
+        True
+        """
+        names = self.names if names is None else list(names)
+        m = self.mask_array(names)
+        off = np.zeros(len(names))
+        if normalized:
+            m, off = physical_weights(m, self.stats)
+        img = apply_masks(self.data, m, progress=self.progress)
+        if hasattr(img, "compute"):
+            from .core.blocks import compute_with_progress
+
+            (img,) = compute_with_progress(img, progress=self.progress)
+        return np.asarray(img) + off[:, None, None]
 
     def masks(self, names=None, squeeze: bool = False):
         """Calibrated, named masks; no pass beyond the statistics (made once).
@@ -558,11 +645,10 @@ class TDMSession:
         """
         names = self.names if names is None else list(names)
         m = self.mask_array(names)
-        one = squeeze and len(names) == 1
-        sig = wrap_detector_images(m[0] if one else m, self.calibration,
-                                   f"TDM mask ({self.normalization})",
+        sig = wrap_detector_images(m[0] if squeeze and len(names) == 1 else m,
+                                   self.calibration, f"TDM mask ({self.normalization})",
                                    self._provenance("pcc_mask", names_shown=names),
-                                   names=names)
+                                   stack_name=self.stack_name, names=names)
         remember_statistics(sig, self.data, self.stats)
         return sig
 
@@ -758,13 +844,14 @@ class TDMSession:
 
         return export_weighted_detector(self.masks([name], squeeze=True), self.stats, path)
 
-    def save(self, folder, normalized: bool = False, virtual: dict | None = None) -> Path:
+    def save(self, folder, normalized: bool = False, virtual: dict | None = None,
+             split: str | None = None, seed: int = 0, record: dict | None = None) -> Path:
         """Write the masks, images, positions and provenance to a folder.
 
         Writes ``masks.hspy`` (:meth:`masks`), ``images.hspy`` (:meth:`images` of
-        every template and the virtual detectors), ``positions.json`` (when made
-        from columns) and ``session.json`` (provenance). The input file is never
-        written: ``folder`` must not hold it.
+        every template and the virtual detectors, or :meth:`cross_validated`),
+        ``positions.json`` (when made from columns) and ``session.json``
+        (provenance). The input file is never written: ``folder`` must not hold it.
 
         Parameters
         ----------
@@ -775,6 +862,15 @@ class TDMSession:
         virtual : dict of str to (float, float), optional
             Virtual detectors to image too, name to ``(inner_mrad, outer_mrad)``
             [mrad].
+        split : {None, "dose", "cells"}
+            Save cross-validated images (:meth:`cross_validated`) instead of
+            same-data ones.
+        seed : int
+            Seed of a dose split.
+        record : dict, optional
+            Extra provenance written into ``metadata.TDM.parameters`` of every file
+            and into ``session.json`` (e.g. a widget's settings; arrays are recorded
+            by shape and checksum).
 
         Returns
         -------
@@ -791,7 +887,8 @@ class TDMSession:
         >>> import tempfile
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
         >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
-        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]},
+        ...                                      show_progressbar=False)
         >>> out = session.save(tempfile.mkdtemp(), virtual={"BF": (0, 4)})
         >>> sorted(f.name for f in out.iterdir())
         ['images.hspy', 'masks.hspy', 'positions.json', 'session.json']
@@ -799,9 +896,26 @@ class TDMSession:
         folder = Path(folder)
         src = self.source.metadata.get_item("General.original_filename", "") \
             if self.source is not None else ""
+        extra = provenance("save", None, **(record or {}))["parameters"]
+        base = self._provenance("save", normalized=bool(normalized), split=split)
+        clash = set(extra) & (set(base["parameters"]) | {"names_shown", "images", "equation",
+                                                         "virtual"})
+        if clash:
+            raise ValueError(f"record may not redefine what the session records: "
+                             f"{sorted(clash)}")
+        base["parameters"].update(extra)
         folder.mkdir(parents=True, exist_ok=True)
         masks = self.masks()
-        images = self.images(normalized=normalized, virtual=virtual)
+        if split in (None, "none"):
+            images = self.images(normalized=normalized, virtual=virtual)
+        elif virtual:
+            raise ValueError("virtual detectors are not cross-validated: save them with "
+                             "split=None")
+        else:
+            images = self.cross_validated(split, normalized=normalized, seed=seed)
+        for sig in (masks, images):
+            for key, value in extra.items():
+                sig.metadata.set_item(f"TDM.parameters.{key}", value)
         for sig, fname in ((masks, "masks.hspy"), (images, "images.hspy")):
             if src and fname == src:
                 raise ValueError(f"folder {folder} would overwrite the input {src}")
@@ -810,7 +924,7 @@ class TDMSession:
             from .positions import save_positions
 
             save_positions(folder / "positions.json",
-                           {n: np.round(p, 6) for n, p in self.columns.items()})
-        record = self._provenance("save", normalized=bool(normalized))
-        (folder / "session.json").write_text(json.dumps(record, indent=1, default=str))
+                           {n: np.round(p, 6) for n, p in self.columns.items()},
+                           scan_shape=self.scan_shape)
+        (folder / "session.json").write_text(json.dumps(base, indent=1, default=str))
         return folder

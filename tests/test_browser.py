@@ -13,6 +13,8 @@ import pytest
 from lab_browser import (
     CHROMIUM,
     chromium_page,
+    click_breakdown,
+    dismiss_news,
     draw_latency,
     jupyter_lab,
     open_notebook,
@@ -68,12 +70,29 @@ def test_explorer_in_the_browser(lab):
     with sync_playwright() as pw, chromium_page(pw, height=2300) as (page, errors):
         try:
             open_notebook(page, url, token, "01_explorer.ipynb")
+            dismiss_news(page)
             run_all(page)
             wait_update(page, 1)
             scatter = page.get_by_text(re.compile(r"PCC vs angle \(Fig 2d\)")).first
             scatter.wait_for(timeout=60_000)
             scatter.scroll_into_view_if_needed()
             _shot(page, "explorer-scatter")
+            # brushing an angle range highlights those pixels in the O mask, fast
+            fig = page.locator(".bqplot").filter(has_text="PCC vs angle").first
+            fig.scroll_into_view_if_needed()
+            box = fig.bounding_box()
+            y = box["y"] + box["height"] / 2
+            n_draws = page.evaluate("window.__tdm.draws.length")
+            page.mouse.move(box["x"] + 0.30 * box["width"], y)
+            page.mouse.down()
+            for f in np.linspace(0.31, 0.45, 10):     # a 10-step drag
+                page.mouse.move(box["x"] + f * box["width"], y)
+            page.mouse.up()
+            brush = click_breakdown(page)
+            assert page.evaluate("window.__tdm.draws.length") > n_draws, "no highlight drawn"
+            print(f"brush (10 steps) -> last highlight redrawn: {brush['latency_ms']:.0f} ms")
+            assert brush["latency_ms"] < 5000
+            _shot(page, "explorer-brush")
             painter_image(page).scroll_into_view_if_needed()
             _shot(page, "explorer")
             n_li = _count(page, "Li")

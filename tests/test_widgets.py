@@ -291,6 +291,22 @@ def test_radial_scatter_is_whole_detector_and_selection_becomes_a_mask(sim):
     assert np.count_nonzero(whole[sc.radius.reshape(whole.shape) > 30]) > 0
     assert sc.fig.title.startswith("O:") and "PCC with the O template" in sc.legend.value
     assert sc.intensity.scales["y"].min >= 0.5 * sc.mean[sc.mean > 0].min()   # no 1e-10 floor
+    # the points are bitmaps (no SVG element per point): the PCC picture is the
+    # rasterised scatter of (angle, PCC) within the axes' limits
+    from io import BytesIO
+
+    import bqplot as bq
+    from PIL import Image
+
+    from tdm_widgets.widgets.scatter import scatter_rgba
+
+    assert all(isinstance(m, bq.Image) for m in sc.fig.marks)
+    shown = np.asarray(Image.open(BytesIO(sc.correlation.mark.image.value)))
+    ys = sc.correlation.scales["y"]
+    ref = scatter_rgba(sc.radius, whole.ravel(), (0.0, sc.correlation.scales["x"].max),
+                       (ys.min, ys.max), sc.correlation.shape, "#d62728")
+    np.testing.assert_array_equal(shown, ref)
+    assert ys.max == pytest.approx(min(1.0, 1.1 * np.abs(whole).max()))
     pix = sc.select(5.0, 12.0)
     r = sc.radius.reshape(s.data.shape[2:])[pix[:, 0], pix[:, 1]]
     assert np.all((r >= 5) & (r < 12)) and len(pix) > 0
@@ -321,3 +337,122 @@ def test_matrix_view_readout(sim):
     mean, std = tw.column_stats(s).data[:, dy, dx]
     assert (raw - mean) / std == pytest.approx(float(dm.data[3 * by, 10 * bx]), rel=1e-3,
                                                 abs=1e-3)
+
+
+def test_explorer_passes_click_edits_to_its_session(sim):
+    import inspect
+    import re
+
+    from tdm_widgets.widgets import explorer as explorer_module
+
+    s, cols = sim
+    ex = tw.explore(s, {"Li": cols["Li"], "O": cols["O"]}, background=False)
+    calls = []
+    for name in ("add_column", "remove_column", "set_columns", "set_region", "set_width"):
+        method = getattr(ex.session, name)
+        setattr(ex.session, name, lambda *a, _m=method, _n=name, **k: (calls.append((_n, a)),
+                                                                        _m(*a, **k))[1])
+    li_mask = ex.viewers["Li"].mask_panel.mark.image
+    li_image = ex.viewers["Li"].image_panel.mark.image
+    o_mask = ex.viewers["O"].mask_panel.mark.image
+    read0 = ex.session.engine.patterns_read
+    ex.painter.click(7, 7, "O")
+    assert calls == [("add_column", ("O", 7.0, 7.0))]
+    assert ex.session.engine.patterns_read - read0 == 2   # one position: O and "all"
+    # only the panels of the edited species and of "all" are drawn again
+    assert ex.viewers["Li"].mask_panel.mark.image is li_mask
+    assert ex.viewers["Li"].image_panel.mark.image is li_image
+    assert ex.viewers["O"].mask_panel.mark.image is not o_mask
+    i = len(ex.painter.columns["O"]) - 1
+    ex.painter.remove("O", i)
+    assert calls[-1] == ("remove_column", ("O", 7.0, 7.0))
+    ex.painter.click(3, 30, "Li")
+    ex.painter.undo()                               # only Li changed: only Li is replaced
+    assert calls[-1][0] == "set_columns" and list(calls[-1][1][0]) == ["Li"]
+    ex.painter.set_region(0, 10, 0, 20)
+    assert calls[-1][0] == "set_region" and calls[-1][1][0].sum() == 200
+    ex.painter.sigma.value = 0.5
+    assert calls[-1] == ("set_width", (0.5,))
+    t, _ = ex.painter.templates()
+    ref = tw.pcc_mask(s, t, region=ex.painter.region, detector_region=(0, 23.5)).data
+    np.testing.assert_allclose(ex.masks, ref, rtol=1e-9, atol=1e-12)
+    # the explorer reads no private attribute of the session or its engine
+    src = inspect.getsource(explorer_module)
+    assert "engine" not in src and not re.search(r"(session|se)\._", src)
+
+
+def test_first_update_runs_in_the_background_with_a_busy_line(sim):
+    s, cols = sim
+    ex = tw.explore(s, {"O": cols["O"]}, defer_first=True)
+    assert ex.n_updates == 0 or ex.masks is not None       # returned before (or as) it ran
+    assert "statistics" in ex.busy.value or ex.n_updates == 1
+    ex.wait()
+    assert ex.n_updates == 1 and ex.busy.value == "" and ex.notice.value == ""
+    t, _ = ex.painter.templates()
+    np.testing.assert_allclose(ex.masks, tw.pcc_mask(s, t, detector_region=(0, 23.5)).data,
+                               rtol=1e-9, atol=1e-12)
+    sc = ex.radial_scatter("O")                    # waits for pending work first
+    assert sc.correlation.y.size == np.prod(s.data.shape[2:])
+
+
+def test_save_writes_through_the_session_what_is_shown(sim, tmp_path):
+    import json
+
+    import hyperspy.api as hs
+
+    s, cols = sim
+    ex = tw.explore(s, {"Li": cols["Li"], "O": cols["O"]}, background=False)
+    ex.painter.click(7, 7, "O")
+    ex.normalized.value = True                     # Eq 6
+    out = ex.save(tmp_path / "a")
+    assert ex.saved["update"] == ex.n_updates and ex.saved["names"] == ex.names
+    m, im = hs.load(out / "masks.hspy"), hs.load(out / "images.hspy")
+    np.testing.assert_array_equal(m.data, ex.masks)
+    np.testing.assert_allclose(im.data, ex.images, rtol=1e-12, atol=1e-12)
+    assert m.metadata.TDM.parameters.explorer_update == ex.n_updates
+    assert im.metadata.TDM.parameters.equation == "Eq 6"
+    record = json.loads((out / "session.json").read_text())
+    assert record["parameters"]["names"] == ["Li", "O", "all"]
+    assert record["parameters"]["detector"] == "bf"
+    assert record["parameters"]["template"]["shape"] == [3, 20, 34]
+    # cross-validated images are saved as cross-validated
+    ex.cross_validate.value = "cells"
+    out = ex.save(tmp_path / "b")
+    im = hs.load(out / "images.hspy")
+    np.testing.assert_allclose(im.data, ex.images, rtol=1e-12, atol=1e-12)
+    assert im.metadata.TDM.parameters.split == "cells"
+    # after a failed update the explorer shows older results: it refuses to save them
+    ex.cross_validate.value = "dose"               # noise-free data: no dose split
+    assert "integer counts" in ex.notice.value
+    with pytest.raises(ValueError, match="last update failed"):
+        ex.save(tmp_path / "c")
+    ex._guarded_save()
+    assert "save failed" in ex.notice.value
+
+
+def test_session_keeps_the_species_order_and_replaces_positions(sim):
+    from tdm_widgets.session import TDMSession
+
+    s, cols = sim
+    se = TDMSession.from_columns(s, {"Li": cols["Li"], "Fe": np.zeros((0, 2)),
+                                     "O": cols["O"]}, show_progressbar=False)
+    assert se.names == ["Li", "O", "all"]
+    se.add_column("Fe", 5, 5)
+    assert se.names == ["Li", "Fe", "O", "all"]
+    for y, x in se.columns["Li"].copy():
+        se.remove_column("Li", y, x)
+    se.add_column("Li", 3, 3)                        # emptied and filled again: still first
+    assert se.names == ["Li", "Fe", "O", "all"]
+    read0 = se.engine.patterns_read
+    se.set_columns({"Fe": [[5, 5], [9, 9]]})         # one new position: Fe and "all"
+    assert se.engine.patterns_read - read0 == 2
+    t, names = tw.point_templates({n: p for n, p in se.columns.items() if len(p)},
+                                  s.data.shape[:2])
+    assert names == se.names
+    np.testing.assert_allclose(se.mask_array(), tw.pcc_mask(s, t).data, rtol=1e-9,
+                               atol=1e-12)
+    np.testing.assert_allclose(se.image_array(["Fe"]),
+                               tw.apply_mask(s, tw.pcc_mask(s, t).data[1:2]).data,
+                               rtol=1e-9)
+    with pytest.raises(ValueError, match="outside the scan"):
+        se.set_columns({"O": [[99, 0]]})

@@ -14,10 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 
 
-def neighbour_weights(bad: np.ndarray) -> sparse.csr_matrix:
+def neighbour_weights(bad: np.ndarray) -> scipy.sparse.csr_matrix:  # noqa: F821
     """Sparse ``(q, n_bad)`` matrix whose columns average the valid neighbours of each
     bad pixel (the 8-neighbourhood, grown ring by ring until one is valid).
 
@@ -43,6 +42,8 @@ def neighbour_weights(bad: np.ndarray) -> sparse.csr_matrix:
                 cols.extend([k] * idx.size)
                 vals.extend([1.0 / idx.size] * idx.size)
                 break
+    from scipy import sparse  # here: importing scipy.sparse costs every user of the package
+
     return sparse.csr_matrix((vals, (rows, cols)), shape=(dy * dx, int(bad.sum())))
 
 

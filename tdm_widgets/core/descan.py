@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 
 def disc_window(det_shape, center, radius: float, margin_px: float):
@@ -39,6 +38,8 @@ def disc_centres(block: np.ndarray, window, level: float) -> np.ndarray:
     ndarray
         ``(by, bx, 2)`` (y, x) float64.
     """
+    from scipy import ndimage  # imported when used: it is slow to import
+
     wy, wx = window
     sub = np.asarray(block[:, :, wy, wx], np.float64)
     q = ndimage.uniform_filter(sub, size=(1, 1, 3, 3), mode="nearest") > level

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 #: Smallest disc radius [detector px] accepted as a bright-field disc.
 MIN_RADIUS_PX = 3.0
@@ -57,6 +56,7 @@ class BFDisk:
 def remove_outliers(pattern: np.ndarray) -> np.ndarray:
     """Pixels that differ from their 3 x 3 median by more than half the disc contrast
     (hot pixels, dead pixels and single dead rows or columns) set to that median."""
+    from scipy import ndimage  # imported when used: it is slow to import
     med = ndimage.median_filter(pattern, size=3, mode="nearest")
     lo, hi = np.percentile(med, [1.0, 99.9])
     out = pattern.copy()
@@ -70,6 +70,7 @@ def _segment(p):
     inside and outside it (iterated), and those two levels."""
     thr = 0.5 * (np.percentile(p, 1.0) + p.max())
     for _ in range(10):
+        from scipy import ndimage  # imported when used: it is slow to import
         labels, n = ndimage.label(p > thr)
         if n == 0:
             raise ValueError("pattern has no bright region wider than a pixel or two (hot "
@@ -92,6 +93,7 @@ def edge_points(p: np.ndarray, center, radius: float, level: float) -> np.ndarra
     t = np.arange(0.5 * radius, 1.5 * radius + 1, 0.25)
     yy = center[0] + np.sin(phi)[:, None] * t[None]
     xx = center[1] + np.cos(phi)[:, None] * t[None]
+    from scipy import ndimage  # imported when used: it is slow to import
     prof = ndimage.map_coordinates(p, [yy, xx], order=1, mode="nearest")
     pts = []
     for k in range(n):
@@ -164,6 +166,7 @@ def find_bf_disk(pattern: np.ndarray, semiangle_mrad: float | None = None,
         raise ValueError("pattern is constant: no bright-field disc to find")
     p = remove_outliers(p)
     disc, lo, hi = _segment(p)
+    from scipy import ndimage  # imported when used: it is slow to import
     near = ndimage.binary_dilation(disc, iterations=2)
     frac = np.clip((p - lo) / (hi - lo), 0.0, 1.0) * near
     area = frac.sum()

@@ -8,7 +8,18 @@ of its own module. Both compute the same thing, and the tests hold them to each 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+
+# The compiled loops run on numba's OpenMP pool, which by default keeps idle threads
+# spinning after every parallel loop: on a machine whose cores are shared (other
+# processes, a notebook's own threads), each of a pass's parallel loops then waits for
+# them, and a pass over a few MB took 20-80 times longer (780 ms instead of 10 ms for
+# 2.8 MB of float16 on 2 busy cores). Sleeping idle threads cost microseconds per loop.
+# Set before the OpenMP runtime loads (numba's first parallel loop); a user's own
+# setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     import numba

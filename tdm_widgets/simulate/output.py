@@ -105,6 +105,16 @@ def truth_of(s) -> dict:
     if "polarisation_along_ti_shift" not in truth:
         truth = {k: -v if k.startswith("polarisation_") else v for k, v in truth.items()}
     return truth
+def _take(s, name: str, index: int):
+    """``s`` with its navigation axis ``name`` fixed at ``index`` (the axis dropped):
+    what ``s.inav`` gives, a view of the same data, made without HyperSpy's slicing
+    machinery (which imports matplotlib, a second or more before the first figure)."""
+    axes = list(s.axes_manager.as_dictionary().values())  # in the data's axis order
+    k = next(j for j, a in enumerate(axes) if a["name"] == name and a["navigate"])
+    data = s.data[tuple(index if j == k else slice(None) for j in range(len(axes)))]
+    return s.__class__(data, axes=[a for j, a in enumerate(axes) if j != k],
+                       metadata=s.metadata.as_dictionary(),
+                       original_metadata=s.original_metadata.as_dictionary())
 
 
 def select(s, thickness_nm: float | None = None, defocus_nm: float | None = None):
@@ -118,10 +128,7 @@ def select(s, thickness_nm: float | None = None, defocus_nm: float | None = None
             continue
         vals = np.asarray(vals, float)
         i = 0 if want is None else int(np.argmin(np.abs(vals - want)))
-        idx = [slice(None)] * out.axes_manager.navigation_dimension
-        pos = [ax.name for ax in out.axes_manager.navigation_axes].index(name)
-        idx[pos] = i
-        out = out.inav[tuple(idx)]
+        out = _take(out, name, i)
         picked[name] = float(vals[i])
     if picked:
         out.metadata.General.title = s.metadata.General.title + "".join(

@@ -1,21 +1,21 @@
-"""Explorer: painter, masks and images for every species, linked."""
+"""Explorer: painter, masks and images for every species, linked through a session."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ..column_templates import point_templates, specificity
+from ..column_templates import specificity
 from ..core.blocks import computed
-from ..core.engine import TDMEngine
-from ..signals import provenance, unwrap, wrap_detector_images, wrap_scan_images
+from ..session import TDMSession
 from .mask_viewer import MaskViewer, crop_box
-from .painter import TemplatePainter, message_html
-from .scatter import RadialPCCScatter
+from .painter import Edit, TemplatePainter, message_html
 
 #: Cross-validation choices of the explorer: label, ``split`` of
 #: :func:`tdm_widgets.cross_validated_image` ("none": masks fitted to the data they image).
@@ -23,15 +23,78 @@ CV_OPTIONS = [("same data", "none"), ("cross-validated: dose split", "dose"),
               ("cross-validated: cells split", "cells")]
 
 
+#: Environment variable naming a file where the explorer appends a time line of its
+#: work (JSON lines of epoch milliseconds: edit received, update start and end), to
+#: set beside a page's own time stamps (``benchmarks/bench_browser.py`` does).
+TRACE_ENV = "TDM_WIDGETS_TRACE"
+
+
+def _trace(event: str, **info) -> None:
+    path = os.environ.get(TRACE_ENV)
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"t_ms": time.time() * 1e3, "event": event, **info}) + "\n")
+
+
+def in_jupyter_kernel() -> bool:
+    """True when running in a Jupyter kernel (where a widget can show at once)."""
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+class BusyLine:
+    """A busy line in an HTML widget: after ``after_s`` it shows the current stage
+    and the elapsed time, refreshed every half second, and it is cleared at the end.
+
+    Use as a context manager; :meth:`stage` names what is being computed."""
+
+    def __init__(self, html, after_s: float = 0.2):
+        self.html, self.after_s = html, float(after_s)
+        self.text = "computing"
+        self._done = threading.Event()
+        self._t0 = time.perf_counter()
+        self._thread = None
+
+    def _line(self) -> str:
+        return message_html(f"⏳ computing {self.text}… "
+                            f"{time.perf_counter() - self._t0:.1f} s", "busy")
+
+    def _run(self):
+        if self._done.wait(self.after_s):
+            return
+        while True:
+            self.html.value = self._line()
+            if self._done.wait(0.5):
+                return
+
+    def stage(self, text: str) -> None:
+        """Name the stage now running."""
+        self.text = text
+
+    def __enter__(self):
+        self._t0 = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+        self.html.value = ""
+        return False
+
+
 class Explorer:
     """One dataset explored: the painter drives masks and images for every species,
     shown side by side with their specificity table.
 
-    Statistics are computed once (one pass); a click on the painter edits the
-    templates of its species and of "all" only, which reads only the patterns those
-    templates changed at, and then one image pass redraws every mask and image.
-    Edits are computed in a background thread; errors there are shown in the
-    widget. All data access goes through :meth:`compute`.
+    The explorer holds a :class:`tdm_widgets.session.TDMSession`: the statistics are
+    computed once (one pass), and every painter edit goes straight to it as an edit
+    (a column added or removed, positions replaced, a region, a width), which reads
+    only the patterns the edited templates changed at. An update then makes the masks
+    (no pass) and one image pass for the templates that changed, and sends the page
+    only the panels whose picture changed. Updates run in a background thread;
+    errors are shown in the widget. All data access goes through :meth:`compute`.
 
     Parameters
     ----------
@@ -52,29 +115,40 @@ class Explorer:
     background : bool
         Compute in a background thread (the widget); False computes in the calling
         thread (scripts and tests).
+    defer_first : bool, optional
+        Return before the first update (statistics pass, masks and images), which then
+        runs in the background while the painter is already usable and a busy line
+        shows its progress. None: defer in a Jupyter kernel, compute at once
+        elsewhere (scripts and tests get results when the constructor returns).
     """
 
     def __init__(self, s, columns=None, species=("Li", "Fe", "P", "O"), image=None,
-                 bf_mrad: float = 23.5, debounce_s: float = 0.0, background: bool = True):
+                 bf_mrad: float = 23.5, debounce_s: float = 0.0, background: bool = True,
+                 defer_first: bool | None = None):
+        _trace("explorer start")
         import ipywidgets as ipw
 
-        from ..imaging import virtual_image
-
         self.s = s
-        self.data, self.cal, self.source = unwrap(s)
         self.bf_mrad = float(bf_mrad)
+        columns = {k: np.asarray(v, float).reshape(-1, 2) for k, v in (columns or {}).items()}
+        order = list(species) + [k for k in columns if k not in species]
+        start = {n: columns.get(n, np.zeros((0, 2))) for n in order}
+        self.session = TDMSession.from_columns(s, start, species=order, combined="all",
+                                               progress=False)
+        self.cal = self.session.calibration
+        self.data_shape = self.session.scan_shape + self.session.det_shape
+        self.session.set_detector_region(self.detector_region("bf"))
         if image is None:
-            image = computed(virtual_image(s, 11.0, bf_mrad).data)
-        self.painter = TemplatePainter(image, species, columns,
+            from ..imaging import virtual_image
+
+            image = computed(virtual_image(s, 11.0, bf_mrad, show_progressbar=False).data)
+            _trace("painter image made")
+        self.painter = TemplatePainter(image, order, columns,
                                        title="virtual ABF (11-23.5 mrad): click columns",
                                        pixel_size=self.cal.scan_scale[1],
                                        units=self.cal.scan_units)
         self.debounce_s = float(debounce_s)
         self.background = bool(background)
-        self.engine = None
-        self._engine_key = None
-        self._dirty: set[str] = set()
-        self._layout_changed = True
         style = {"description_width": "initial"}
         self.normalization = ipw.ToggleButtons(options=[("Eq 5 (PCC)", "pcc"),
                                                         ("Eq 7 (PCC / mean)", "pcc_over_mean")],
@@ -120,10 +194,17 @@ class Explorer:
         self.masks = self.images = None
         self.names: list[str] = []
         self.specificity = {}
+        self.saved: dict | None = None
+        #: What is on display: settings, and per name its template, mask and image.
+        self._shown: dict = {"key": None}
+        self._edits: list[Edit] = []
+        self._stats_key = False  # the region of the statistics (False: none yet)
+        self._up_to_date = False  # the last update succeeded
         self._worker = None
         self._pending = False
+        self._running = False
         self._last_request = 0.0
-        self._state_lock = threading.Lock()
+        self._state_lock = threading.Condition()
         self._lock = threading.RLock()  # a control changed during an update re-enters
         self.painter.on_change(self._on_edit)
         controls = ipw.VBox([self.normalization, self.normalized, self.detector,
@@ -135,8 +216,17 @@ class Explorer:
                                 self.table])
         self.painter.panel.mark.on_element_click(
             lambda m, ev: self._set_contrast_target(self.painter.panel, "painter image"))
+        _trace("explorer built")
         if any(len(v) for v in self.painter.columns.values()):
-            self.update()
+            if defer_first is None:
+                defer_first = in_jupyter_kernel()
+            if defer_first and self.background:
+                # the widget shows now; the statistics pass runs in the background
+                self.busy.value = message_html("⏳ computing statistics (one pass over the "
+                                               "data) and images…", "busy")
+                self.request_update()
+            else:
+                self.update()
 
     # -- view ----------------------------------------------------------------------------
     def show(self):
@@ -168,13 +258,17 @@ class Explorer:
     def painter_base_zoom(self) -> float:
         return max(2.0, 420.0 / max(self.painter.shape))
 
-    # -- computing -----------------------------------------------------------------------
-    def _on_edit(self, edit):
-        if edit.kind == "column":
-            self._dirty.add(edit.species)
-        else:
-            self._layout_changed = True
+    # -- requests ------------------------------------------------------------------------
+    def _on_edit(self, edit: Edit):
+        _trace("edit", kind=edit.kind)
+        with self._state_lock:
+            self._edits.append(edit)
         self.request_update()
+
+    #: Seconds an idle background worker waits for the next request before it ends
+    #: (a burst of clicks reuses one thread, and with it one pool of compiled-loop
+    #: threads).
+    WORKER_IDLE_S = 30.0
 
     def request_update(self) -> None:
         """Recompute in the background: at once when idle; clicks that arrive during an
@@ -189,24 +283,38 @@ class Explorer:
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, daemon=True)
                 self._worker.start()
+            self._state_lock.notify_all()
 
     def _work(self):
         while True:
             with self._state_lock:
-                quiet = time.perf_counter() - self._last_request
                 if not self._pending:
-                    self._worker = None
-                    return
-            if quiet < self.debounce_s:
-                time.sleep(self.debounce_s - quiet)
-                continue
-            self.update()
+                    self._state_lock.wait(self.WORKER_IDLE_S)
+                    if not self._pending:
+                        self._worker = None
+                        self._state_lock.notify_all()
+                        return
+                quiet = time.perf_counter() - self._last_request
+                if quiet < self.debounce_s:
+                    self._state_lock.wait(self.debounce_s - quiet)
+                    continue
+                self._running = True
+            try:
+                self.update()
+            finally:
+                with self._state_lock:
+                    self._running = False
+                    self._state_lock.notify_all()
 
     def wait(self, timeout: float = 60.0) -> None:
         """Block until pending background updates have finished."""
-        t = self._worker
-        if t is not None:
-            t.join(timeout)
+        deadline = time.perf_counter() + timeout
+        with self._state_lock:
+            while self._worker is not None and (self._pending or self._running):
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                self._state_lock.wait(left)
         with self._lock:
             pass
 
@@ -214,99 +322,144 @@ class Explorer:
         """Run a pending update now (so what is shown matches the templates)."""
         with self._state_lock:
             self._last_request = -np.inf  # no more waiting for quiet
+            self._state_lock.notify_all()
         self.wait()
         if self._pending:
             self.update()
 
-    def detector_region(self):
-        """Detector pixels the masks use (BF disc) or None (whole detector)."""
-        from ..imaging import detector_annulus
+    # -- the session ---------------------------------------------------------------------
+    def detector_region(self, choice: str | None = None):
+        """Detector pixels the masks use for the detector choice (the control's if
+        None): the BF disc, or None (whole detector, or an uncalibrated detector)."""
+        from ..detector import detector_annulus
 
-        if self.detector.value == "all" or not self.cal.det_mrad:
+        choice = self.detector.value if choice is None else choice
+        if choice == "all" or not self.cal.det_mrad:
             return None
-        return detector_annulus(self.cal, self.data.shape[2:], 0.0, self.bf_mrad)
+        return detector_annulus(self.cal, self.data_shape[2:], 0.0, self.bf_mrad)
+
+    def _apply_edits(self) -> None:
+        """Pass the painter's edits to the session, in order; if one fails, the
+        session takes the painter's columns and region whole (and the error is
+        raised)."""
+        with self._state_lock:
+            edits, self._edits = self._edits, []
+        se = self.session
+        try:
+            for e in edits:
+                if e.kind == "add":
+                    se.add_column(e.species, *e.position)
+                elif e.kind == "remove":
+                    se.remove_column(e.species, *e.position)
+                elif e.kind == "columns":
+                    changed = {k: v for k, v in e.columns.items()
+                               if k not in se.columns or not np.array_equal(v, se.columns[k])}
+                    if changed:
+                        se.set_columns(changed)
+                elif e.kind == "region":
+                    se.set_region(e.region)
+                elif e.kind == "width":
+                    se.set_width(e.sigma_px)
+                else:
+                    raise ValueError(f"unknown edit {e.kind!r}")
+        except Exception:
+            se.set_columns({k: v for k, v in self.painter.columns.items()})
+            se.set_region(self.painter.region)
+            raise
+
+    def _sync(self) -> None:
+        """The session brought up to date with the painter and the controls."""
+        self._apply_edits()
+        self.session.normalization = self.normalization.value
+        det = self.detector_region()
+        old = self.session.detector_region
+        if (det is None) != (old is None) or (det is not None and not np.array_equal(det, old)):
+            self.session.set_detector_region(det)
+
+    def _settings_key(self):
+        region = self.session.region
+        return (self.normalization.value, bool(self.normalized.value), self.detector.value,
+                self.cross_validate.value, None if region is None else region.tobytes())
 
     def compute(self, names, whole_detector: bool = False):
-        """The explorer's one access to the data: bring the engine up to date with
-        the painter's templates (edited species by sparse edits, anything else by a
-        rebuild) and return ``(masks, images)`` for ``names``; ``images`` is None when
-        ``whole_detector`` (masks over the whole detector, no pass)."""
-        cols = {k: v for k, v in self.painter.columns.items() if len(v)}
-        sigma = float(self.painter.sigma.value)
-        region = self.painter.region
-        key = (tuple(names), sigma, None if region is None else region.tobytes())
-        if self.engine is None or key != self._engine_key or self._layout_changed:
-            templates, _ = point_templates(cols, self.painter.shape, sigma_px=sigma)
-            self.engine = TDMEngine(self.data, templates, region=region)
-            self._engine_key, self._layout_changed = key, False
-        else:
-            for sp in sorted(self._dirty & set(names)):
-                k = names.index(sp)
-                new, _ = point_templates({sp: cols[sp]}, self.painter.shape, sigma_px=sigma,
-                                         combined=None)
-                self.engine.edit(k, new[0] - self.engine.templates[k])
-            if self._dirty and "all" in names:
-                per = self.engine.templates[:-1]
-                all_t = per.sum(axis=0) if sigma > 0 else per.max(axis=0)
-                self.engine.edit(len(names) - 1, all_t - self.engine.templates[-1])
-        self._dirty = set()
-        norm = self.normalization.value
+        """The explorer's one access to the data: bring the session up to date and
+        return ``(masks, images)`` for ``names``. Images are made again (one pass for
+        them all) only when a template or a setting changed since the last update;
+        cross-validated images only for the templates that changed. ``images`` is None
+        when ``whole_detector`` (masks over the whole detector, no pass)."""
+        self._sync()
+        se = self.session
         if whole_detector:
-            return self.engine.masks(norm, None), None
-        det = self.detector_region()
-        masks = self.engine.masks(norm, det)
-        split = self.cross_validate.value
-        if split == "none":
-            images = computed(self.engine.images(masks, normalized=self.normalized.value,
-                                                 show_progressbar=False))
+            return se.mask_array(names, whole_detector=True), None
+        key = self._settings_key()
+        templates = se.templates
+        shown = self._shown if self._shown["key"] == key else {"key": key}
+        todo = [n for n in names if n not in shown
+                or not np.array_equal(shown[n][0], templates[n])]
+        masks = se.mask_array(names)
+        if todo:
+            split = self.cross_validate.value
+            if split == "none":
+                # one pass makes every image at about the cost of a few (the compiled
+                # kernel reads each pattern once for four masks); unchanged ones come
+                # out the same and are not sent to the page again
+                todo = list(names)
+                made = se.image_array(todo, normalized=bool(self.normalized.value))
+            else:
+                cv = se.cross_validated(split, names=todo,
+                                        normalized=bool(self.normalized.value))
+                made = np.asarray(cv.data)
+            fresh = dict(zip(todo, made))
         else:
-            from ..cross_validation import cross_validated_image
-
-            cv = cross_validated_image(self.data, self.engine.templates, split=split,
-                                       normalization=norm, detector_region=det,
-                                       normalized=self.normalized.value,
-                                       show_progressbar=False)
-            images = np.asarray(cv.data)
+            fresh = {}
+        images = np.stack([fresh[n] if n in fresh else shown[n][2] for n in names])
+        self._computed = {"key": key, **{n: (templates[n], masks[i], images[i])
+                                         for i, n in enumerate(names)}}
         return masks, images
 
     def update(self) -> None:
         """Recompute masks, images and the specificity table for every species; an
         error is shown in the widget and leaves the last results in place."""
         with self._lock:
-            self._pending = False
+            with self._state_lock:
+                self._pending = False
+            _trace("update start")
             t0 = time.perf_counter()
-            busy = threading.Timer(0.2, lambda: setattr(
-                self.busy, "value", message_html("⏳ computing…", "busy")))
-            busy.daemon = True
-            busy.start()
+            region = self.painter.region
+            stats_key = None if region is None else region.tobytes()
+            first = self._stats_key is False or stats_key != self._stats_key
+            self._up_to_date = False
             try:
-                cols = {k: v for k, v in self.painter.columns.items() if len(v)}
-                if not cols:
-                    raise ValueError("no columns painted yet: click columns on the image")
-                names = list(cols) + ["all"]
-                masks, images = self.compute(names)
-                self._show(names, masks, images)
+                with BusyLine(self.busy) as busy:
+                    busy.stage("statistics (one pass over the data) and images" if first
+                               else "images (one pass over the data)")
+                    self._sync()
+                    names = self.session.names
+                    if not names:
+                        raise ValueError("no columns painted yet: click columns on the image")
+                    masks, images = self.compute(names)
+                    self._show(names, masks, images)
+                    self._stats_key = stats_key
             except Exception as e:  # noqa: BLE001 - the thread must report, not die
                 self.notice.value = message_html(f"{type(e).__name__}: {e}", "error")
                 self.status.value = "error: last results kept"
                 return
-            finally:
-                busy.cancel()
-                self.busy.value = ""
+            self._up_to_date = True
             self.notice.value = ""
             self.last_latency_s = time.perf_counter() - t0
             self.n_updates += 1
             self.status.value = (f"update {self.n_updates}: {self.last_latency_s * 1e3:.0f} ms;"
                                  f" mask sum {float(np.abs(masks).sum()):.6g}")
+            _trace("update end", n=self.n_updates)
 
     def _make_viewers(self, names):
         det = self.detector_region()
-        crop = crop_box(det, self.data.shape[2:])
+        crop = crop_box(det, self.data_shape[2:])
         z_det = 200.0 / max(crop[1] - crop[0], crop[3] - crop[2])
-        z_scan = 210.0 / max(self.data.shape[:2])
+        z_scan = 210.0 / max(self.data_shape[:2])
         viewers = {}
         for n in names:
-            v = MaskViewer(self.data.shape[:2], self.data.shape[2:], self.cal,
+            v = MaskViewer(self.data_shape[:2], self.data_shape[2:], self.cal,
                            (self.bf_mrad,), n, det_region=det,
                            zoom_det=z_det * self.zoom.value, zoom_scan=z_scan * self.zoom.value)
             v.base_zoom = (z_det, z_scan)
@@ -316,6 +469,7 @@ class Explorer:
         return viewers
 
     def _show(self, names, masks, images):
+        """Draw what changed: a panel whose array is the one it shows sends nothing."""
         key = (tuple(names), self.detector.value)
         if key != self._viewer_key:
             self.viewers = self._make_viewers(names)
@@ -323,8 +477,9 @@ class Explorer:
             self.viewer_box.children = [v.widget for v in self.viewers.values()]
         for i, n in enumerate(names):
             self.viewers[n].show(masks[i], images[i])
-        self.masks, self.images, self.names = masks, images, names
-        cols = {k: v for k, v in self.painter.columns.items() if len(v)}
+        self._shown = getattr(self, "_computed", {"key": None})
+        self.masks, self.images, self.names = masks, images, list(names)
+        cols = {k: v for k, v in self.session.columns.items() if len(v)}
         rows = {n: specificity(images[i], cols) for i, n in enumerate(names)}
         head = "".join(f"<th>{c}</th>" for c in cols)
         body = "".join(f"<tr><td>TDM {n}</td>" + "".join(f"<td>{r[c]:+.2f}</td>" for c in cols)
@@ -335,17 +490,22 @@ class Explorer:
                             f"<table><tr><th></th>{head}</tr>{body}</table>")
         self.specificity = rows
 
-    def radial_scatter(self, species: str | None = None) -> RadialPCCScatter:
+    def radial_scatter(self, species: str | None = None):
         """Fig 2d for one species: whole-detector PCC and mean intensity against angle,
         brushing highlights pixels in that species' mask viewer."""
+        from .scatter import RadialPCCScatter
+
         self.flush()
-        name = species or self.names[0]
-        if name not in self.names:
-            raise ValueError(f"species must be one of {self.names}; got {name!r}")
-        whole, _ = self.compute(self.names, whole_detector=True)
-        self.scatter = RadialPCCScatter(self.engine.stats.mean, self.cal, self.viewers[name],
-                                        species=name)
-        self.scatter.show(whole[self.names.index(name)])
+        with self._lock:
+            if not self.names:
+                raise ValueError("no masks yet: paint some columns first")
+            name = species or self.names[0]
+            if name not in self.names:
+                raise ValueError(f"species must be one of {self.names}; got {name!r}")
+            whole, _ = self.compute([name], whole_detector=True)
+            self.scatter = RadialPCCScatter(self.session.stats.mean, self.cal,
+                                            self.viewers[name], species=name)
+            self.scatter.show(whole[0])
         return self.scatter
 
     # -- saving --------------------------------------------------------------------------
@@ -356,41 +516,48 @@ class Explorer:
             self.notice.value = message_html(f"save failed: {type(e).__name__}: {e}", "error")
         else:
             self.notice.value = message_html(
-                f"saved masks.hspy, images.hspy, positions.json, parameters.json to {out}")
+                f"saved masks.hspy, images.hspy, positions.json, session.json, "
+                f"parameters.json to {out} (the state of update {self.saved['update']})")
 
     def save(self, folder) -> Path:
-        """Write calibrated, named masks and images (``metadata.TDM`` records the
-        templates, species names and settings), the positions, the templates and the
-        parameters to ``folder``; a pending update is run first."""
+        """Write the session's calibrated, named masks and images (``metadata.TDM``
+        records the templates, species names, settings and source), its positions and
+        provenance (``session.json``), plus the templates, the explorer's parameters
+        and the specificity table, to ``folder``. A pending update is run first, so
+        the files hold exactly what the explorer shows; ``self.saved`` records which
+        update was saved."""
         self.flush()
-        if self.masks is None:
-            raise ValueError("nothing to save yet: paint some columns first")
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        templates = np.asarray(self.engine.templates)
-        params = {"species": list(self.names), "normalization": self.normalization.value,
-                  "normalized": bool(self.normalized.value), "detector": self.detector.value,
-                  "bf_mrad": self.bf_mrad, "cross_validation": self.cross_validate.value,
-                  "sigma_px": float(self.painter.sigma.value),
-                  "region": None if self.painter.region is None else
-                  np.argwhere(self.painter.region).tolist()}
-        meta = provenance("explorer", self.source, names=list(self.names), template=templates,
-                          **{k: v for k, v in params.items() if k not in ("species", "region")},
-                          region=self.painter.region)
-        det = self.detector_region()
-        if det is not None:
-            meta["parameters"]["detector_region"] = det
-        masks = wrap_detector_images(self.masks, self.cal, "TDM masks: " + ", ".join(self.names),
-                                     meta, stack_name="species")
-        images = wrap_scan_images(np.asarray(self.images), self.cal,
-                                  "TDM images: " + ", ".join(self.names), meta,
-                                  stack_name="species")
-        masks.save(out / "masks.hspy", overwrite=True)
-        images.save(out / "images.hspy", overwrite=True)
-        np.save(out / "templates.npy", templates)
-        self.painter.save(out / "positions.json")
-        (out / "parameters.json").write_text(json.dumps(params, indent=1))
-        (out / "specificity.json").write_text(json.dumps(self.specificity, indent=1))
+        with self._lock:
+            if self.masks is None:
+                raise ValueError("nothing to save yet: paint some columns first")
+            if not self._up_to_date:
+                raise ValueError("the last update failed, so the explorer shows older "
+                                 "results: fix the error shown, then save")
+            se = self.session
+            names = se.names
+            templates = np.stack([se.templates[n] for n in names])
+            split = self.cross_validate.value
+            params = {"species": names, "normalization": se.normalization,
+                      "normalized": bool(self.normalized.value),
+                      "detector": self.detector.value, "bf_mrad": self.bf_mrad,
+                      "cross_validation": split, "sigma_px": float(se.sigma_px),
+                      "region": None if se.region is None else
+                      np.argwhere(se.region).tolist()}
+            record = {"template": templates, "detector": self.detector.value,
+                      "bf_mrad": self.bf_mrad, "cross_validation": split,
+                      "sigma_px": float(se.sigma_px), "explorer_update": self.n_updates}
+            out = se.save(folder, normalized=bool(self.normalized.value),
+                          split=None if split == "none" else split, record=record)
+            if self.painter.lattice is not None:  # the positions file keeps the lattice
+                from ..positions import save_positions
+
+                save_positions(out / "positions.json",
+                               {n: np.round(p, 6) for n, p in se.columns.items()},
+                               self.painter.lattice, scan_shape=se.scan_shape)
+            np.save(out / "templates.npy", templates)
+            (out / "parameters.json").write_text(json.dumps(params, indent=1))
+            (out / "specificity.json").write_text(json.dumps(self.specificity, indent=1))
+            self.saved = {"folder": str(out), "update": self.n_updates, "names": names}
         return out
 
 

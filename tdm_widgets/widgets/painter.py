@@ -12,7 +12,6 @@ from ..column_templates import check_positions, point_templates
 from ..core.blocks import computed
 from ..plotting import SPECIES_COLORS
 from ..positions import (
-    Lattice,
     lattice_from_points,
     load_positions,
     rectangle_region,
@@ -24,12 +23,22 @@ from .raster import ImagePanel
 
 @dataclass(frozen=True)
 class Edit:
-    """What changed in the painter: ``kind`` is ``"column"`` (one column of
-    ``species`` added or removed) or ``"layout"`` (anything else: width, region,
-    species set, import, replication, undo)."""
+    """What changed in the painter, as a session takes it:
+
+    - ``"add"`` / ``"remove"``: one column of ``species`` at ``position`` (row, col)
+      [scan px];
+    - ``"columns"``: the positions of the species in ``columns`` replaced (import,
+      replication, undo);
+    - ``"region"``: the reference region is now ``region`` (None: the whole scan);
+    - ``"width"``: the Gaussian width is now ``sigma_px``.
+    """
 
     kind: str
     species: str | None = None
+    position: tuple[float, float] | None = None
+    columns: dict | None = None
+    region: np.ndarray | None = None
+    sigma_px: float | None = None
 
 
 def species_legend_html(species) -> str:
@@ -97,9 +106,10 @@ class TemplatePainter:
                 self.species.append(k)
         self.snap_sign = int(snap_sign)
         self.region = None
-        self.lattice: Lattice | None = None
+        self.lattice = None  # a tdm_widgets.templates.Lattice once three points are picked
         self._listeners = []
         self._history = []
+        self._drawn = {}
         zoom = zoom or max(2.0, 420.0 / max(self.shape))
         self.panel = ImagePanel(self.shape, title, pixel_size, units, zoom)
         self.panel.set_contrast((0.5, 99.5), 1.0)
@@ -134,7 +144,8 @@ class TemplatePainter:
         self.sigma = ipw.FloatSlider(value=0.0, min=0.0, max=3.0, step=0.1, style=style,
                                      description="Gaussian width σ [px] (0: points)",
                                      continuous_update=False, layout={"width": "420px"})
-        self.sigma.observe(lambda _: self._changed(Edit("layout")), "value")
+        self.sigma.observe(lambda ch: self._changed(Edit("width", sigma_px=float(ch["new"]))),
+                           "value")
         self.snap = ipw.IntSlider(value=int(snap_px), min=0, max=4, style=style,
                                   description="snap to extremum within [px]",
                                   layout={"width": "420px"})
@@ -191,10 +202,14 @@ class TemplatePainter:
         """Call ``callback(edit)`` with an :class:`Edit` after every change."""
         self._listeners.append(callback)
 
-    def _changed(self, edit: Edit):
+    def _changed(self, *edits: Edit):
         self._redraw()
-        for cb in self._listeners:
-            cb(edit)
+        for edit in edits:
+            for cb in self._listeners:
+                cb(edit)
+
+    def _snapshot(self, species=None) -> dict:
+        return {s: self.columns[s].copy() for s in (species or self.columns)}
 
     def _remember(self):
         self._history.append((copy.deepcopy(self.columns), self.region, self.lattice))
@@ -238,8 +253,9 @@ class TemplatePainter:
                 self.remove(sp, int(np.argmin(d)))
                 return "removed"
         self._remember()
-        self.columns[sp] = np.vstack([pts, [self._snap(int(y), int(x))]])
-        self._changed(Edit("column", sp))
+        pos = self._snap(int(y), int(x))
+        self.columns[sp] = np.vstack([pts, [pos]])
+        self._changed(Edit("add", sp, pos))
         return "added"
 
     def remove(self, species: str, index: int) -> None:
@@ -248,8 +264,9 @@ class TemplatePainter:
         if pts is None or not 0 <= index < len(pts):
             raise ValueError(f"no column {index} of species {species!r}")
         self._remember()
+        pos = tuple(float(v) for v in pts[index])
         self.columns[species] = np.delete(pts, index, axis=0)
-        self._changed(Edit("column", species))
+        self._changed(Edit("remove", species, pos))
 
     def _on_image(self, event):
         d = event.get("data", {})
@@ -299,8 +316,9 @@ class TemplatePainter:
             self.picks_mark.x, self.picks_mark.y = [], []
             self.set_lattice(*picks)
 
-    def set_lattice(self, origin, a_end, b_end) -> Lattice:
+    def set_lattice(self, origin, a_end, b_end):
         """Lattice from three picked points (origin, end of a, end of b) [scan px]."""
+
         lat = lattice_from_points(np.array([origin, a_end, b_end], float))
         self._remember()
         self.lattice = lat
@@ -324,19 +342,21 @@ class TemplatePainter:
                     basis[s] = f[inside]
         if not basis:
             raise ValueError("no columns inside the first lattice cell to replicate")
+
         self._remember()
         tiled = replicate(self.lattice, basis, self.shape)
         self.columns.update({k: np.round(v, 6) for k, v in tiled.items()})
-        self._changed(Edit("layout"))
+        self._changed(Edit("columns", columns=self._snapshot(list(tiled))))
         self.say("replicated: " + ", ".join(f"{k} {len(v)}" for k, v in tiled.items()))
 
     def set_region(self, y0: int, y1: int, x0: int, x1: int) -> None:
         """Rectangle reference region (a partial template): rows ``y0:y1``, columns
         ``x0:x1`` [scan px]."""
+
         region = rectangle_region(self.shape, y0, y1, x0, x1)
         self._remember()
         self.region = region
-        self._changed(Edit("layout"))
+        self._changed(Edit("region", region=region))
         self.say(f"reference region rows {y0}:{y1}, columns {x0}:{x1} "
                  f"({int(region.sum())} scan positions)")
 
@@ -345,20 +365,25 @@ class TemplatePainter:
         self._remember()
         self.region = None
         self.brush.selected_x = self.brush.selected_y = None
-        self._changed(Edit("layout"))
+        self._changed(Edit("region"))
         self.say("reference region cleared: whole scan")
 
     def undo(self) -> None:
         """Go back one edit (columns, region or lattice)."""
         if not self._history:
             raise ValueError("nothing to undo")
+        region = self.region
         self.columns, self.region, self.lattice = self._history.pop()
         self._draw_lattice()
-        self._changed(Edit("layout"))
+        edits = [Edit("columns", columns=self._snapshot())]
+        if self.region is not region:
+            edits.append(Edit("region", region=self.region))
+        self._changed(*edits)
         self.say("undone")
 
     def save(self, path) -> Path:
         """Export the positions (and lattice) as JSON (rounded to 1e-6 px)."""
+
         cols = {k: np.round(v, 6) for k, v in self.columns.items()}
         save_positions(path, cols, self.lattice, scan_shape=self.shape)
         self.say(f"exported {sum(len(v) for v in cols.values())} columns to {path}")
@@ -373,7 +398,7 @@ class TemplatePainter:
         self.columns.update({k: np.asarray(v, float).reshape(-1, 2) for k, v in cols.items()})
         self.lattice = lat
         self._draw_lattice()
-        self._changed(Edit("layout"))
+        self._changed(Edit("columns", columns=self._snapshot()))
         self.say(f"imported {sum(len(v) for v in cols.values())} columns from {path}")
 
     # -- drawing -------------------------------------------------------------------------
@@ -396,15 +421,23 @@ class TemplatePainter:
         self.lattice_lines.y = segs[:, :, 0] + 0.5
 
     def _redraw(self):
+        # only what changed is sent to the page (one message per changed mark)
         for s, sc in self._points.items():
             pts = self.columns.get(s, np.zeros((0, 2)))
-            sc.x, sc.y = pts[:, 1] + 0.5, pts[:, 0] + 0.5
+            if np.array_equal(pts, self._drawn.get(s)):
+                continue
+            with sc.hold_sync():
+                sc.x, sc.y = pts[:, 1] + 0.5, pts[:, 0] + 0.5
+            self._drawn[s] = pts.copy()
         if self.region is None:
-            self.region_lines.x, self.region_lines.y = [], []
+            box = ([], [])
         else:
             ys, xs = np.nonzero(self.region)
-            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-            self.region_lines.x = [x0, x1, x1, x0, x0]
-            self.region_lines.y = [y0, y0, y1, y1, y0]
+            y0, y1, x0, x1 = (int(v) for v in (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1))
+            box = ([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0])
+        if box != self._drawn.get("region box"):
+            with self.region_lines.hold_sync():
+                self.region_lines.x, self.region_lines.y = box
+            self._drawn["region box"] = box
         n = {k: len(v) for k, v in self.columns.items()}
         self.status.value = "columns: " + ", ".join(f"{k} {v}" for k, v in n.items())

@@ -215,6 +215,7 @@ class ImagePanel:
         self.title = ipw.HTML(f"<b>{title}</b>", layout={"margin": "0px"})
         self.colorbar = ipw.HTML("")
         self.array = np.zeros(self.shape)
+        self.drawn = False  # nothing drawn yet
         self.vrange = (0.0, 0.0)
         self.set_zoom(zoom)
         self.widget = ipw.VBox([self.title, self.fig, self.colorbar],
@@ -248,11 +249,14 @@ class ImagePanel:
         self.title.layout.width = self.colorbar.layout.width = f"{w}px"
 
     def show(self, array) -> None:
-        """Draw ``array`` (full shape; the crop is applied here)."""
+        """Draw ``array`` (full shape; the crop is applied here); the same array
+        again sends nothing to the page."""
         a = np.asarray(array, float)
         if a.shape != self.shape:
             raise ValueError(f"array must have shape {self.shape}; got {a.shape}")
-        self.array = a
+        if self.drawn and np.array_equal(a, self.array, equal_nan=True):
+            return
+        self.array = a.copy()
         self.redraw()
 
     def set_contrast(self, clip_percent=None, gamma=None) -> None:
@@ -274,5 +278,6 @@ class ImagePanel:
         if self.bar.colors != c:
             self.bar.colors = self.bar_label.colors = c
         self.png.draw(rgba)
+        self.drawn = True
         if self.diverging:
             self.colorbar.value = colorbar_html(lo, hi, True)
