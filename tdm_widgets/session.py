@@ -197,7 +197,7 @@ class TDMSession:
         >>> t = np.zeros((6, 5)); t[0, 0] = 1
         >>> session.set_template("corner", t)
         >>> session.names
-        ['A', 'all', 'corner']
+        ['A', 'corner', 'all']
         """
         self.set_templates({name: template})
 
@@ -227,7 +227,7 @@ class TDMSession:
         >>> t = np.zeros((6, 5)); t[0, 0] = 1
         >>> session.set_templates({"A": t, "B": t[::-1]})   # A replaced, B added
         >>> session.names, float(session.templates["B"][5, 0])
-        (['A', 'all', 'B'], 1.0)
+        (['A', 'B', 'all'], 1.0)
         """
         new = {}
         for name, template in templates.items():
@@ -351,7 +351,7 @@ class TDMSession:
         >>> session.add_column("A", 2, 2)
         >>> session.add_column("B", 3, 0)                   # a new species
         >>> session.columns["A"].tolist(), session.names
-        ([[1.0, 1.0], [4.0, 3.0], [2.0, 2.0]], ['A', 'all', 'B'])
+        ([[1.0, 1.0], [4.0, 3.0], [2.0, 2.0]], ['A', 'B', 'all'])
         """
         self._require_columns(species)
         p = np.array([[y, x]], float)
