@@ -9,8 +9,9 @@
    against the manifest's sha256.
 
 The base URL is the ``base_url`` argument, else the environment variable
-:data:`BASE_URL_ENV`, else :data:`DEFAULT_BASE_URL` at the installed version's tag.
-It names the root of a copy of the repository: ``https://host/tdm-widgets/`` serves
+:data:`BASE_URL_ENV`; there is no built-in default (no public copy of the data is
+published yet), so a download without one is a ``ValueError`` naming both. It
+names the root of a copy of the repository: ``https://host/tdm-widgets/`` serves
 ``data/bundled/lifepo4_defects.hspy`` at ``https://host/tdm-widgets/data/bundled/
 lifepo4_defects.hspy``; ``file:///path/to/a/clone/`` works too. The cache folder is
 ``cache_dir``, else :data:`CACHE_ENV`, else the user cache (``pooch.os_cache``).
@@ -25,29 +26,29 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from . import manifest
-from ._version import __version__
 
 #: Environment variable that sets the base URL of the files not in the wheel.
 BASE_URL_ENV = "TDM_WIDGETS_DATA_URL"
 #: Environment variable that sets the download cache folder.
 CACHE_ENV = "TDM_WIDGETS_DATA_DIR"
-#: Where the repository's files are published; ``{ref}`` is ``v<version>`` for a
-#: released version and ``main`` otherwise.
-DEFAULT_BASE_URL = "https://raw.githubusercontent.com/tdm-widgets/tdm-widgets/{ref}/"
 #: Manifest paths below this prefix ship inside the wheel.
 PACKAGE_PREFIX = "tdm_widgets/"
 
 
-def default_base_url() -> str:
-    """:data:`DEFAULT_BASE_URL` for the installed version."""
-    release = "dev" not in __version__ and "+" not in __version__
-    return DEFAULT_BASE_URL.format(ref=f"v{__version__}" if release else "main")
-
-
 def resolve_base_url(url: str | None = None) -> str:
-    """The base URL in force (argument, then :data:`BASE_URL_ENV`, then the default),
-    ending in ``/``."""
-    url = url or os.environ.get(BASE_URL_ENV) or default_base_url()
+    """The base URL in force (argument, then :data:`BASE_URL_ENV`), ending in ``/``.
+
+    Raises
+    ------
+    ValueError
+        When neither is set.
+    """
+    url = url or os.environ.get(BASE_URL_ENV)
+    if not url:
+        raise ValueError(
+            f"no base URL for the data that is not in the installed package: give "
+            f"base_url= (tdm data fetch --base-url) or set ${BASE_URL_ENV} to the root of a "
+            "copy of the tdm-widgets repository (https://... or file:///path/to/clone/)")
     return url if url.endswith("/") else url + "/"
 
 

@@ -108,6 +108,12 @@ def test_unreachable_url_names_the_setting(installed):
         tw.data_path(SMALL, base_url="http://127.0.0.1:9/")  # discard port: refused
 
 
+def test_no_base_url_is_an_error_naming_the_settings(installed, monkeypatch):
+    monkeypatch.delenv(datasets.BASE_URL_ENV, raising=False)
+    with pytest.raises(ValueError, match=f"base_url=.*{datasets.BASE_URL_ENV}"):
+        tw.data_path(SMALL)
+
+
 def test_names_that_are_not_files():
     with pytest.raises(KeyError, match="lifepo4_thickness"):
         tw.data_path("no_such_dataset")
