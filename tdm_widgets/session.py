@@ -296,25 +296,24 @@ class TDMSession:
         from the columns; only the positions where a template changed are read, and
         the other species' templates are not touched."""
         todo = list(self.columns) if species is None else list(species)
+        changes = {}
         for n in todo:
             if len(self.columns[n]):
-                (t,), _ = point_templates({n: self.columns[n]}, self.scan_shape,
-                                          sigma_px=self.sigma_px, combined=None)
-                self.set_template(n, t)
+                (changes[n],), _ = point_templates({n: self.columns[n]}, self.scan_shape,
+                                                   sigma_px=self.sigma_px, combined=None)
             elif n in self._names:
                 self._drop(n)
-        if self.combined is None:
-            return
         live = [n for n in self.columns if len(self.columns[n])]
-        if not live:
-            if self.combined in self._names:
-                self._drop(self.combined)
-            return
-        stack = self._stack()
-        per = [stack[self._names.index(n)] for n in live]
-        # as point_templates combines them: a sum of Gaussians, a union of points
-        self.set_template(self.combined, np.sum(per, axis=0) if self.sigma_px > 0
-                          else np.maximum.reduce(per))
+        if self.combined is not None and not live and self.combined in self._names:
+            self._drop(self.combined)
+        elif self.combined is not None and live:
+            stack = self._stack()
+            per = [changes[n] if n in changes else stack[self._names.index(n)] for n in live]
+            # as point_templates combines them: a sum of Gaussians, a union of points
+            changes[self.combined] = (np.sum(per, axis=0) if self.sigma_px > 0
+                                      else np.maximum.reduce(per))
+        if changes:  # one read of every position where any of them changed
+            self.set_templates(changes)
 
     def _require_columns(self, species: str) -> None:
         if self.columns is None:
@@ -402,9 +401,30 @@ class TDMSession:
         self._sync_columns([species])
 
     def set_columns(self, columns: dict) -> None:
-        """Replace the positions of the species in ``columns`` (species to ``(n, 2)``
-        (row, col) [scan px]; an empty array empties it); the other species are kept.
-        Only the positions where a template changed are read."""
+        """Replace the positions of the species in ``columns``; the other species are
+        kept. Only the positions where a template changed are read, once.
+
+        Parameters
+        ----------
+        columns : dict of str to array_like
+            Species to ``(n, 2)`` (row, col) positions [scan px]; an empty array
+            empties that species.
+
+        Raises
+        ------
+        ValueError
+            For a session not made from columns, or positions outside the scan or NaN.
+
+        Examples
+        --------
+        >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
+        >>> s = tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0)
+        >>> session = tw.TDMSession.from_columns(s, {"A": [[1, 1]], "B": [[4, 3]]},
+        ...                                      show_progressbar=False)
+        >>> session.set_columns({"A": [[2, 2], [5, 4]]})
+        >>> session.columns["A"].tolist(), session.columns["B"].tolist()
+        ([[2.0, 2.0], [5.0, 4.0]], [[4.0, 3.0]])
+        """
         if self.columns is None:
             raise ValueError("set_columns needs a session made from columns")
         new = {n: check_positions(p, self.scan_shape, f"columns[{n!r}]")

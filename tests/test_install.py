@@ -103,8 +103,9 @@ def test_citation_cff_validates_against_the_cff_1_2_schema(tmp_path):
 
 def test_every_import_is_declared():
     """Every module the package imports (also inside functions) belongs to a
-    distribution that pyproject.toml declares: the core, or the simulate extra for
-    tdm_widgets/simulate. cupy is optional (the GPU path, imported only when given)."""
+    distribution that pyproject.toml declares: the core, the simulate extra for
+    tdm_widgets/simulate, the libertem extra for tdm_widgets/libertem_udf.py. cupy is
+    optional (the GPU path, imported only when given)."""
     import ast
     import importlib.metadata as md
 
@@ -117,12 +118,14 @@ def test_every_import_is_declared():
 
     core = names(project["dependencies"])
     simulate = core | names(project["optional-dependencies"]["simulate"])
+    libertem = core | names(project["optional-dependencies"]["libertem"])
     dist_of = {k: {re.sub(r"[-_.]+", "-", d).lower() for d in v}
                for k, v in md.packages_distributions().items()}
     stdlib = set(sys.stdlib_module_names)
     missing = {}
     for path in (ROOT / "tdm_widgets").rglob("*.py"):
-        allowed = simulate if "simulate" in path.parts else core
+        allowed = (simulate if "simulate" in path.parts else
+                   libertem if path.name == "libertem_udf.py" else core)
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 mods = [a.name for a in node.names]
