@@ -203,10 +203,6 @@ class CorrectedData:
         """The same raw data through another correction."""
         return CorrectedData(self.raw, correction)
 
-    def with_raw(self, raw) -> CorrectedData:
-        """The same correction on other raw data of the same shape (e.g. a dose half)."""
-        return CorrectedData(raw, self.correction)
-
     def materialize(self) -> np.ndarray:
         """The whole corrected array in memory (only for functions that need a copy)."""
         return self.block(slice(None), slice(None))
