@@ -6,6 +6,8 @@ Run after adding or regenerating data:  .venv/bin/python tools/build_manifest.py
 """
 
 
+import re
+
 import yaml
 
 from tdm_widgets.manifest import MANIFEST, ROOT, entry_for, sha256
@@ -18,24 +20,6 @@ COMMON_REDUCTIONS = [
 ]
 
 BUNDLED = [
-    dict(name="lifepo4_thickness", file="tdm_widgets/data/lifepo4_thickness.hspy",
-         notebooks=["tdm demo", "notebooks/00_quickstart.ipynb", "notebooks/01_explorer.ipynb",
-                    "notebooks/02_fig1_fig2_matrix_and_adf.ipynb",
-                    "notebooks/03_fig3_species_images.ipynb", "notebooks/06_fig6_compare_methods.ipynb",
-                    "notebooks/07_si_robustness.ipynb", "notebooks/09_your_own_data.ipynb"],
-         reductions=COMMON_REDUCTIONS + [
-             "4 frozen-phonon configurations (paper 20)",
-             "thickness 20, 40, 60, 70, 90 nm kept from the exit planes at 20-90 nm every 10 nm of "
-             "one run (to stay near 20 MB); the PACBED of all eight planes is kept in "
-             "metadata.Simulation.pacbed",
-             "made by the same run_multislice code as the generator command, in a background run "
-             "started before the Structure refactor (runner of commit f0596db); the same preset and seed "
-             "give the same slab, grid and scan",
-         ]),
-    dict(name="pbtio3_thickness", file="data/bundled/pbtio3_thickness.hspy",
-         notebooks=["notebooks/06_fig6_compare_methods.ipynb",
-                    "tests/test_analysis.py (Ti-O displacement)"],
-         reductions=COMMON_REDUCTIONS + ["4 frozen-phonon configurations (paper 20)"]),
     dict(name="lifepo4_defects", file="data/bundled/lifepo4_defects.hspy",
          notebooks=["notebooks/04_fig4_defects.ipynb",
                     "tests/test_simulate.py (defects vs ground truth)"],
@@ -56,8 +40,9 @@ BUNDLED = [
 
 #: Issue 14 re-simulations: raw runs (tdm simulate --raw, native ~0.8 mrad detector to the
 #: antialiasing limit, every exit plane) packed by `tdm pack`; `tdm_widgets.load` assembles
-#: one detector. They sit in data/bundled/fine/ beside the files above until the notebooks
-#: move to them.
+#: one detector. They replaced the 2 mrad, 4-configuration thickness series under the same
+#: names and paths (the generator stored in each file names the folder it was packed into;
+#: the manifest gives the command with the file's own path, see `_out_at`).
 FINE_REDUCTIONS = [
     "lateral slab about 30 A (paper 80 x 80 A): the probe wraps around sooner at large thickness",
     "potential sampling about 0.105 A (paper 0.073 A); antialiasing limit about 78-80 mrad",
@@ -73,15 +58,19 @@ FINE_REDUCTIONS = [
 ]
 
 FINE = [
-    dict(name="pbtio3_thickness_fine", file="data/bundled/fine/pbtio3_thickness.hspy",
-         notebooks=["(not yet: replaces pbtio3_thickness in notebooks/06 when re-measured)"],
-         reductions=FINE_REDUCTIONS + [
-             "exit planes every 5 nm from 20 to 60 nm (PACBED); 4D data kept at 20, 30, 45, 60 nm",
-             "wall time: this 2-core machine shared with other work, abTEM 1.0.11 CPU"]),
-    dict(name="lifepo4_thickness_fine", file="data/bundled/fine/lifepo4_thickness.hspy",
-         notebooks=["(not yet: replaces lifepo4_thickness in the notebooks when re-measured)"],
+    dict(name="lifepo4_thickness", file="tdm_widgets/data/lifepo4_thickness.hspy",
+         notebooks=["tdm demo", "notebooks/00_quickstart.ipynb", "notebooks/01_explorer.ipynb",
+                    "notebooks/02_fig1_fig2_matrix_and_adf.ipynb",
+                    "notebooks/03_fig3_species_images.ipynb", "notebooks/06_fig6_compare_methods.ipynb",
+                    "notebooks/07_si_robustness.ipynb", "notebooks/09_your_own_data.ipynb"],
          reductions=FINE_REDUCTIONS + [
              "exit planes every 5 nm from 20 to 90 nm (PACBED); 4D data kept at 20, 40, 70, 90 nm",
+             "wall time: this 2-core machine shared with other work, abTEM 1.0.11 CPU"]),
+    dict(name="pbtio3_thickness", file="data/bundled/pbtio3_thickness.hspy",
+         notebooks=["notebooks/06_fig6_compare_methods.ipynb", "notebooks/08_simulation.ipynb",
+                    "tests/test_analysis.py (Ti-O displacement)"],
+         reductions=FINE_REDUCTIONS + [
+             "exit planes every 5 nm from 20 to 60 nm (PACBED); 4D data kept at 20, 30, 45, 60 nm",
              "wall time: this 2-core machine shared with other work, abTEM 1.0.11 CPU"]),
 ]
 
@@ -125,22 +114,28 @@ EXPERIMENTAL = [
 ]
 
 
+def _out_at(generator: str, file: str) -> str:
+    """``generator`` with the file it writes (``--out PATH``) at ``file``."""
+    return re.sub(r"--out \S+", f"--out {file}", generator)
+
+
 def main():
     datasets = []
-    for d in BUNDLED:
-        path = ROOT / d["file"]
-        if path.exists():
-            datasets.append(entry_for(d["name"], path, "bundled", d["notebooks"],
-                                      d["reductions"]))
     for d in FINE:
         path = ROOT / d["file"]
         if path.exists():
             e = entry_for(d["name"], path, "bundled", d["notebooks"], d["reductions"])
+            e["generator"] = _out_at(e["generator"], d["file"])
             p = e["parameters"]
             seeds = f" (seeds {p['seeds']})" if "seeds" in p else ""
             e["reductions"].append(f"{p['preset']['num_configs']} frozen-phonon "
                                    f"configurations{seeds} (paper 20)")
             datasets.append(e)
+    for d in BUNDLED:
+        path = ROOT / d["file"]
+        if path.exists():
+            datasets.append(entry_for(d["name"], path, "bundled", d["notebooks"],
+                                      d["reductions"]))
     files = [dict(d, tier="bundled", size_bytes=(ROOT / d["file"]).stat().st_size,
                   sha256=sha256(ROOT / d["file"])) for d in FILES if (ROOT / d["file"]).exists()]
     datasets += GENERATED
