@@ -270,9 +270,9 @@ def test_rapid_clicks_are_debounced_into_one_background_update(sim):
 
 def test_explorer_on_lazy_data_equals_eager(sim):
     s, cols = sim
-    lazy = tw.from_array(da.from_array(np.asarray(s.data), chunks=(5, 34, 64, 64)),
-                         scan_step_A=0.3, mrad_per_px=2.0)
-    eager = tw.from_array(np.asarray(s.data), scan_step_A=0.3, mrad_per_px=2.0)
+    cal = dict(scan_step_A=0.3, mrad_per_px=s.axes_manager.signal_axes[0].scale)
+    lazy = tw.from_array(da.from_array(np.asarray(s.data), chunks=(5, 34, 72, 72)), **cal)
+    eager = tw.from_array(np.asarray(s.data), **cal)
     a = tw.explore(lazy, {"Li": cols["Li"], "O": cols["O"]}, background=False)
     b = tw.explore(eager, {"Li": cols["Li"], "O": cols["O"]}, background=False)
     np.testing.assert_allclose(a.images, b.images, rtol=1e-9)
