@@ -77,23 +77,31 @@ def test_cells_split_holds_out_positions(rng):
 
 def test_self_fit_on_noisy_simulated_lifepo4():
     """On noisy data a same-data point template scores higher at its own columns than
-    the cross-validated one; at high dose the two agree."""
+    the cross-validated one; at high dose the two agree, at the noise-free score.
+
+    The self-fit gain falls as 1 / dose (noise fitted by ~1,700 BF-disc pixels of the
+    1 mrad detector from 680 patterns); at 1e6 e/A^2 (about 90,000 electrons per
+    pattern) it is a small fraction of the score."""
     from tdm_widgets.demo import BUNDLED
     from tdm_widgets.simulate import columns_of, select
 
     series = tw.load(BUNDLED)
     cols = columns_of(series)
     clean = select(series, thickness_nm=70)
+    kw = dict(detector_region=(0, 23.5), show_progressbar=False)
     low = tw.specificity_report(tw.add_poisson_noise(clean, 1e3, seed=1), cols,
-                                species=["Li", "O"], detector_region=(0, 23.5),
-                                show_progressbar=False)
+                                species=["Li", "O"], **kw)
     assert low["Li same-data"]["Li"] > low["Li cross-validated"]["Li"] + 2.0
     assert low["O same-data"]["O"] > low["O cross-validated"]["O"] + 1.0
-    high = tw.specificity_report(tw.add_poisson_noise(clean, 1e5, seed=1), cols,
-                                 species=["Li"], detector_region=(0, 23.5), show_progressbar=False)
+    high = tw.specificity_report(tw.add_poisson_noise(clean, 1e6, seed=1), cols,
+                                 species=["Li"], **kw)
     assert abs(high["Li same-data"]["Li"] - high["Li cross-validated"]["Li"]) < 0.6
-    # the cross-validated Li image is still Li-specific: Li above every other species
+    t, _ = tw.point_templates(cols, clean.data.shape[:2], ["Li"], combined=None)
+    masks = tw.pcc_mask(clean, t, **kw)
+    noise_free = specificity(tw.apply_mask(clean, masks, show_progressbar=False).data[0], cols)
     cv = high["Li cross-validated"]
+    assert cv["Li"] == pytest.approx(noise_free["Li"], abs=0.5)
+    # the cross-validated Li image is still Li-specific: Li above every other species
     assert cv["Li"] > 2 and all(cv["Li"] > cv[k] + 2 for k in ("Fe", "P", "O"))
 
 
