@@ -11,12 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 import tdm_widgets as tw
-from tdm_widgets.manifest import ROOT
 from tdm_widgets.simulate import select
 
 
 def main(doses=(1e3, 1e4, 1e5)) -> None:
-    series = tw.load(ROOT / "data/bundled/fine/lifepo4_thickness.hspy")
+    series = tw.load(tw.data_path("lifepo4_thickness"))
     s0 = select(series, thickness_nm=70)
     clean = np.tile(np.asarray(s0.data, float), (3, 3, 1, 1))
     cal = dict(mrad_per_px=s0.axes_manager[-1].scale)
