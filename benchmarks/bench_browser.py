@@ -212,7 +212,7 @@ def main():
         synthetic = synthetic.replace('[0, 8]})', '[0, 8]}, background=False)')
         assert "background=False" in nb01 and "background=False" in synthetic
     rng = np.random.default_rng(1)
-    cases = [("bundled LiFePO4 (20 x 34 scan, 64 x 64 det)", "01_explorer.ipynb", nb01,
+    cases = [("bundled LiFePO4 (20 x 34 scan, 144 x 144 det)", "01_explorer.ipynb", nb01,
               (20, 34), [(2, 8), (2, 8)] * 8),
              ("synthetic 128 x 128 scan x 128 x 128 det (1 GiB float32)", "synthetic.ipynb",
               None, (128, 128), [(int(y), int(x)) for y, x in rng.integers(0, 128, (16, 2))

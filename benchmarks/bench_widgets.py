@@ -37,7 +37,7 @@ def main():
     series = tw.load(BUNDLED)
     s = select(series, thickness_nm=70)
     cols = columns_of(series)
-    run("bundled LiFePO4 (20 x 34 scan, 64 x 64 det)", s,
+    run("bundled LiFePO4 (20 x 34 scan, 144 x 144 det)", s,
         {"Li": cols["Li"], "Fe": cols["Fe"], "P": cols["P"], "O": cols["O"]},
         [(3, 5), (12, 20), (7, 30), (15, 9), (3, 5)])
     rng = np.random.default_rng(0)
