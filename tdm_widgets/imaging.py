@@ -244,7 +244,7 @@ def pcc_mask(s, template, normalization: str = "pcc", region=None, detector_regi
     (8, 8)
     """
     session = TDMSession(s, region=region, detector_region=detector_region,
-                         normalization=normalization, progress=show_progressbar)
+                         normalization=normalization, show_progressbar=show_progressbar)
     stack, single = templates_stack(as_array(template, "template"), session.scan_shape)
     names = [f"template {i}" for i in range(len(stack))] if names is None else list(names)
     if len(names) != len(stack) or len(set(names)) != len(names):
