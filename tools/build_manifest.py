@@ -20,11 +20,6 @@ COMMON_REDUCTIONS = [
 ]
 
 BUNDLED = [
-    dict(name="lifepo4_defects", file="data/bundled/lifepo4_defects.hspy",
-         notebooks=["notebooks/04_fig4_defects.ipynb",
-                    "tests/test_simulate.py (defects vs ground truth)"],
-         reductions=COMMON_REDUCTIONS + ["2 frozen-phonon configurations (paper 20)",
-                                         "2 x 2 cells scanned, one defect per cell"]),
     dict(name="lifepo4_defocus", file="data/bundled/lifepo4_defocus.hspy",
          notebooks=["notebooks/07_si_robustness.ipynb"],
          reductions=COMMON_REDUCTIONS + ["2 frozen-phonon configurations (paper 20)",
@@ -51,11 +46,12 @@ FINE_REDUCTIONS = [
     "(tdm_widgets.load spreads each ring sum evenly over its 16 pixels); corners beyond the "
     "antialiasing limit are zero",
     "PACBED of every exit plane kept at the native sampling (float32)",
-    "one unit cell scanned, exactly periodic: a larger field of view is a tiling of whole "
-    "cells (add independent noise after tiling)",
     "stored as float16 scaled to intensity per 1e4 incident electrons "
     "(about 5e-4 relative precision)",
 ]
+#: a thickness series scans one cell
+ONE_CELL = ("one unit cell scanned, exactly periodic: a larger field of view is a tiling of "
+            "whole cells (add independent noise after tiling)")
 
 FINE = [
     dict(name="lifepo4_thickness", file="tdm_widgets/data/lifepo4_thickness.hspy",
@@ -63,15 +59,23 @@ FINE = [
                     "notebooks/02_fig1_fig2_matrix_and_adf.ipynb",
                     "notebooks/03_fig3_species_images.ipynb", "notebooks/06_fig6_compare_methods.ipynb",
                     "notebooks/07_si_robustness.ipynb", "notebooks/09_your_own_data.ipynb"],
-         reductions=FINE_REDUCTIONS + [
+         reductions=FINE_REDUCTIONS + [ONE_CELL,
              "exit planes every 5 nm from 20 to 90 nm (PACBED); 4D data kept at 20, 40, 70, 90 nm",
              "wall time: this 2-core machine shared with other work, abTEM 1.0.11 CPU"]),
     dict(name="pbtio3_thickness", file="data/bundled/pbtio3_thickness.hspy",
          notebooks=["notebooks/06_fig6_compare_methods.ipynb", "notebooks/08_simulation.ipynb",
                     "tests/test_analysis.py (Ti-O displacement)"],
-         reductions=FINE_REDUCTIONS + [
+         reductions=FINE_REDUCTIONS + [ONE_CELL,
              "exit planes every 5 nm from 20 to 60 nm (PACBED); 4D data kept at 20, 30, 45, 60 nm",
              "wall time: this 2-core machine shared with other work, abTEM 1.0.11 CPU"]),
+    dict(name="lifepo4_defects", file="data/bundled/lifepo4_defects.hspy",
+         notebooks=["notebooks/04_fig4_defects.ipynb", "tools/validate_defects.py",
+                    "tests/test_simulate.py (defects vs ground truth)"],
+         reductions=FINE_REDUCTIONS + [
+             "2 x 2 cells scanned as one supercell (not a tiling), one defect per cell",
+             "one exit plane, 70 nm",
+             "wall time: two runs of 4 configurations side by side on this 2-core machine, "
+             "shared with other work, abTEM 1.0.11 CPU"]),
 ]
 
 #: Bundled files that are not simulations (the manifest's ``files``): listed with their
