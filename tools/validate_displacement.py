@@ -6,11 +6,11 @@ two sets made with different settings.
     python tools/validate_displacement.py simulate [dev|heldout]   # abTEM, cached in .sim/
     python tools/validate_displacement.py measure [dev|heldout] [window_px]
 
-``dev`` (development set, the one looked at while changing the column model): 22
-angstrom slab, 0.1 angstrom potential grid, 0.33 angstrom scan step, 4 frozen-phonon
-configurations with seed 5, 2 mrad detector pixels to 64 mrad; Ti displaced -0.317, 0
-and +0.200 angstrom from the centre of its four O neighbours; exit planes at 20, 32
-and 45 nm.
+``dev`` (development set: the one looked at while changing the column model, and on
+which its ``partner_ratio`` 0.24 was chosen): 22 angstrom slab, 0.1 angstrom potential
+grid, 0.33 angstrom scan step, 4 frozen-phonon configurations with seed 5, 2 mrad
+detector pixels to 64 mrad; Ti displaced -0.317, 0 and +0.200 angstrom from the centre
+of its four O neighbours; exit planes at 20, 32 and 45 nm.
 
 ``heldout`` (measured once the model was fixed, not used to change it): 24 angstrom
 slab, 0.09 angstrom grid, 0.30 angstrom scan step, 4 configurations with seed 11,
@@ -62,7 +62,7 @@ def simulate(set_name: str = "dev") -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.time()
         res = run_multislice(pbtio3(d), preset, cfg["thickness_nm"], seed=cfg["seed"],
-                             progress=False)
+                             show_progressbar=False)
         np.savez_compressed(out, data=res.data[0], thickness_nm=res.thickness_nm,
                             scan_step_A=np.asarray(res.scan_step_A),
                             mrad_per_px=res.mrad_per_px, shift_A=d,
@@ -97,12 +97,12 @@ def measure_one(path: Path, window_px: float) -> list[dict]:
     for i, t in enumerate(z["thickness_nm"]):
         s = tw.from_array(z["data"][i], mrad_per_px=float(z["mrad_per_px"]))
         shape = s.data.shape[:2]
-        adf = tw.virtual_image(s, 30, 64, progress=False).data
+        adf = tw.virtual_image(s, 30, 64, show_progressbar=False).data
         row = {"shift_A": float(z["shift_A"]), "thickness_nm": float(t)}
         for label, start in (("adf_peaks", adf_peak_start(adf, truth)), ("truth", truth)):
             tmpl, names = tw.point_templates(start, shape, ["O"], sigma_px=1.0, combined=None)
             o_img = tw.apply_mask(s, tw.pcc_mask(s, tmpl, detector_region=(0, 23.5),
-                                                 progress=False), progress=False).data[0]
+                                                 show_progressbar=False), show_progressbar=False).data[0]
             big = tuple(3 * n for n in shape)
             r = tw.fit_displacements(np.tile(adf, (3, 3)), np.tile(o_img, (3, 3)),
                                      tiled(start, shape), period=big, window_px=window_px)
