@@ -101,8 +101,8 @@ def measure_one(path: Path, window_px: float) -> list[dict]:
         row = {"shift_A": float(z["shift_A"]), "thickness_nm": float(t)}
         for label, start in (("adf_peaks", adf_peak_start(adf, truth)), ("truth", truth)):
             tmpl, names = tw.point_templates(start, shape, ["O"], sigma_px=1.0, combined=None)
-            o_img = tw.apply_mask(s, tw.pcc_mask(s, tmpl, detector_region=(0, 23.5),
-                                                 show_progressbar=False), show_progressbar=False).data[0]
+            mask = tw.pcc_mask(s, tmpl, detector_region=(0, 23.5), show_progressbar=False)
+            o_img = tw.apply_mask(s, mask, show_progressbar=False).data[0]
             big = tuple(3 * n for n in shape)
             r = tw.fit_displacements(np.tile(adf, (3, 3)), np.tile(o_img, (3, 3)),
                                      tiled(start, shape), period=big, window_px=window_px)
