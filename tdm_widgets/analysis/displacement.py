@@ -324,8 +324,9 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
     Known bias: ``uncertainty_px`` is the statistical error of the fit only. On
     PbTiO3 [100] simulations (``tools/validate_displacement.py``, README validation
     table) the displacement from ADF peaks is off by up to 0.045 angstrom on the
-    development set and 0.044 angstrom on the held-out set (20-45 nm), more than
-    the fitted uncertainty in some cases; ``partner_ratio`` was chosen on the
+    development set and by up to 0.085 angstrom on the held-out set (20-45 nm; Ti
+    0.1 angstrom from the O column comes out on it), more than the fitted
+    uncertainty in most cases; ``partner_ratio`` was chosen on the
     development set (an isolated O column's height in the ADF, the former model,
     under-weights the O next to Ti, whose ADF signal is raised by channelling onto
     the pair).
