@@ -8,6 +8,9 @@ import tdm_widgets as tw
 from conftest import reference_normalised
 from tdm_widgets.analysis.icom import integrate_gradient, wavelength_A
 
+#: PbTiO3 thickness series used by the displacement tests (relative to the repository).
+PBTIO3_SERIES = "data/bundled/pbtio3_thickness.hspy"
+
 
 def test_wavelength_200kV():
     assert wavelength_A(200e3) == pytest.approx(0.025079, rel=1e-4)
@@ -255,7 +258,7 @@ def test_ti_o_displacement_on_simulated_polar_pbtio3():
     from tdm_widgets.manifest import ROOT
     from tdm_widgets.simulate import columns_of, select
 
-    series = tw.load(ROOT / "data/bundled/pbtio3_thickness.hspy")
+    series = tw.load(ROOT / PBTIO3_SERIES)
     s = select(series, thickness_nm=45)
     truth = columns_of(series)
     shape = s.data.shape[:2]
@@ -276,10 +279,12 @@ def test_ti_o_displacement_on_simulated_polar_pbtio3():
     assert np.max(np.abs(results[0] - results[1])) < 0.05  # start-independent
 
 
-def _perovskite_cell(ti_shift_px, shape=(26, 24)):
+def _perovskite_cell(ti_shift_px, partner=0.15, slope=0.0):
     """Synthetic periodic [100] perovskite images (3 x 3 cells of a 13 x 12 px cell):
-    an "ADF" with Pb bright, Ti medium and O faint, and an "O image" with only O;
-    the O column next to Ti sits at the midpoint of the two equatorial O."""
+    an "ADF" with Pb bright, Ti medium and O faint (the O next to Ti ``partner``
+    times as high as Ti, the others 0.15), optionally on a background
+    ``slope * sin(2 pi y / 39)`` (tails of far columns), and an "O image" with only
+    O; the O column next to Ti sits at the midpoint of the two equatorial O."""
     ny, nx = 13, 12
     cage_y = (0.112 + 1.112 + 2 * 0.617) / 4 * ny  # mean of the two apical and two equatorial O
     ti = np.array([cage_y + ti_shift_px, 0.5 * nx])
@@ -291,7 +296,8 @@ def _perovskite_cell(ti_shift_px, shape=(26, 24)):
     big = (3 * ny, 3 * nx)
     o_all = np.vstack([tile(cell["O"]), tile(o_partner)])
     adf = (3 * _gauss(big, tile(cell["Pb"]), 1.1) + _gauss(big, tile(cell["Ti"]), 0.9)
-           + 0.15 * _gauss(big, o_all, 0.9))
+           + 0.15 * _gauss(big, tile(cell["O"]), 0.9) + partner * _gauss(big, tile(o_partner), 0.9)
+           + slope * np.sin(2 * np.pi * np.indices(big)[0] / big[0]))
     o_img = _gauss(big, o_all, 1.0) + 0.2 * _gauss(big, tile(cell["Ti"]), 1.0)
     return adf, o_img, {k: tile(v) for k, v in cell.items()}, big
 
@@ -299,15 +305,15 @@ def _perovskite_cell(ti_shift_px, shape=(26, 24)):
 @pytest.mark.parametrize("shift_px", [-1.0, 0.0, 0.6])
 def test_column_model_separates_the_o_column_next_to_ti(shift_px):
     """Ti displaced along y from the centre of its O cage on synthetic images whose
-    O column (a Gaussian 0.15 as high as Ti) lies next to Ti: the column model
-    recovers the known shift within 0.05 px from a start 0.5 px off (tails of
-    columns beyond ``window_px + 2`` px, here Pb, are not modelled), a plain
-    Gaussian fit of Ti alone is pulled toward the O column, and the result reports
-    its iterations and uncertainty."""
+    O column (a Gaussian 0.15 as high as Ti, as wide) lies next to Ti: the column
+    model told that ratio recovers the known shift within 0.05 px from a start 0.5
+    px off (tails of columns beyond ``window_px + 2`` px, here Pb, are not
+    modelled), a plain Gaussian fit of Ti alone is pulled toward the O column, and
+    the result reports its iterations and uncertainty."""
     adf, o_img, cols, big = _perovskite_cell(shift_px)
     start = {k: v + [0.3, -0.4] for k, v in cols.items()}
     start["Pb"] = cols["Pb"]
-    r = tw.fit_displacements(adf, o_img, start, period=big)
+    r = tw.fit_displacements(adf, o_img, start, period=big, partner_ratio=0.15)
     assert r.converged and r.iterations == len(r.history) >= 2
     np.testing.assert_allclose(r.displacement[:, 0], shift_px, atol=0.05)
     np.testing.assert_allclose(r.displacement[:, 1], 0.0, atol=0.02)
@@ -321,8 +327,30 @@ def test_column_model_separates_the_o_column_next_to_ti(shift_px):
     assert not r1.converged and r1.iterations == 1
     with pytest.raises(ValueError, match="partner_shape"):
         tw.fit_columns(adf, cols["Ti"], partners=cols["Ti"])
+    with pytest.raises(ValueError, match="partner_ratio"):
+        tw.fit_columns(adf, cols["Ti"], partners=cols["Ti"], partner_ratio=-0.1)
+    with pytest.raises(ValueError, match="background"):
+        tw.fit_columns(adf, cols["Ti"], background="quadratic")
     with pytest.raises(ValueError, match="no 'Ti'"):
         tw.fit_displacements(adf, o_img, {"O": cols["O"]})
+
+
+@pytest.mark.parametrize("shift_px", [-1.0, 1.0])
+def test_column_model_with_a_heavier_partner_on_a_sloping_background(shift_px):
+    """The O column next to Ti weighs more in the ADF than an isolated O column (0.24
+    against 0.05 of Ti here, as channelling onto the pair does in a simulation) and
+    the background slopes (tails of far columns): with the partner tied to Ti and a
+    planar background the known shift comes back within 0.02 px on either side of
+    the O column; the model before them (partner shaped like the isolated O, a
+    constant background) misses by more than 0.05 px."""
+    adf, o_img, cols, big = _perovskite_cell(shift_px, partner=0.24, slope=0.3)
+    adf = adf - 0.10 * _gauss(big, cols["O"], 0.9)  # isolated O at 0.05 of Ti
+    r = tw.fit_displacements(adf, o_img, cols, period=big, partner_ratio=0.24)
+    assert r.converged
+    np.testing.assert_allclose(r.displacement[:, 0], shift_px, atol=0.02)
+    old = tw.fit_displacements(adf, o_img, cols, period=big, partner_ratio=None,
+                               centre_background="constant")
+    assert np.max(np.abs(old.displacement[:, 0] - shift_px)) > 0.05
 
 
 def test_column_model_on_simulated_pbtio3_within_0_05_A():
@@ -333,7 +361,7 @@ def test_column_model_on_simulated_pbtio3_within_0_05_A():
     from tdm_widgets.manifest import ROOT
     from tdm_widgets.simulate import columns_of, select
 
-    series = tw.load(ROOT / "data/bundled/pbtio3_thickness.hspy")
+    series = tw.load(ROOT / PBTIO3_SERIES)
     truth = columns_of(series)
     for t in (20, 30, 45):
         s = select(series, thickness_nm=t)
@@ -363,7 +391,7 @@ def test_refinement_reports_convergence_and_starts_of_different_sizes():
     from tdm_widgets.manifest import ROOT
     from tdm_widgets.simulate import columns_of, select
 
-    series = tw.load(ROOT / "data/bundled/pbtio3_thickness.hspy")
+    series = tw.load(ROOT / PBTIO3_SERIES)
     s = select(series, thickness_nm=45)
     truth = columns_of(series)
     kw = dict(sigma_px=1.0, window_px=2.0, detector_region=(0, 23.5))
