@@ -40,7 +40,7 @@ class BadPixels:
     >>> data = np.random.default_rng(0).poisson(50, (8, 8, 16, 16)).astype(np.uint16)
     >>> data[..., 3, 4] += 2000                        # a hot pixel
     >>> data[..., 9, 9] = 0                            # a dead one
-    >>> bp = tw.find_bad_pixels(data, progress=False)
+    >>> bp = tw.find_bad_pixels(data, show_progressbar=False)
     >>> bp.report["counts"]
     {'dead': 1, 'hot': 1, 'stuck': 0, 'nonfinite': 0, 'total': 2, 'saturated': 0}
     >>> np.argwhere(bp.hot).tolist(), np.argwhere(bp.dead).tolist()
@@ -227,7 +227,7 @@ def set_bad_pixels(s, bad_pixels):
     >>> data = np.random.default_rng(0).poisson(50, (8, 8, 16, 16)).astype(np.uint16)
     >>> data[..., 9, 9] = 0
     >>> s = tw.from_array(data)
-    >>> s = tw.set_bad_pixels(s, tw.find_bad_pixels(s, progress=False))
+    >>> s = tw.set_bad_pixels(s, tw.find_bad_pixels(s, show_progressbar=False))
     >>> int(s.metadata.TDM_corrections.bad_pixels.sum())
     1
     """

@@ -56,8 +56,8 @@ class Descan:
     >>> frames = np.array([[100.0 * (np.hypot(yy - 12 - 0.2 * i, xx - 12 - 0.1 * j) < 6) + 1
     ...                     for j in range(8)] for i in range(6)])
     >>> s = tw.from_array(frames)
-    >>> disk = tw.bf_disk(s, 20, check_descan=False, progress=False)
-    >>> d = tw.measure_descan(s, disk, progress=False)
+    >>> disk = tw.bf_disk(s, 20, check_descan=False, show_progressbar=False)
+    >>> d = tw.measure_descan(s, disk, show_progressbar=False)
     >>> d.source, d.shift_px.shape, round(d.range_px, 1)
     ('data', (6, 8, 2), 1.2)
     """

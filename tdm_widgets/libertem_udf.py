@@ -51,7 +51,7 @@ def load_weighted_detector(path) -> dict:
     >>> from tdm_widgets.libertem_udf import load_weighted_detector
     >>> data = np.random.default_rng(0).poisson(50, (6, 5, 8, 8)).astype(float)
     >>> s = tw.from_array(data)
-    >>> mask = tw.pcc_mask(s, np.eye(6, 5), progress=False)
+    >>> mask = tw.pcc_mask(s, np.eye(6, 5), show_progressbar=False)
     >>> prefix = Path(tempfile.mkdtemp()) / "tdm"
     >>> _ = tw.export_weighted_detector(mask, tw.column_stats(s), prefix)
     >>> det = load_weighted_detector(prefix)
@@ -191,13 +191,13 @@ def run_weighted_detector(ctx, dataset, detector, **kwargs) -> np.ndarray:
     >>> from tdm_widgets.libertem_udf import run_weighted_detector
     >>> data = np.random.default_rng(0).poisson(50, (6, 5, 8, 8)).astype(float)
     >>> s = tw.from_array(data)
-    >>> mask = tw.pcc_mask(s, np.eye(6, 5), progress=False)
+    >>> mask = tw.pcc_mask(s, np.eye(6, 5), show_progressbar=False)
     >>> prefix = Path(tempfile.mkdtemp()) / "tdm"
     >>> det = tw.export_weighted_detector(mask, tw.column_stats(s), prefix)
     >>> ctx = Context.make_with("inline")
     >>> ds = ctx.load("memory", data=data, sig_dims=2)
     >>> img = run_weighted_detector(ctx, ds, prefix)
-    >>> ref = tw.apply_mask(s, mask, normalized=True, progress=False).data
+    >>> ref = tw.apply_mask(s, mask, normalized=True, show_progressbar=False).data
     >>> bool(np.allclose(img[0], ref, rtol=1e-12, atol=1e-12))
     True
     """

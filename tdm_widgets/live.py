@@ -48,14 +48,15 @@ def export_weighted_detector(mask, stats, path) -> dict:
     >>> import tempfile, pathlib
     >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
     >>> t = np.zeros((8, 6)); t[::4, ::3] = 1
-    >>> mask = tw.pcc_mask(data, t, progress=False)
+    >>> mask = tw.pcc_mask(data, t, show_progressbar=False)
     >>> prefix = pathlib.Path(tempfile.mkdtemp()) / "tdm"
-    >>> det = tw.export_weighted_detector(mask, tw.column_stats(data, progress=False), prefix)
+    >>> stats = tw.column_stats(data, show_progressbar=False)
+    >>> det = tw.export_weighted_detector(mask, stats, prefix)
     >>> det["weights"].shape, sorted(f.name for f in prefix.parent.iterdir())
     ((1, 16, 16), ['tdm.json', 'tdm.npy', 'tdm.tif'])
     >>> image = (data * det["weights"][0]).sum((-2, -1)) + det["offset"][0]
     >>> bool(np.allclose(image, tw.apply_mask(data, mask, normalized=True,
-    ...                                       progress=False).data))
+    ...                                       show_progressbar=False).data))
     True
     """
     import tifffile

@@ -95,9 +95,6 @@ def main() -> None:
     reference = tw.rectangle_region(shape, sy // 2, sy, sx // 2, sx)  # the perfect cell
     templates, names = tw.point_templates(cols, shape)
     step_y, step_x = s.axes_manager[1].scale, s.axes_manager[0].scale
-    scale = float(s.metadata.get_item("Simulation.intensity_scale", 1.0))
-    plain = tw.from_array(np.asarray(s.data, np.float32) / scale,
-                          mrad_per_px=s.axes_manager[-1].scale, scan_step_A=(step_y, step_x))
     head = [f"{SHORT[k]} in {n}" for n, k, _, _ in CRITERIA]
     print(f"{s.data.shape} {s.axes_manager[-1].scale} mrad/px, "
           f"{s.metadata.get_item('Simulation.parameters.preset.num_configs', '?')} phonon configs")
@@ -116,7 +113,8 @@ def main() -> None:
         for dose in args.doses:
             pearson, joint, joint1, ridges = [], [], [], []
             for seed in range(args.seeds):
-                counts = tw.add_poisson_noise(plain, dose / (step_y * step_x), seed=seed)
+                # add_poisson_noise reads metadata.Simulation.intensity_scale itself
+                counts = tw.add_poisson_noise(s, dose / (step_y * step_x), seed=seed)
                 cv = tw.cross_validated_joint_images(counts, templates, fit_region=reference,
                                                      detector_region=(lo, hi), seed=seed,
                                                      show_progressbar=False)

@@ -107,7 +107,7 @@ def eigen_closeness(s, image, stats=None) -> float:
     Examples
     --------
     >>> data = np.random.default_rng(0).poisson(9.0, (8, 6, 16, 16)).astype(np.uint16)
-    >>> eig = tw.eigen_images(data, k=1, progress=False)
+    >>> eig = tw.eigen_images(data, k=1, show_progressbar=False)
     >>> round(tw.eigen_closeness(data, eig.data[0]), 6)
     1.0
     """

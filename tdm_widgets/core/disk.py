@@ -39,7 +39,7 @@ class BFDisk:
     >>> yy, xx = np.indices((32, 32))
     >>> pattern = 100.0 * (np.hypot(yy - 15.5, xx - 16.2) < 8) + 1
     >>> disk = tw.bf_disk(np.broadcast_to(pattern, (3, 3, 32, 32)), semiangle_mrad=20,
-    ...                   progress=False)
+    ...                   show_progressbar=False)
     >>> np.round(disk.center_px, 1).tolist(), round(disk.radius_px), round(disk.mrad_per_px, 1)
     ([15.5, 16.2], 8, 2.5)
     """

@@ -134,7 +134,7 @@ class Explorer:
         order = list(species) + [k for k in columns if k not in species]
         start = {n: columns.get(n, np.zeros((0, 2))) for n in order}
         self.session = TDMSession.from_columns(s, start, species=order, combined="all",
-                                               progress=False)
+                                               show_progressbar=False)
         self.cal = self.session.calibration
         self.data_shape = self.session.scan_shape + self.session.det_shape
         self.session.set_detector_region(self.detector_region("bf"))
