@@ -280,12 +280,13 @@ def test_ti_o_displacement_on_simulated_polar_pbtio3():
     assert np.max(np.abs(results[0] - results[1])) < 0.05  # start-independent
 
 
-def _perovskite_cell(ti_shift_px, partner=0.15, slope=0.0):
+def _perovskite_cell(ti_shift_px, partner=0.15, slope=0.0, o_slope=0.0):
     """Synthetic periodic [100] perovskite images (3 x 3 cells of a 13 x 12 px cell):
     an "ADF" with Pb bright, Ti medium and O faint (the O next to Ti ``partner``
     times as high as Ti, the others 0.15), optionally on a background
     ``slope * sin(2 pi y / 39)`` (tails of far columns), and an "O image" with only
-    O; the O column next to Ti sits at the midpoint of the two equatorial O."""
+    O and a trace of Ti, on ``o_slope`` times the same background; the O column
+    next to Ti sits at the midpoint of the two equatorial O."""
     ny, nx = 13, 12
     cage_y = (0.112 + 1.112 + 2 * 0.617) / 4 * ny  # mean of the two apical and two equatorial O
     ti = np.array([cage_y + ti_shift_px, 0.5 * nx])
@@ -296,10 +297,11 @@ def _perovskite_cell(ti_shift_px, partner=0.15, slope=0.0):
                           for i in range(3) for j in range(3)])
     big = (3 * ny, 3 * nx)
     o_all = np.vstack([tile(cell["O"]), tile(o_partner)])
+    wave = np.sin(2 * np.pi * np.indices(big)[0] / big[0])
     adf = (3 * _gauss(big, tile(cell["Pb"]), 1.1) + _gauss(big, tile(cell["Ti"]), 0.9)
            + 0.15 * _gauss(big, tile(cell["O"]), 0.9) + partner * _gauss(big, tile(o_partner), 0.9)
-           + slope * np.sin(2 * np.pi * np.indices(big)[0] / big[0]))
-    o_img = _gauss(big, o_all, 1.0) + 0.2 * _gauss(big, tile(cell["Ti"]), 1.0)
+           + slope * wave)
+    o_img = _gauss(big, o_all, 1.0) + 0.2 * _gauss(big, tile(cell["Ti"]), 1.0) + o_slope * wave
     return adf, o_img, {k: tile(v) for k, v in cell.items()}, big
 
 
@@ -334,6 +336,20 @@ def test_column_model_separates_the_o_column_next_to_ti(shift_px):
         tw.fit_columns(adf, cols["Ti"], background="quadratic")
     with pytest.raises(ValueError, match="no 'Ti'"):
         tw.fit_displacements(adf, o_img, {"O": cols["O"]})
+    with pytest.raises(ValueError, match="cage_background"):
+        tw.fit_displacements(adf, o_img, cols, cage_background="quadratic")
+
+
+def test_fit_displacements_leaves_the_callers_positions_alone():
+    """The starting positions passed in are not overwritten by the refined ones
+    (the O positions once were, in place)."""
+    adf, o_img, cols, big = _perovskite_cell(0.6)
+    start = {k: v + [0.2, -0.1] for k, v in cols.items()}
+    before = {k: v.copy() for k, v in start.items()}
+    r = tw.fit_displacements(adf, o_img, start, period=big, partner_ratio=0.15)
+    for k in start:
+        np.testing.assert_array_equal(start[k], before[k])
+    assert np.abs(r.positions["O"] - before["O"]).max() > 0.05  # the fit did move them
 
 
 @pytest.mark.parametrize("shift_px", [-1.0, 1.0])
@@ -343,7 +359,9 @@ def test_column_model_with_a_heavier_partner_on_a_sloping_background(shift_px):
     the background slopes (tails of far columns): with the partner tied to Ti and a
     planar background the known shift comes back within 0.02 px on either side of
     the O column; the model before them (partner shaped like the isolated O, a
-    constant background) misses by more than 0.05 px."""
+    constant background) misses by more than 0.05 px. A slope in the O image is
+    taken up by ``cage_background="plane"`` (within 0.02 px) and moves the cage by
+    more than 0.05 px with the constant default."""
     adf, o_img, cols, big = _perovskite_cell(shift_px, partner=0.24, slope=0.3)
     adf = adf - 0.10 * _gauss(big, cols["O"], 0.9)  # isolated O at 0.05 of Ti
     r = tw.fit_displacements(adf, o_img, cols, period=big, partner_ratio=0.24)
@@ -352,6 +370,13 @@ def test_column_model_with_a_heavier_partner_on_a_sloping_background(shift_px):
     old = tw.fit_displacements(adf, o_img, cols, period=big, partner_ratio=None,
                                centre_background="constant")
     assert np.max(np.abs(old.displacement[:, 0] - shift_px)) > 0.05
+    # the same background slope in the O image moves the cage unless a plane takes it up
+    _, o_sloped, _, _ = _perovskite_cell(shift_px, o_slope=0.3)
+    kw = dict(period=big, partner_ratio=0.24)
+    plane = tw.fit_displacements(adf, o_sloped, cols, cage_background="plane", **kw)
+    np.testing.assert_allclose(plane.displacement[:, 0], shift_px, atol=0.02)
+    flat = tw.fit_displacements(adf, o_sloped, cols, cage_background="constant", **kw)
+    assert np.max(np.abs(flat.displacement[:, 0] - shift_px)) > 0.05
 
 
 def test_column_model_on_simulated_pbtio3_within_0_05_A():

@@ -42,6 +42,10 @@ SETS = {
                     thickness_nm=(24.0, 36.0, 44.0),
                     preset=dict(lateral_A=24.0, sampling_A=0.09, num_configs=4,
                                 scan_step_A=0.30, max_angle_mrad=64.0, mrad_per_px=1.5)),
+    "heldout2": dict(cache="pto_disp_heldout2", seed=17, shifts_A=(-0.1, 0.05, 0.25),
+                     thickness_nm=(21.0, 33.0, 43.0),
+                     preset=dict(lateral_A=26.0, sampling_A=0.095, num_configs=4,
+                                 scan_step_A=0.28, max_angle_mrad=64.0, mrad_per_px=1.25)),
 }
 
 
