@@ -325,9 +325,11 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
     Known bias: ``uncertainty_px`` is the statistical error of the fit only. On
     PbTiO3 [100] simulations (``tools/validate_displacement.py``, README validation
     table) the displacement from ADF peaks is off by up to 0.045 angstrom on the
-    development set and by up to 0.085 angstrom on the held-out set (20-45 nm; Ti
-    0.1 angstrom from the O column comes out on it), more than the fitted
-    uncertainty in most cases; ``partner_ratio`` was chosen on the
+    development set and by up to 0.085 angstrom on two held-out sets (20-45 nm; the
+    error is negative, Ti too close to its cage centre, at every shift of +0.1
+    angstrom or more; at +0.1 angstrom it is the Ti position in the ADF, 0.06-0.07
+    angstrom low, while the cage centre is within 0.011 angstrom), more than the
+    fitted uncertainty in most cases; ``partner_ratio`` was chosen on the
     development set (an isolated O column's height in the ADF, the former model,
     under-weights the O next to Ti, whose ADF signal is raised by channelling onto
     the pair).
