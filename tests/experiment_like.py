@@ -9,7 +9,9 @@ What a real 12-bit Merlin acquisition adds to a simulation, each seeded:
   from corner to corner) plus 0.1 px of noise, ``descan_px``;
 - scan shear (each row displaced along x by ``shear`` px per row) and row jitter
   (0.15 px along x, 0.05 px along y), sampled from the periodic simulation by bilinear
-  interpolation between its scan positions;
+  interpolation between its scan positions; the scan starts at ``scan_start_px`` of the
+  simulated cell (default 2 px before its origin along x), so that no column sits on the
+  scan's left or right edge, where shear and jitter would decide at which edge it appears;
 - +-5 % per-pixel gain, then Poisson counts at ``dose`` [e/A^2], clipped to 12 bits
   (4095) and stored as uint16;
 - dead pixels (0), hot pixels (Poisson at 800-3000 counts), stuck pixels (one constant
@@ -105,7 +107,7 @@ def _sample_scan(sim, y, x):
             + wy * ((1 - wx) * p(y0 + 1, x0) + wx * p(y0 + 1, x0 + 1)))
 
 
-def _sheared_columns(columns, shape, shear, jitter_y, jitter_x):
+def _sheared_columns(columns, shape, shear, jitter_y, jitter_x, start=(0.0, 0.0)):
     """Where each column (periodic over the simulated scan) appears in the scan."""
     sy, sx = shape
     out = {}
@@ -114,7 +116,7 @@ def _sheared_columns(columns, shape, shear, jitter_y, jitter_x):
         for r, c in np.asarray(pos, float):
             for m in range(-2, 3):
                 for k in range(-2, 3):
-                    rr, cc = r + m * sy, c + k * sx
+                    rr, cc = r + m * sy - start[0], c + k * sx - start[1]
                     i = rr - jitter_y[int(np.clip(np.rint(rr), 0, sy - 1))]
                     j = cc - shear * i - jitter_x[int(np.clip(np.rint(i), 0, sy - 1))]
                     if -0.5 <= i < sy - 0.5 and -0.5 <= j < sx - 0.5:
@@ -125,8 +127,11 @@ def _sheared_columns(columns, shape, shear, jitter_y, jitter_x):
 
 def make_experiment_like(det_px: int = 128, mrad_per_px: float = 1.0,
                          dose: float = 1e5, shear: float = 0.06, seed: int = 0,
-                         center_px=(61.4, 66.7)) -> ExperimentLike:
-    """Build the dataset (deterministic for a seed); see the module docstring."""
+                         center_px=(61.4, 66.7), scan_start_px=(0.0, -2.0),
+                         with_descan: bool = True) -> ExperimentLike:
+    """Build the dataset (deterministic for a seed); see the module docstring.
+    ``with_descan=False`` leaves out only the descan (same gain, scan distortion and bad
+    pixels; other Poisson draws)."""
     rng = np.random.default_rng(seed)
     series = tw.load(BUNDLED)
     s70 = select(series, thickness_nm=70)
@@ -142,6 +147,7 @@ def make_experiment_like(det_px: int = 128, mrad_per_px: float = 1.0,
     u, v = np.meshgrid(np.linspace(-1, 1, sy), np.linspace(-1, 1, sx), indexing="ij")
     descan = np.stack([0.6 * u - 0.8 * v, 0.4 * u + 2.4 * v], axis=-1)
     descan += rng.normal(0.0, 0.1, descan.shape)
+    descan *= float(with_descan)
     jitter_y = rng.normal(0.0, 0.05, sy)
     jitter_x = rng.normal(0.0, 0.15, sy)
     gain = rng.uniform(0.95, 1.05, (det_px, det_px))
@@ -150,8 +156,8 @@ def make_experiment_like(det_px: int = 128, mrad_per_px: float = 1.0,
     clean = np.empty_like(exp)
     for i in range(sy):
         for j in range(sx):
-            y = i + jitter_y[i]
-            x = j + shear * i + jitter_x[i]
+            y = i + jitter_y[i] + scan_start_px[0]
+            x = j + shear * i + jitter_x[i] + scan_start_px[1]
             p = _sample_scan(sim, y, x)
             lam = _resample(p, det_px, mrad_per_px, center_px, sim_scale, sim_offset,
                             descan[i, j]) * electrons * gain
@@ -195,7 +201,7 @@ def make_experiment_like(det_px: int = 128, mrad_per_px: float = 1.0,
     return ExperimentLike(
         signal=wrap(exp, "experiment-like LiFePO4 70 nm"),
         clean=wrap(clean, "clean LiFePO4 70 nm"),
-        columns=_sheared_columns(cols, (sy, sx), shear, jitter_y, jitter_x),
+        columns=_sheared_columns(cols, (sy, sx), shear, jitter_y, jitter_x, scan_start_px),
         clean_columns=cols, center_px=tuple(center_px), radius_px=r_px,
         mrad_per_px=mrad_per_px, semiangle_mrad=semi, descan_px=descan, dead=dead,
         hot=hot, stuck=stuck, dead_column=dead_column, dose=dose)

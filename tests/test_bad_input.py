@@ -386,14 +386,11 @@ def test_specimen_free_float32_simulation_has_no_signal():
     assert stats.valid[2, 2] and stats.n_zero_variance == 48 * 48 - 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the 1 mrad bundled file is packed float16 but tw.load assembles it as float32 "
-    "fractions, so the round-off tolerance uses float32's smallest step: one 4 x 4 ring "
-    "block at (-48..-45, +64..+67) mrad holding 0 or one float16 subnormal step "
-    "(3.7e-13) is taken as signal and gets 90 % of the Eq 7 Li mask (|m| 9.9e11)"))
 def test_eq7_weight_does_not_collect_on_subnormal_pixels():
-    """On the bundled float16 file the whole-detector Eq 7 Li mask no longer puts
-    almost all its weight on pixels that hold a few float16 subnormal steps."""
+    """On the bundled float16 file the whole-detector Eq 7 Li mask puts no weight on
+    pixels that hold only 0 or one float16 step (a 4 x 4 ring block at (-48..-45,
+    +64..+67) mrad took 90 % of it, |m| 9.9e11, while tw.load assembled the packed
+    file as float32 and round-off was judged at float32's smallest step)."""
     from tdm_widgets.demo import BUNDLED
     from tdm_widgets.simulate import select
     from tdm_widgets.simulate.output import columns_of

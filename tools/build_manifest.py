@@ -16,7 +16,8 @@ COMMON_REDUCTIONS = [
     "lateral slab about 30 A (paper 80 x 80 A): the probe wraps around sooner at large thickness",
     "potential sampling 0.108 A (paper 0.073 A); antialiasing cutoff still above 64 mrad",
     "detector integrated onto 2 mrad pixels out to 64 mrad (paper 0.334 mrad probe sampling)",
-    "stored as float16 scaled to intensity per 1e4 incident electrons (about 5e-4 relative precision)",
+    "stored as float16 scaled to intensity per 1e4 incident electrons "
+    "(about 5e-4 relative precision)",
 ]
 
 BUNDLED = [
@@ -53,7 +54,8 @@ FINE = [
     dict(name="lifepo4_thickness", file="tdm_widgets/data/lifepo4_thickness.hspy",
          notebooks=["tdm demo", "notebooks/00_quickstart.ipynb", "notebooks/01_explorer.ipynb",
                     "notebooks/02_fig1_fig2_matrix_and_adf.ipynb",
-                    "notebooks/03_fig3_species_images.ipynb", "notebooks/06_fig6_compare_methods.ipynb",
+                    "notebooks/03_fig3_species_images.ipynb",
+                    "notebooks/06_fig6_compare_methods.ipynb",
                     "notebooks/07_si_robustness.ipynb", "notebooks/09_your_own_data.ipynb"],
          reductions=FINE_REDUCTIONS + [ONE_CELL,
              "exit planes every 5 nm from 20 to 90 nm (PACBED); 4D data kept at 20, 40, 70, 90 nm",
@@ -113,11 +115,13 @@ EXPERIMENTAL = [
     dict(name="experimental_lifepo4", description="LiFePO4 [001], about 72.5 nm, Merlin, "
          "200 kV, 23.5 mrad (Xie et al. 2026; from the authors on request)",
          register="add 'experimental_lifepo4: /path/to/file.mib' to "
-                  "~/.config/tdm_widgets/data.yaml", notebooks=["notebooks/09_your_own_data.ipynb"]),
+                  "~/.config/tdm_widgets/data.yaml",
+         notebooks=["notebooks/09_your_own_data.ipynb"]),
     dict(name="experimental_pbtio3", description="PbTiO3 [100] domain wall, about 49 nm, "
          "Merlin, 200 kV, 23.5 mrad (Xie et al. 2026; from the authors on request)",
          register="add 'experimental_pbtio3: /path/to/file.mib' to "
-                  "~/.config/tdm_widgets/data.yaml", notebooks=["notebooks/09_your_own_data.ipynb"]),
+                  "~/.config/tdm_widgets/data.yaml",
+         notebooks=["notebooks/09_your_own_data.ipynb"]),
 ]
 
 

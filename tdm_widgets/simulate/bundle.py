@@ -83,8 +83,8 @@ def _assemble_block(fine: np.ndarray, ring: np.ndarray, layout: dict) -> np.ndar
     f, lo, nf, n = (layout["ring_factor"], layout["fine_start"], layout["n_fine"],
                     layout["n_full"])
     iy, ix = np.asarray(layout["ring_index"])
-    coarse = np.zeros(ring.shape[:-1] + (n // f, n // f), np.float32)
-    coarse[..., iy, ix] = ring / f**2
+    coarse = np.zeros(ring.shape[:-1] + (n // f, n // f), fine.dtype)
+    coarse[..., iy, ix] = ring / fine.dtype.type(f * f)  # a power of 2: exact in float16
     full = np.repeat(np.repeat(coarse, f, axis=-2), f, axis=-1)
     full[..., lo:lo + nf, lo:lo + nf] = fine
     return full
@@ -102,8 +102,13 @@ def assemble_detector(s):
     Returns
     -------
     hyperspy.signals.Signal2D
-        float32 fractions of the incident beam per ``mrad_per_px`` pixel, detector
-        out to ``max_mrad``, centre pixel ``n_full // 2`` at 0 mrad; lazy if ``s`` is.
+        The stored float16 values (``metadata.Simulation.intensity_scale`` times the
+        fraction of the incident beam, as in every bundled file) per ``mrad_per_px``
+        pixel, detector out to ``max_mrad``, centre pixel ``n_full // 2`` at 0 mrad;
+        lazy if ``s`` is. Kept in the storage format so that round-off is judged at
+        the data's real precision (a ring pixel holding 0 or one float16 step is
+        constant, not signal); ring sums are divided by ``ring_factor**2`` in float16,
+        exactly except below the format's smallest normal number.
 
     Examples
     --------
@@ -114,23 +119,20 @@ def assemble_detector(s):
         return s
     layout = lay.as_dictionary()
     ring = np.asarray(s.metadata.Simulation.ring)
-    scale = float(s.metadata.get_item("Simulation.intensity_scale", 1.0))
     n = layout["n_full"]
     fine = s.data
+    ring = ring.astype(fine.dtype)
     if hasattr(fine, "dask"):
         import dask.array as da
 
         lead = "abcdefgh"[:fine.ndim - 2]
         fine = fine.rechunk(fine.chunks[:-2] + ((fine.shape[-2],), (fine.shape[-1],)))
         rg = da.from_array(ring, chunks=fine.chunks[:-2] + ((ring.shape[-1],),))
-        full = da.blockwise(lambda a, b: _assemble_block(a.astype(np.float32) / scale,
-                                                         b.astype(np.float32) / scale,
-                                                         layout),
+        full = da.blockwise(lambda a, b: _assemble_block(a, b, layout),
                             lead + "yx", fine, lead + "yi", rg, lead + "r",
-                            new_axes={"y": n, "x": n}, concatenate=True, dtype=np.float32)
+                            new_axes={"y": n, "x": n}, concatenate=True, dtype=fine.dtype)
     else:
-        full = _assemble_block(np.asarray(fine, np.float32) / scale,
-                               ring.astype(np.float32) / scale, layout)
+        full = _assemble_block(np.asarray(fine), ring, layout)
     axes = s.axes_manager._get_axes_dicts()
     for ax in axes[-2:]:
         ax.update(size=n, scale=layout["mrad_per_px"], offset=-(n // 2) * layout["mrad_per_px"])
@@ -138,8 +140,6 @@ def assemble_detector(s):
                       original_metadata=s.original_metadata.as_dictionary())
     sim = out.metadata.Simulation
     del sim.ring
-    sim.intensity_scale = 1.0
-    sim.intensity_units = "fraction of the incident beam per detector pixel"
     sim.detector_layout.kind = LAYOUT + " (assembled)"
     return out
 
