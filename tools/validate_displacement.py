@@ -3,8 +3,8 @@
 bundled ones (issue 15): known Ti shifts from the O cage at several thicknesses, in
 two sets made with different settings.
 
-    python tools/validate_displacement.py simulate [dev|heldout]   # abTEM, cached in .sim/
-    python tools/validate_displacement.py measure [dev|heldout] [window_px]
+    python tools/validate_displacement.py simulate [dev|heldout|heldout2]  # abTEM, cached in .sim/
+    python tools/validate_displacement.py measure [dev|heldout|heldout2] [window_px]
 
 ``dev`` (development set: the one looked at while changing the column model, and on
 which its ``partner_ratio`` 0.24 was chosen): 22 angstrom slab, 0.1 angstrom potential
@@ -16,6 +16,11 @@ of its four O neighbours; exit planes at 20, 32 and 45 nm.
 slab, 0.09 angstrom grid, 0.30 angstrom scan step, 4 configurations with seed 11,
 1.5 mrad pixels; Ti displaced -0.200, +0.100 and +0.317 angstrom; exit planes at
 24, 36 and 44 nm.
+
+``heldout2`` (defined after the model missed on ``heldout``, measured once with the model
+unchanged): 26 angstrom slab, 0.095 angstrom grid, 0.28 angstrom scan step, 4
+configurations with seed 17, 1.25 mrad pixels; Ti displaced -0.100, +0.050 and +0.250
+angstrom; exit planes at 21, 33 and 43 nm.
 
 ``measure`` prints, per shift and thickness, the displacement found from the ADF
 peaks (with its uncertainty and iterations) and from the true positions, the error
