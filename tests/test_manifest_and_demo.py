@@ -126,3 +126,27 @@ def test_regenerate_compares_with_the_committed_file(tmp_path, monkeypatch):
     monkeypatch.setattr(manifest.subprocess, "run",
                         lambda c, check, cwd: main(c[1:]))  # the same CLI, in-process
     assert manifest.regenerate("ci", manifest=man) == 0.0
+
+
+def test_bundled_simulations_have_the_fidelity_of_issue_14():
+    """Every bundled simulation, read from the file's own metadata: the loaded
+    detector has at most 1 mrad per pixel and keeps that sampling beyond the BF disc,
+    at least 8 frozen-phonon configurations went into it, and it scans at least
+    2 x 2 cells or one whole periodic cell whose tiling the manifest documents."""
+    checked = []
+    for d in manifest.read_manifest()["datasets"]:
+        if d["tier"] != "bundled" or not d.get("file") or "detector" not in d:
+            continue
+        s = tw.load(manifest.ROOT / d["file"], lazy=True)
+        sim = s.metadata.Simulation
+        p = sim.parameters.as_dictionary()
+        for ax in s.axes_manager.signal_axes:
+            assert ax.units == "mrad" and ax.scale <= 1.0, (d["name"], ax.scale)
+        assert sim.detector_layout.fine_mrad >= p["semiangle_mrad"], d["name"]
+        assert p["preset"]["num_configs"] >= 8, d["name"]
+        cells = p["scan_cells"]
+        assert min(cells) >= 2 or any("tiling of whole cells" in r for r in d["reductions"]), \
+            (d["name"], cells)
+        checked.append(d["name"])
+    assert {"lifepo4_thickness", "pbtio3_thickness", "lifepo4_defocus", "lifepo4_defects",
+            "pbtio3_domain_wall"} <= set(checked)

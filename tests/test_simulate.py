@@ -125,6 +125,31 @@ def test_ci_preset_end_to_end(ci_signal, tmp_path):
     np.testing.assert_allclose(tw.pcc_mask(loaded, t).data, tw.pcc_mask(direct, t).data)
 
 
+def test_scalar_ground_truth_is_saved_and_read_back(tmp_path):
+    """A structure's scalar ground truth (the domain wall's ``polarisation_along_ti_shift``
+    flag, once a 0-d array that RosettaSciIO cannot write) survives .hspy, and
+    ``truth_of`` keeps the stored polarisation sign when the flag is there."""
+    from tdm_widgets.simulate import truth_of
+    from tdm_widgets.simulate.output import to_signal
+    from tdm_widgets.simulate.runner import SimulationResult
+
+    pol = np.array([[0.0, -1.0], [1.0, 0.0]])
+    res = SimulationResult(
+        data=np.zeros((1, 1, 2, 2, 4, 4), np.float32), pacbed=np.zeros((1, 1, 4, 4)),
+        thickness_nm=np.array([1.0]), scan_step_A=(0.5, 0.5), mrad_per_px=1.0,
+        pacbed_mrad_per_px=(1.0, 1.0), columns={"Ti": np.zeros((2, 2))},
+        parameters={"defocus_nm": [0.0], "structure": "test", "energy_eV": 2e5,
+                    "semiangle_mrad": 23.5},
+        truth={"polarisation_Ti": pol, "polarisation_along_ti_shift": np.array(True),
+               "wall_point_A": np.array([[1.0, 2.0]])})
+    path = tmp_path / "truth.hspy"
+    to_signal(res, "test", "none").save(path)
+    truth = truth_of(tw.load(path))
+    assert truth["polarisation_along_ti_shift"] == np.True_
+    np.testing.assert_array_equal(truth["polarisation_Ti"], pol)
+    np.testing.assert_array_equal(truth["wall_point_A"], [[1.0, 2.0]])
+
+
 def test_same_seed_same_array(ci_signal):
     again = simulate("ci", "lifepo4", thickness_nm=(1.0, 2.0), show_progressbar=False)
     np.testing.assert_array_equal(again.data, ci_signal.data)

@@ -12,33 +12,18 @@ import yaml
 
 from tdm_widgets.manifest import MANIFEST, ROOT, entry_for, sha256
 
-COMMON_REDUCTIONS = [
-    "lateral slab about 30 A (paper 80 x 80 A): the probe wraps around sooner at large thickness",
-    "potential sampling 0.108 A (paper 0.073 A); antialiasing cutoff still above 64 mrad",
-    "detector integrated onto 2 mrad pixels out to 64 mrad (paper 0.334 mrad probe sampling)",
-    "stored as float16 scaled to intensity per 1e4 incident electrons "
-    "(about 5e-4 relative precision)",
-]
-
-BUNDLED = [
-    dict(name="pbtio3_domain_wall", file="data/bundled/pbtio3_domain_wall.hspy",
-         notebooks=["notebooks/05_fig5_domain_wall.ipynb",
-                    "tests/test_simulate.py (ADF vs ground truth)"],
-         reductions=COMMON_REDUCTIONS + [
-             "1 frozen-phonon configuration (paper 20)", "scan step 0.4 A (paper ~0.3 A)",
-             "lattice of each domain kept tetragonal; the rotated domain is not periodic in "
-             "the box, whose edges (two cells from the scan) carry a seam"]),
-]
-
 #: Issue 14 re-simulations: raw runs (tdm simulate --raw, native ~0.8 mrad detector to the
 #: antialiasing limit, every exit plane) packed by `tdm pack`; `tdm_widgets.load` assembles
 #: one detector. They replaced the 2 mrad, 4-configuration thickness series under the same
 #: names and paths (the generator stored in each file names the folder it was packed into;
 #: the manifest gives the command with the file's own path, see `_out_at`).
+#: slab of the thickness, defocus and defect runs
+SLAB_30 = ("lateral slab about 30 A (paper 80 x 80 A): the probe wraps around sooner at "
+           "large thickness")
 FINE_REDUCTIONS = [
-    "lateral slab about 30 A (paper 80 x 80 A): the probe wraps around sooner at large thickness",
     "potential sampling about 0.105 A (paper 0.073 A); antialiasing limit about 78-80 mrad",
-    "simulated at the native 0.76-0.83 mrad sampling; stored integrated onto 1 mrad pixels "
+    "simulated at the native sampling (0.76-0.83 mrad on a 30 A slab, 0.61-0.64 mrad on "
+    "the domain wall's 39 x 41 A box); stored integrated onto 1 mrad pixels "
     "within +-32 mrad (BF disc 23.5 mrad) and 4 x 4 mrad pixel sums out to +-72 mrad "
     "(tdm_widgets.load spreads each ring sum evenly over its 16 pixels); corners beyond the "
     "antialiasing limit are zero",
@@ -57,18 +42,18 @@ FINE = [
                     "notebooks/03_fig3_species_images.ipynb",
                     "notebooks/06_fig6_compare_methods.ipynb",
                     "notebooks/07_si_robustness.ipynb", "notebooks/09_your_own_data.ipynb"],
-         reductions=FINE_REDUCTIONS + [ONE_CELL,
+         reductions=[SLAB_30] + FINE_REDUCTIONS + [ONE_CELL,
              "exit planes every 5 nm from 20 to 90 nm (PACBED); 4D data kept at 20, 40, 70, 90 nm",
              "wall time: this 2-core machine shared with other work, abTEM 1.0.11 CPU"]),
     dict(name="pbtio3_thickness", file="data/bundled/pbtio3_thickness.hspy",
          notebooks=["notebooks/06_fig6_compare_methods.ipynb", "notebooks/08_simulation.ipynb",
                     "tests/test_analysis.py (Ti-O displacement)"],
-         reductions=FINE_REDUCTIONS + [ONE_CELL,
+         reductions=[SLAB_30] + FINE_REDUCTIONS + [ONE_CELL,
              "exit planes every 5 nm from 20 to 60 nm (PACBED); 4D data kept at 20, 30, 45, 60 nm",
              "wall time: this 2-core machine shared with other work, abTEM 1.0.11 CPU"]),
     dict(name="lifepo4_defocus", file="data/bundled/lifepo4_defocus.hspy",
          notebooks=["notebooks/07_si_robustness.ipynb"],
-         reductions=FINE_REDUCTIONS + [ONE_CELL,
+         reductions=[SLAB_30] + FINE_REDUCTIONS + [ONE_CELL,
              "defocus -6, -3, +3, +6 nm at 70 nm; the in-focus member is the 70 nm plane of "
              "lifepo4_thickness (same preset, slab and detector layout)",
              "wall time: two runs of 4 configurations side by side on this 2-core machine, "
@@ -76,9 +61,21 @@ FINE = [
     dict(name="lifepo4_defects", file="data/bundled/lifepo4_defects.hspy",
          notebooks=["notebooks/04_fig4_defects.ipynb", "tools/validate_defects.py",
                     "tests/test_simulate.py (defects vs ground truth)"],
-         reductions=FINE_REDUCTIONS + [
+         reductions=[SLAB_30] + FINE_REDUCTIONS + [
              "2 x 2 cells scanned as one supercell (not a tiling), one defect per cell",
              "one exit plane, 70 nm",
+             "wall time: two runs of 4 configurations side by side on this 2-core machine, "
+             "shared with other work, abTEM 1.0.11 CPU"]),
+    dict(name="pbtio3_domain_wall", file="data/bundled/pbtio3_domain_wall.hspy",
+         notebooks=["notebooks/05_fig5_domain_wall.ipynb",
+                    "tests/test_simulate.py (ADF vs ground truth)"],
+         reductions=["lateral box 10 x 10 cells, 39 x 41 A (paper 80 x 80 A)"]
+         + FINE_REDUCTIONS + [
+             "6 x 6 cells scanned as one supercell across the wall (not a tiling), "
+             "two cells of margin to the box edges", "scan step 0.4 A (paper ~0.3 A)",
+             "one exit plane, 45 nm",
+             "lattice of each domain kept tetragonal; the rotated domain is not periodic in "
+             "the box, whose edges (two cells from the scan) carry a seam",
              "wall time: two runs of 4 configurations side by side on this 2-core machine, "
              "shared with other work, abTEM 1.0.11 CPU"]),
 ]
@@ -142,11 +139,6 @@ def main():
             e["reductions"].append(f"{p['preset']['num_configs']} frozen-phonon "
                                    f"configurations{seeds} (paper 20)")
             datasets.append(e)
-    for d in BUNDLED:
-        path = ROOT / d["file"]
-        if path.exists():
-            datasets.append(entry_for(d["name"], path, "bundled", d["notebooks"],
-                                      d["reductions"]))
     files = [dict(d, tier="bundled", size_bytes=(ROOT / d["file"]).stat().st_size,
                   sha256=sha256(ROOT / d["file"])) for d in FILES if (ROOT / d["file"]).exists()]
     datasets += GENERATED

@@ -54,7 +54,9 @@ def to_signal(result, title: str, command: str = ""):
         "structure": params["structure"], "parameters": params,
         "thickness_nm": thick, "defocus_nm": defocus,
         "columns": {k: np.asarray(v, float) for k, v in result.columns.items()},
-        "truth": {k: np.asarray(v) for k, v in result.truth.items()},
+        # a 0-d array cannot be written to .hspy (RosettaSciIO): scalars as scalars
+        "truth": {k: (np.asarray(v).item() if np.ndim(v) == 0 else np.asarray(v))
+                  for k, v in result.truth.items()},
         "pacbed": pacbed, "pacbed_thickness_nm": thick,
         "pacbed_mrad_per_px": list(result.pacbed_mrad_per_px),
         "intensity_units": "fraction of the incident beam per detector pixel",
