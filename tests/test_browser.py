@@ -108,6 +108,15 @@ def test_explorer_in_the_browser(lab):
             assert _count(page, "Li") == n_li
             # a drag in the region mode draws the reference rectangle
             page.get_by_role("button", name="region: drag").click()
+            # the kernel answers the mode with a hint and installs the brush; a drag
+            # before the brush is on the painter's figure would not be seen
+            page.get_by_text("drag a rectangle over the reference region").wait_for(
+                timeout=30_000)
+            page.wait_for_function("""() => {
+                const img = document.querySelector('.bqplot image');
+                const fig = img && img.closest('.bqplot');
+                return !!(fig && fig.querySelector('.brushintsel rect.overlay'));
+            }""", timeout=30_000)
             x0, y0 = pixel_point(page, shape, 1, 2)
             x1, y1 = pixel_point(page, shape, 9, 14)
             page.mouse.move(x0, y0)
