@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .signals import provenance, unwrap
+from .signals import intensity_scale, provenance, unwrap
 
 #: Values drawn per call in the in-memory path of :func:`add_poisson_noise` (scan rows in
 #: blocks of about this many): bounds the float64/int64 temporaries.
@@ -62,7 +62,7 @@ def add_poisson_noise(s, dose_e_per_A2: float, seed: int = 0):
                          f"per area into electrons per position; scan units are "
                          f"{cal.scan_units!r}")
     electrons = float(dose_e_per_A2) * abs(cal.scan_scale[0] * cal.scan_scale[1])
-    electrons /= float(s.metadata.get_item("Simulation.intensity_scale", 1.0))
+    electrons /= intensity_scale(s)
     if hasattr(data, "dask"):
         import dask.array as da
 

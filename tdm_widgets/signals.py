@@ -117,6 +117,32 @@ def _detector_cal(axis, s):
     return float(axis.scale) * f, float(axis.offset) * f, "mrad"
 
 
+def intensity_scale(s) -> float:
+    """Factor by which a signal's values exceed fractions of the incident beam.
+
+    Bundled simulations store ``metadata.Simulation.intensity_scale`` times the beam
+    fraction per detector pixel (so that float16 keeps high-angle values normal); data
+    without that item (arrays, experiments, other simulations) count as 1.
+
+    Parameters
+    ----------
+    s : hyperspy.signals.BaseSignal or array_like
+        The data.
+
+    Returns
+    -------
+    float
+        ``values / intensity_scale(s)`` are beam fractions [1].
+
+    Examples
+    --------
+    >>> intensity_scale(np.ones((2, 2, 3, 3)))
+    1.0
+    """
+    meta = getattr(s, "metadata", None)
+    return 1.0 if meta is None else float(meta.get_item("Simulation.intensity_scale", 1.0))
+
+
 def correction_of(s) -> Correction | None:
     """The corrections stored on a signal (``metadata.TDM_corrections``: ``bad_pixels``
     and ``descan_px``), or None when it has none."""

@@ -30,6 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 import tdm_widgets as tw
+from tdm_widgets.signals import intensity_scale
 from tdm_widgets.simulate import columns_of, select
 
 BUNDLED = Path(tw.__file__).parent / "data" / "lifepo4_thickness.hspy"
@@ -135,8 +136,7 @@ def make_experiment_like(det_px: int = 128, mrad_per_px: float = 1.0,
     rng = np.random.default_rng(seed)
     series = tw.load(BUNDLED)
     s70 = select(series, thickness_nm=70)
-    sim = np.asarray(s70.data, np.float64) / float(
-        series.metadata.get_item("Simulation.intensity_scale", 1.0))
+    sim = np.asarray(s70.data, np.float64) / intensity_scale(series)
     sy, sx = sim.shape[:2]
     kax = s70.axes_manager.signal_axes[0]
     sim_scale, sim_offset = float(kax.scale), float(kax.offset)

@@ -22,6 +22,7 @@ import argparse
 import numpy as np
 
 import tdm_widgets as tw
+from tdm_widgets.signals import intensity_scale
 from tdm_widgets.simulate import select, tile_cells
 
 
@@ -37,8 +38,7 @@ def main() -> None:
     args = ap.parse_args()
     series = tw.load(args.data or tw.data_path("lifepo4_thickness"))
     s0 = select(series, thickness_nm=70)
-    scale = float(s0.metadata.get_item("Simulation.intensity_scale", 1.0))
-    clean = np.tile(np.asarray(s0.data, float) / scale, (3, 3, 1, 1))  # beam fractions
+    clean = np.tile(np.asarray(s0.data, float) / intensity_scale(s0), (3, 3, 1, 1))
     cal = dict(mrad_per_px=s0.axes_manager[-1].scale)
     print(f"detector {s0.data.shape[2:]} px, {cal['mrad_per_px']} mrad/px as read; "
           f"patterns sum to {clean.sum((2, 3)).mean():.3f} of the beam")
