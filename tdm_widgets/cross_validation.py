@@ -22,30 +22,61 @@ from .core.blocks import computed, is_lazy, whole_patterns
 from .core.corrections import CorrectedData, raw_and_correction
 from .core.correlate import pcc_masks
 from .core.progress import hyperspy_progressbar
-from .core.split import check_counts, dose_split_images, thin
+from .core.split import check_counts, dose_split_images, fold_counts
 from .detector import resolve_detector_region
 from .signals import as_array, pick, provenance, unwrap, wrap_scan_images
 
 
-def thinned_halves(data, seed: int = 0):
-    """Two independent halves ``(A, D - A)`` of count data (see
-    :func:`tdm_widgets.core.split.thin`), lazily for dask input (drawn on whole
-    patterns, so the draw equals the eager one for any chunking) and as two arrays for
-    numpy input. :func:`cross_validated_image` never stores them; this is for looking.
+def thinned_folds(data, seed: int = 0, folds: int = 2) -> list:
+    """``folds`` independent parts of count data that add up to it (multinomial
+    thinning with equal probabilities, :func:`tdm_widgets.core.split.fold_counts`),
+    lazily for dask input (drawn on whole patterns, so the draw equals the eager one
+    for any chunking) and as arrays for numpy input.
+
+    Parameters
+    ----------
+    data : ndarray or dask.array.Array
+        ``(scan_y, scan_x, det_y, det_x)`` non-negative integer counts.
+    seed : int
+        Seed of the split.
+    folds : int
+        Number of parts (>= 2).
+
+    Returns
+    -------
+    list
+        ``folds`` arrays of the data's shape (each Poisson at ``1/folds`` of the dose
+        for Poisson counts).
+
+    Examples
+    --------
+    >>> counts = np.random.default_rng(0).poisson(9.0, (3, 4, 5, 5))
+    >>> parts = thinned_folds(counts, seed=2, folds=4)
+    >>> len(parts), bool((sum(parts) == counts).all())
+    (4, True)
     """
     check_counts(data.dtype)
+    if not (isinstance(folds, (int, np.integer)) and folds >= 2):
+        raise ValueError(f"folds must be an integer >= 2; got {folds!r}")
     sy, sx = data.shape[:2]
     index = np.arange(sy * sx).reshape(sy, sx)
-    if is_lazy(data):
-        import dask.array as da
+    if not is_lazy(data):
+        return fold_counts(np.asarray(data), index, seed, folds)
+    import dask.array as da
 
-        data = whole_patterns(data)
-        idx = da.from_array(index[:, :, None, None], chunks=data.chunks[:2] + ((1,), (1,)))
-        a = da.map_blocks(lambda b, i: thin(b, i[:, :, 0, 0], seed), data, idx,
-                          dtype=np.dtype(data.dtype).newbyteorder("="))
-    else:
-        a = thin(np.asarray(data), index, seed)
-    return a, data - a
+    data = whole_patterns(data)
+    idx = da.from_array(index[:, :, None, None], chunks=data.chunks[:2] + ((1,), (1,)))
+    dtype = np.dtype(data.dtype).newbyteorder("=")
+    return [da.map_blocks(lambda b, i, j=j: fold_counts(b, i[:, :, 0, 0], seed, folds)[j],
+                          data, idx, dtype=dtype) for j in range(folds)]
+
+
+def thinned_halves(data, seed: int = 0):
+    """Two independent halves ``(A, D - A)`` of count data: :func:`thinned_folds`
+    with two folds. :func:`cross_validated_image` never stores them; this is for
+    looking."""
+    a, b = thinned_folds(data, seed, 2)
+    return a, b
 
 
 @hyperspy_progressbar
@@ -327,16 +358,20 @@ def cross_validated_joint_images(s, template, fit_region=None,
                                  ridges=(0.0, 0.01, 0.1, 1.0, 10.0),
                                  normalization: str = "pcc", detector_region=None,
                                  seed: int = 0, show_progressbar: bool | None = None,
-                                 names=None) -> JointCrossValidated:
+                                 names=None, folds: int = 2) -> JointCrossValidated:
     """Dose-split images with masks fitted on a reference region, independent and
     joint, the joint ridge chosen by cross-validation.
 
-    The counts are split into two binomial halves. On each half the masks are
-    fitted within ``fit_region`` (a perfect reference cell, so defects elsewhere do
-    not shape them) and the combination ``W`` of the joint fit
-    (:func:`tdm_widgets.unmix_images`) on that half's own images; both are then
-    applied to the other half. A ridge's error is how badly the held-out joint
-    images reproduce the templates on ``fit_region``.
+    The counts are split into ``folds`` independent parts (multinomial thinning,
+    :func:`thinned_folds`; two folds are the binomial halves). For each part the
+    masks are fitted on the other parts together, within ``fit_region`` (a perfect
+    reference cell, so defects elsewhere do not shape them), with the combination
+    ``W`` of the joint fit (:func:`tdm_widgets.unmix_images`) on their own images;
+    both are then applied to the held-out part, and the images of all parts are
+    averaged. More folds fit each mask on more of the counts (``1 - 1/folds`` of
+    them: less noise in the masks at low dose) for ``folds`` mask fits instead of
+    two. A ridge's error is how badly the held-out joint images reproduce the
+    templates on ``fit_region``.
 
     Parameters
     ----------
@@ -358,6 +393,8 @@ def cross_validated_joint_images(s, template, fit_region=None,
         Progress bars.
     names : sequence of str, optional
         One name per template, recorded in ``metadata.TDM.names`` of both stacks.
+    folds : int
+        Parts of the dose split (>= 2); numpy input holds them all in memory.
 
     Returns
     -------
@@ -392,16 +429,17 @@ def cross_validated_joint_images(s, template, fit_region=None,
     det = resolve_detector_region(detector_region, data.shape[2:], cal)
     kw = dict(normalization=normalization, detector_region=det, progress=show_progressbar,
               region=None if fit_region is None else region)
-    raw, corr = raw_and_correction(data)  # thin the raw counts, then correct each half
-    a, b = thinned_halves(raw, seed)
-    if corr is not None:
-        a, b = CorrectedData(a, corr), CorrectedData(b, corr)
+    raw, corr = raw_and_correction(data)  # thin the raw counts, then correct each part
+    parts = thinned_folds(raw, seed, folds)
     fits = []
-    for fit_half, other in ((a, b), (b, a)):
-        m, _ = pcc_masks(fit_half, t, **kw)
-        fits.append((_apply(fit_half, m, False, None, show_progressbar),
-                     _apply(other, m, False, None, show_progressbar)))
-    pearson = 0.5 * (fits[0][1] + fits[1][1])
+    for j, held in enumerate(parts):
+        fit = parts[1 - j] if folds == 2 else sum(p for i, p in enumerate(parts) if i != j)
+        if corr is not None:
+            fit, held = CorrectedData(fit, corr), CorrectedData(held, corr)
+        m, _ = pcc_masks(fit, t, **kw)
+        fits.append((_apply(fit, m, False, None, show_progressbar),
+                     _apply(held, m, False, None, show_progressbar)))
+    pearson = np.mean([held for _, held in fits], axis=0)
     tr = t[:, region]
     errors, weights = {}, {}
     for r in ridges:
@@ -413,11 +451,11 @@ def cross_validated_joint_images(s, template, fit_region=None,
         errors[float(r)] = float(np.mean(err))
         weights[float(r)] = ws
     best = min(errors, key=errors.get)
-    wa, wb = weights[best]
-    joint = 0.5 * (np.einsum("sj,syx->jyx", wa, fits[0][1])
-                   + np.einsum("sj,syx->jyx", wb, fits[1][1]))
+    joint = np.mean([np.einsum("sj,syx->jyx", w, held)
+                     for w, (_, held) in zip(weights[best], fits)], axis=0)
     meta = provenance("cross_validated_joint_images", src, normalization=normalization,
-                      seed=int(seed), template=t, fit_region=region, ridge=float(best))
+                      seed=int(seed), template=t, fit_region=region, ridge=float(best),
+                      folds=int(folds))
     pearson, joint = (wrap_scan_images(img, cal, f"cross-validated {kind} images", meta,
                                        names=names)
                       for img, kind in ((pearson, "Pearson"), (joint, "joint")))

@@ -393,9 +393,9 @@ def test_dose_split_with_corrections_is_two_passes_and_equals_storing_the_halves
     want = 0.5 * (apply_masks(b, ma, normalized=normalized, stats=sb)
                   + apply_masks(a, mb, normalized=normalized, stats=sa))
     thinned = []
-    real_thin = split.thin
-    monkeypatch.setattr(split, "thin", lambda blk, i, s: thinned.append(i.size) or
-                        real_thin(blk, i, s))
+    real_folds = split.fold_counts
+    monkeypatch.setattr(split, "fold_counts", lambda blk, i, s, f=2: thinned.append(i.size)
+                        or real_folds(blk, i, s, f))
 
     class Reads:
         """The raw counts, counting the chunks read from them."""

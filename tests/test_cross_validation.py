@@ -154,9 +154,9 @@ def test_dose_split_eager_equals_lazy_with_detector_split_chunks(normalized, dty
     eager = cross_validated_image(counts, t, split="dose", normalized=normalized, seed=2)
     np.testing.assert_allclose(eager.data, ref, rtol=1e-9, atol=1e-9)
     thinned = []
-    real_thin = split.thin
-    monkeypatch.setattr(split, "thin", lambda b, i, s: thinned.append(i.size) or
-                        real_thin(b, i, s))
+    real_folds = split.fold_counts
+    monkeypatch.setattr(split, "fold_counts", lambda b, i, s, f=2: thinned.append(i.size)
+                        or real_folds(b, i, s, f))
     lazy = cross_validated_image(da.from_array(counts, chunks=(4, 3, 3, 4)), t,
                                  split="dose", normalized=normalized, seed=2)
     np.testing.assert_allclose(lazy.data, eager.data, rtol=1e-12, atol=1e-12)

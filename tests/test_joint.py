@@ -54,3 +54,38 @@ def test_joint_images_with_a_reference_region_and_bad_input(rng):
         tw.cross_validated_joint_images(counts, t[:1])
     with pytest.raises(ValueError, match="ridges"):
         tw.cross_validated_joint_images(counts, t, ridges=(-1.0,))
+
+
+def test_joint_images_with_three_folds_equal_the_folds_spelled_out(rng):
+    """folds=3: each part imaged by masks and a joint combination fitted on the other
+    two parts (the multinomial draw written out with the documented generators)."""
+    counts, t = _mixed_counts(rng, electrons=300.0)
+    region = np.zeros(t.shape[1:], bool)
+    region[:, :12] = True
+    r = tw.cross_validated_joint_images(counts, t, fit_region=region, ridges=(1.0,),
+                                        folds=3, seed=4)
+    sy, sx = counts.shape[:2]
+    n = counts.astype(np.int64)
+    parts = np.zeros((3,) + counts.shape, np.int64)
+    for idx in range(sy * sx):
+        y, x = divmod(idx, sx)
+        g = np.random.default_rng((4, idx))
+        parts[0, y, x] = g.binomial(n[y, x], 1 / 3)
+        parts[1, y, x] = g.binomial(n[y, x] - parts[0, y, x], 1 / 2)
+    parts[2] = n - parts[0] - parts[1]
+    pearson, joint = [], []
+    for j in range(3):
+        fit = n - parts[j]
+        m = tw.pcc_mask(fit, t, region=region, show_progressbar=False)
+        own = tw.apply_mask(fit, m, show_progressbar=False).data
+        held = tw.apply_mask(parts[j], m, show_progressbar=False).data
+        w = tw.unmix_images(own, t, 1.0, region=region)[1]
+        pearson.append(held)
+        joint.append(np.einsum("sj,syx->jyx", w, held))
+    np.testing.assert_allclose(r.pearson.data, np.mean(pearson, 0), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(r.joint.data, np.mean(joint, 0), rtol=1e-9, atol=1e-12)
+    assert r.joint.metadata.TDM.parameters.folds == 3
+    # each part holds a third of the counts
+    assert np.allclose(parts.sum(axis=(1, 2, 3, 4)) / n.sum(), 1 / 3, atol=0.01)
+    with pytest.raises(ValueError, match="folds"):
+        tw.cross_validated_joint_images(counts, t, folds=1)

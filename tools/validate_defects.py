@@ -3,10 +3,12 @@
 the defect supercell, over several noise draws.
 
     python tools/validate_defects.py [--data FILE] [--seeds N] [--region LO,HI ...]
+                                     [--folds K]
 
 Masks are fitted on the perfect reference cell only (the lower-right scan cell). For
 each detector region it prints, for the noise-free data and for Poisson counts at
-2e3 and 2e4 e/probe (dose split, :func:`tdm_widgets.cross_validated_joint_images`),
+2e3 and 2e4 e/probe (dose split into ``--folds`` parts,
+:func:`tdm_widgets.cross_validated_joint_images`),
 the contrast of each defect in each criterion image: z at the defect minus the mean z
 at the same site of the other three cells [image standard deviations]. Two estimates:
 the independent Pearson images and the joint images (:func:`tdm_widgets.unmix_images`):
@@ -80,6 +82,8 @@ def main() -> None:
     ap.add_argument("--region", nargs="+", default=["0,23.5", "0,1000"],
                     help="detector regions LO,HI [mrad] (1000: the whole detector)")
     ap.add_argument("--doses", nargs="+", type=float, default=[2e3, 2e4], help="[e/probe]")
+    ap.add_argument("--folds", type=int, default=2,
+                    help="parts of the dose split (each imaged by masks fitted on the others)")
     ap.add_argument("--bin", type=int, default=1,
                     help="sum detector pixels in bin x bin blocks first (fewer mask pixels "
                          "than reference positions at low dose)")
@@ -117,13 +121,13 @@ def main() -> None:
                 counts = tw.add_poisson_noise(s, dose / (step_y * step_x), seed=seed)
                 cv = tw.cross_validated_joint_images(counts, templates, fit_region=reference,
                                                      detector_region=(lo, hi), seed=seed,
-                                                     show_progressbar=False)
+                                                     folds=args.folds, show_progressbar=False)
                 pearson.append(criteria_row(cv.pearson.data, names, truth, shape))
                 joint.append(criteria_row(cv.joint.data, names, truth, shape))
                 fixed = tw.unmix_images(cv.pearson.data, templates, 1.0, region=reference)[0]
                 joint1.append(criteria_row(fixed, names, truth, shape))
                 ridges.append(cv.ridge)
-            data = f"{dose:.0e} e/probe, CV"
+            data = f"{dose:.0e} e/probe, CV ({args.folds} folds)"
             print(f"| {label} | {data} | Pearson | " + " | ".join(fmt(np.array(pearson)))
                   + " |")
             print(f"| {label} | {data} | joint, ridge by CV {sorted(set(ridges))} | "

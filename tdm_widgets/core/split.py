@@ -34,8 +34,14 @@ def check_counts(dtype) -> None:
             "split='cells', or add noise first with tdm_widgets.add_poisson_noise")
 
 
-def thin(block, index, seed: int) -> np.ndarray:
-    """The first half ``A`` of a binomial thinning (p = 1/2) of every pattern.
+def fold_counts(block, index, seed: int, folds: int = 2) -> list[np.ndarray]:
+    """Every pattern split into ``folds`` independent parts by multinomial thinning
+    with equal probabilities (for Poisson counts each part is Poisson at ``1/folds``
+    of the dose).
+
+    Part ``j`` is drawn as ``Binomial(n - parts before it, 1 / (folds - j))`` and the
+    last part is what is left, all from the position's own generator, so two folds
+    give a binomial thinning with p = 1/2 and its complement.
 
     Parameters
     ----------
@@ -46,21 +52,30 @@ def thin(block, index, seed: int) -> np.ndarray:
         ``default_rng((seed, index))``.
     seed : int
         Seed of the split.
+    folds : int
+        Number of parts (>= 2).
 
     Returns
     -------
-    ndarray
-        ``A``, in the block's integer type (native byte order); ``block - A`` is the
-        other half.
+    list of ndarray
+        ``folds`` arrays in the block's integer type (native byte order) that add
+        up to the block.
 
     Raises
     ------
     ValueError
         For negative counts (e.g. dark-subtracted data), naming the scan position.
+
+    Examples
+    --------
+    >>> counts = np.random.default_rng(0).poisson(30.0, (2, 2, 4, 4))
+    >>> parts = fold_counts(counts, np.arange(4).reshape(2, 2), seed=1, folds=3)
+    >>> len(parts), bool((sum(parts) == counts).all())
+    (3, True)
     """
     by, bx = block.shape[:2]
     flat = block.reshape((by * bx,) + block.shape[2:])
-    out = np.empty(flat.shape, dtype=np.dtype(block.dtype).newbyteorder("="))
+    out = np.empty((folds,) + flat.shape, dtype=np.dtype(block.dtype).newbyteorder("="))
     for k, idx in enumerate(np.asarray(index).ravel()):
         n = flat[k].astype(np.int64)  # one pattern at a time
         if n.min() < 0:
@@ -68,16 +83,19 @@ def thin(block, index, seed: int) -> np.ndarray:
                 f"data has negative counts (minimum {int(n.min())} at flat scan position "
                 f"{int(idx)}): split='dose' splits non-negative counts; use "
                 "split='cells' for dark-subtracted or signed data")
-        out[k] = np.random.default_rng((seed, int(idx))).binomial(n, 0.5)
-    return out.reshape(block.shape)
+        rng = np.random.default_rng((seed, int(idx)))
+        for j in range(folds - 1):
+            out[j, k] = rng.binomial(n, 1.0 / (folds - j))
+            n = n - out[j, k]
+        out[folds - 1, k] = n
+    return list(out.reshape((folds,) + block.shape))
 
 
 def halves(block, index, seed: int, correction=None, scan_x: int = 1):
     """Both halves ``(A, D - A)`` of one block of raw counts, each corrected (bad
     pixels, descan) when a :class:`~.corrections.Correction` is given; ``index`` is
     the block's window of flat scan indices (it also locates the block in the scan)."""
-    a = thin(block, index, seed)
-    b = block - a
+    a, b = fold_counts(block, index, seed, 2)
     if correction is not None:
         first, last = int(index[0, 0]), int(index[-1, -1])
         ys = slice(first // scan_x, last // scan_x + 1)
