@@ -7,7 +7,7 @@ import pytest
 
 import tdm_widgets as tw
 from tdm_widgets.column_templates import specificity
-from tdm_widgets.cross_validation import cross_validated_image, thinned_halves
+from tdm_widgets.cross_validation import cross_validated_image, thinned_folds, thinned_halves
 
 
 def _points(shape, n, seed):
@@ -53,6 +53,24 @@ def test_thinning_gives_independent_poisson_halves():
     # independent of chunking: the lazy draw equals the eager one
     la, _ = thinned_halves(da.from_array(counts, chunks=(7, 11, 4, 4)), seed=1)
     np.testing.assert_array_equal(la.compute(), a)
+
+
+def test_thinning_into_four_folds_gives_independent_poisson_parts():
+    """Multinomial thinning: each part Poisson at a quarter of the dose (mean = var),
+    parts uncorrelated and adding up to the counts; lazy equals eager."""
+    rng = np.random.default_rng(7)
+    counts = rng.poisson(40.0, size=(30, 30, 4, 4)).astype(">u2")
+    parts = thinned_folds(counts, seed=3, folds=4)
+    np.testing.assert_array_equal(sum(p.astype(np.int64) for p in parts), counts)
+    for p in parts:
+        assert p.mean() == pytest.approx(10.0, rel=0.02)
+        assert p.var() == pytest.approx(10.0, rel=0.06)
+    assert abs(np.corrcoef(parts[0].ravel(), parts[3].ravel())[0, 1]) < 0.03
+    lazy = thinned_folds(da.from_array(counts, chunks=(7, 11, 2, 4)), seed=3, folds=4)
+    for lp, p in zip(lazy, parts):
+        np.testing.assert_array_equal(lp.compute(), p)
+    with pytest.raises(ValueError, match="folds"):
+        thinned_folds(counts, folds=1)
 
 
 def test_dose_split_refuses_noise_free_data(rng):
