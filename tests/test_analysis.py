@@ -340,6 +340,26 @@ def test_column_model_separates_the_o_column_next_to_ti(shift_px):
         tw.fit_displacements(adf, o_img, cols, cage_background="quadratic")
 
 
+def test_soft_window_edge_makes_the_fit_continuous_in_the_window_position():
+    """A column with an unmodelled neighbour 2.5 px away: as the window centre moves
+    in steps of 0.01 px, a hard disc takes pixels in and out and the fitted position
+    jumps by more than 0.05 px; with the soft edge it moves by less than 0.01 px per
+    step (what lets the iterated fit of fit_displacements settle)."""
+    yy, xx = np.mgrid[:24, :24].astype(float)
+    img = (np.exp(-((yy - 10.3) ** 2 + (xx - 10.6) ** 2) / (2 * 0.9 ** 2))
+           + 0.5 * np.exp(-((yy - 12.8) ** 2 + (xx - 10.6) ** 2) / (2 * 0.9 ** 2)))
+    starts = np.arange(9.8, 10.8, 0.01)
+
+    def fitted(edge):
+        return np.array([tw.fit_columns(img, [[y, 10.6]], window_px=2.0,
+                                        soft_edge_px=edge).positions[0, 0] for y in starts])
+
+    assert np.abs(np.diff(fitted(0.0))).max() > 0.05
+    assert np.abs(np.diff(fitted(1.0))).max() < 0.01
+    with pytest.raises(ValueError, match="soft_edge_px"):
+        tw.fit_columns(img, [[10.0, 10.0]], soft_edge_px=-1.0)
+
+
 def test_fit_displacements_leaves_the_callers_positions_alone():
     """The starting positions passed in are not overwritten by the refined ones
     (the O positions once were, in place)."""

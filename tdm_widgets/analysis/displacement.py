@@ -106,11 +106,14 @@ def _offsets(points, centre, period):
 
 def fit_columns(image, positions, neighbours=None, partners=None, partner_shape=None,
                 window_px: float = 2.0, period=None, move: bool = True,
-                partner_ratio: float | None = None, background: str = "constant"
-                ) -> ColumnFit:
+                partner_ratio: float | None = None, background: str = "constant",
+                soft_edge_px: float = 1.0) -> ColumnFit:
     """Gaussian column model fitted in a disc around each column.
 
-    In a window of radius ``window_px`` the image is modelled as a background (a
+    In a window of radius ``window_px`` (a soft edge: residuals weighted 1 up to
+    ``soft_edge_px / 2`` inside it, falling linearly to 0 as far outside, so that the
+    fit changes continuously as the window follows the column) the image is
+    modelled as a background (a
     constant, or a plane that takes up the slope left by the tails of columns
     farther away) plus a Gaussian for the column (free position, height >= 0 and
     width 0.4 px to ``window_px``), a Gaussian at each neighbouring column whose
@@ -150,6 +153,10 @@ def fit_columns(image, positions, neighbours=None, partners=None, partner_shape=
         column's fitted width (used instead of ``partner_shape``).
     background : {"constant", "plane"}
         Background under the Gaussians in each window.
+    soft_edge_px : float
+        Width of the window's soft edge [px]; 0 is a hard disc, whose pixel set
+        jumps as the window moves: iterated fits (:func:`fit_displacements`) could
+        then flip between two answers 0.2 px apart and never converge.
 
     Returns
     -------
@@ -182,6 +189,8 @@ def fit_columns(image, positions, neighbours=None, partners=None, partner_shape=
         raise ValueError(f"partner_ratio must be a finite number >= 0; got {partner_ratio!r}")
     if background not in ("constant", "plane"):
         raise ValueError(f"background must be 'constant' or 'plane'; got {background!r}")
+    if not (np.isfinite(soft_edge_px) and soft_edge_px >= 0):
+        raise ValueError(f"soft_edge_px must be a finite number >= 0; got {soft_edge_px!r}")
     ny, nx = img.shape
     yy, xx = np.mgrid[:ny, :nx].astype(float)
     grid = np.stack([yy.ravel(), xx.ravel()], 1)
@@ -190,8 +199,12 @@ def fit_columns(image, positions, neighbours=None, partners=None, partner_shape=
     span = float(np.ptp(img)) or 1.0
     for i, c in enumerate(pos):
         d = _offsets(grid, c, period)
-        inside = np.hypot(d[:, 0], d[:, 1]) <= window_px
+        r_px = np.hypot(d[:, 0], d[:, 1])
+        inside = r_px < window_px + soft_edge_px / 2 if soft_edge_px > 0 else r_px <= window_px
         dy, dx, val = d[inside, 0], d[inside, 1], img.ravel()[inside]
+        weight = (np.clip((window_px + soft_edge_px / 2 - r_px[inside]) / soft_edge_px, 0, 1)
+                  if soft_edge_px > 0 else np.ones(len(val)))
+        root_w = np.sqrt(weight)
         fixed = []
         if partners is not None and np.isfinite(partners[i]).all():
             fixed.append(_offsets(partners[i], c, period))
@@ -225,8 +238,9 @@ def fit_columns(image, positions, neighbours=None, partners=None, partner_shape=
         if len(val) <= len(p0):  # cut by the scan edge: left where it is, not measured
             out[i] = c
             continue
-        res = least_squares(lambda p, v=val: (model(p) - v) / span, p0, bounds=(lo, hi))
-        dof = len(val) - len(p0)
+        res = least_squares(lambda p, v=val, w=root_w: w * (model(p) - v) / span, p0,
+                            bounds=(lo, hi))
+        dof = max(float(weight.sum()) - len(p0), 1.0)
         cov = np.linalg.pinv(res.jac.T @ res.jac) * float(res.fun @ res.fun) / dof
         out[i] = c + res.x[3:5]
         err[i] = np.sqrt(np.clip(np.diag(cov)[3:5], 0, None)) if move else 0.0
@@ -306,8 +320,8 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
                       period=None, max_iter: int = 10, tol_px: float = 0.02,
                       tol_sigma: float = 0.5,
                       partner_ratio: float | None = PARTNER_RATIO,
-                      centre_background: str = "plane", cage_background: str = "constant"
-                      ) -> DisplacementFit:
+                      centre_background: str = "plane", cage_background: str = "constant",
+                      soft_edge_px: float = 1.0) -> DisplacementFit:
     """Displacement of each centre column (Ti) from the centre of its four cage
     columns (O) by a column model that separates the cage column lying next to the
     centre in projection.
@@ -370,6 +384,8 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
         angstrom) but on the bundled PbTiO3 series it raised the displacement error
         at 20 nm (0.045 to 0.061 angstrom) and kept the fit from converging: the
         cage default stays constant.
+    soft_edge_px : float
+        Soft edge of every fitting window (:func:`fit_columns`) [px].
 
     Returns
     -------
@@ -406,7 +422,7 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
                          + [np.delete(pos[cage], members, axis=0)])
         fit_o = fit_columns(light, pos[cage][members], neighbours=np.vstack(
             [rest, pos[cage][members]]), window_px=window_px, period=period,
-            background=cage_background)
+            background=cage_background, soft_edge_px=soft_edge_px)
         pos[cage][members] = fit_o.positions
         o_err = np.full(pos[cage].shape, np.nan)
         o_err[members] = fit_o.uncertainty_px
@@ -424,13 +440,15 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
         if partner_ratio is None:
             eq_cols = np.unique(np.take_along_axis(idx, eq, 1))
             eq_fit = fit_columns(heavy, pos[cage][eq_cols], neighbours=np.vstack(
-                [v for v in pos.values()]), window_px=window_px, period=period, move=False)
+                [v for v in pos.values()]), window_px=window_px, period=period, move=False,
+                soft_edge_px=soft_edge_px)
             shape = (float(np.nanmedian(eq_fit.amplitude)),
                      float(np.nanmedian(eq_fit.sigma_px)))
         nb = np.vstack([v for k, v in pos.items() if k != centre] + [pos[centre]])
         fit_c = fit_columns(heavy, pos[centre], neighbours=nb, partners=partner,
                             partner_shape=shape, partner_ratio=partner_ratio,
-                            background=centre_background, window_px=window_px, period=period)
+                            background=centre_background, window_px=window_px, period=period,
+                            soft_edge_px=soft_edge_px)
         pos[centre] = fit_c.positions
         moves = {k: np.hypot(*_offsets(pos[k], old[k], period).T) for k in (centre, cage)}
         history.append(max(float(np.max(m)) for m in moves.values()))
