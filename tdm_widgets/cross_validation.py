@@ -36,17 +36,15 @@ def thinned_folds(data, seed: int = 0, folds: int = 2) -> list:
     Parameters
     ----------
     data : ndarray or dask.array.Array
-        ``(scan_y, scan_x, det_y, det_x)`` non-negative integer counts.
-    seed : int
-        Seed of the split.
-    folds : int
-        Number of parts (>= 2).
+        4D counts, integer and >= 0, scan axes first.
+    seed, folds : int
+        The split's seed, and into how many parts (at least 2).
 
     Returns
     -------
     list
-        ``folds`` arrays of the data's shape (each Poisson at ``1/folds`` of the dose
-        for Poisson counts).
+        Arrays shaped like ``data``; for Poisson counts each is Poisson at
+        ``1/folds`` of the dose.
 
     Examples
     --------
