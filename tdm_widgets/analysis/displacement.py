@@ -337,16 +337,17 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
     ``tol_px`` or than ``tol_sigma`` times its own standard error.
 
     Known bias: ``uncertainty_px`` is the statistical error of the fit only. On
-    PbTiO3 [100] simulations (``tools/validate_displacement.py``, README validation
-    table) the displacement from ADF peaks is off by up to 0.045 angstrom on the
-    development set and by up to 0.085 angstrom on two held-out sets (20-45 nm; the
-    error is negative, Ti too close to its cage centre, at every shift of +0.1
-    angstrom or more; at +0.1 angstrom it is the Ti position in the ADF, 0.06-0.07
-    angstrom low, while the cage centre is within 0.011 angstrom), more than the
-    fitted uncertainty in most cases; ``partner_ratio`` was chosen on the
-    development set (an isolated O column's height in the ADF, the former model,
-    under-weights the O next to Ti, whose ADF signal is raised by channelling onto
-    the pair).
+    PbTiO3 [100] simulations with 16 phonon configurations in four sets made with
+    different settings (``tools/validate_displacement.py``, README validation table)
+    the displacement from ADF peaks is within 0.05 angstrom in 36 of 39 runs at 20-45
+    nm and within 0.016 angstrom at the room-temperature shift (-0.317 angstrom). The
+    three misses (up to 0.071 angstrom, Ti too close to its cage centre) are all at 21-24
+    nm with Ti displaced +0.1 angstrom or more towards the nearer Pb row: there the Ti
+    position in the ADF comes out 0.05-0.06 angstrom low, the cage centre within 0.02
+    angstrom (both relative to the Pb column). ``partner_ratio``
+    was chosen on the development set (an isolated O column's height in the ADF, the
+    former model, under-weights the O next to Ti, whose ADF signal is raised by
+    channelling onto the pair).
 
     Parameters
     ----------
