@@ -67,6 +67,10 @@ SETS = {
                      thickness_nm=(20.0, 33.0, 45.0),
                      preset=dict(lateral_A=20.0, sampling_A=0.085, num_configs=16,
                                  scan_step_A=0.31, max_angle_mrad=64.0, mrad_per_px=1.0)),
+    "heldout4": dict(cache="pto_disp_heldout4_c16", seed=29, shifts_A=(-0.317, 0.12, 0.28),
+                     thickness_nm=(20.0, 32.0, 44.0),
+                     preset=dict(lateral_A=23.0, sampling_A=0.092, num_configs=16,
+                                 scan_step_A=0.29, max_angle_mrad=64.0, mrad_per_px=1.2)),
 }
 
 
