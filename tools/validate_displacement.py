@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Ti-O displacement on PbTiO3 [100] simulations made with other settings than the
 bundled ones (issue 15): known Ti shifts from the O cage at several thicknesses, in
-four sets made with different settings.
+five sets made with different settings.
 
     python tools/validate_displacement.py simulate SET    # abTEM, cached in .sim/
     python tools/validate_displacement.py measure SET [window_px]
 
-SET is dev, heldout, heldout2 or heldout3.
+SET is dev, heldout, heldout2, heldout3 or heldout4.
 
 Every set is simulated with 16 frozen-phonon configurations. The scan covers one unit
 cell, so each image holds a single Ti column: with 4 configurations (the sets as first
@@ -32,6 +32,11 @@ and 43 nm.
 ``heldout3``: 20 angstrom slab, 0.085 angstrom grid, 0.31 angstrom scan step, seed 23,
 1 mrad pixels; Ti displaced -0.317, -0.050, +0.150 and +0.300 angstrom; exit planes at
 20, 33 and 45 nm.
+
+``heldout4`` (defined and simulated after the soft window edge was added, measured
+once): 23 angstrom slab, 0.092 angstrom grid, 0.29 angstrom scan step, seed 29, 1.2
+mrad pixels; Ti displaced -0.317, +0.120 and +0.280 angstrom; exit planes at 20, 32 and
+44 nm.
 
 ``measure`` prints, per shift and thickness, the displacement found from the ADF
 peaks (with its uncertainty and iterations) and from the true positions, the error
