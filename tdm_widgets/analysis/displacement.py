@@ -337,10 +337,10 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
     ``tol_px`` or than ``tol_sigma`` times its own standard error.
 
     Known bias: ``uncertainty_px`` is the statistical error of the fit only. On
-    PbTiO3 [100] simulations with 16 phonon configurations in four sets made with
+    PbTiO3 [100] simulations with 16 phonon configurations in five sets made with
     different settings (``tools/validate_displacement.py``, README validation table)
-    the displacement from ADF peaks is within 0.05 angstrom in 36 of 39 runs at 20-45
-    nm and within 0.016 angstrom at the room-temperature shift (-0.317 angstrom). The
+    the displacement from ADF peaks is within 0.05 angstrom in 45 of 48 runs at 20-45
+    nm and within 0.020 angstrom at the room-temperature shift (-0.317 angstrom). The
     three misses (up to 0.071 angstrom, Ti too close to its cage centre) are all at 21-24
     nm with Ti displaced +0.1 angstrom or more towards the nearer Pb row: there the Ti
     position in the ADF comes out 0.05-0.06 angstrom low, the cage centre within 0.02
