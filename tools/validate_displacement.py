@@ -54,29 +54,25 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Settings of each set: preset fields, phonon seed, Ti shifts [angstrom], thicknesses [nm].
-SETS = {
-    "dev": dict(cache="pto_disp_c16", seed=5, shifts_A=(-0.317, 0.0, 0.2),
-                thickness_nm=(20.0, 32.0, 45.0),
-                preset=dict(lateral_A=22.0, sampling_A=0.1, num_configs=16, scan_step_A=0.33,
-                            max_angle_mrad=64.0, mrad_per_px=2.0)),
-    "heldout": dict(cache="pto_disp_heldout_c16", seed=11, shifts_A=(-0.2, 0.1, 0.317),
-                    thickness_nm=(24.0, 36.0, 44.0),
-                    preset=dict(lateral_A=24.0, sampling_A=0.09, num_configs=16,
-                                scan_step_A=0.30, max_angle_mrad=64.0, mrad_per_px=1.5)),
-    "heldout2": dict(cache="pto_disp_heldout2_c16", seed=17, shifts_A=(-0.1, 0.05, 0.25),
-                     thickness_nm=(21.0, 33.0, 43.0),
-                     preset=dict(lateral_A=26.0, sampling_A=0.095, num_configs=16,
-                                 scan_step_A=0.28, max_angle_mrad=64.0, mrad_per_px=1.25)),
-    "heldout3": dict(cache="pto_disp_heldout3_c16", seed=23, shifts_A=(-0.317, -0.05, 0.15, 0.3),
-                     thickness_nm=(20.0, 33.0, 45.0),
-                     preset=dict(lateral_A=20.0, sampling_A=0.085, num_configs=16,
-                                 scan_step_A=0.31, max_angle_mrad=64.0, mrad_per_px=1.0)),
-    "heldout4": dict(cache="pto_disp_heldout4_c16", seed=29, shifts_A=(-0.317, 0.12, 0.28),
-                     thickness_nm=(20.0, 32.0, 44.0),
-                     preset=dict(lateral_A=23.0, sampling_A=0.092, num_configs=16,
-                                 scan_step_A=0.29, max_angle_mrad=64.0, mrad_per_px=1.2)),
+#: Each set: (cache folder, phonon seed, Ti shifts [angstrom], exit planes [nm], lateral
+#: box [angstrom], potential grid [angstrom], scan step [angstrom], detector pixel [mrad]).
+_TABLE = {
+    "dev": ("pto_disp_c16", 5, (-0.317, 0.0, 0.2), (20.0, 32.0, 45.0), 22.0, 0.1, 0.33, 2.0),
+    "heldout": ("pto_disp_heldout_c16", 11, (-0.2, 0.1, 0.317), (24.0, 36.0, 44.0),
+                24.0, 0.09, 0.30, 1.5),
+    "heldout2": ("pto_disp_heldout2_c16", 17, (-0.1, 0.05, 0.25), (21.0, 33.0, 43.0),
+                 26.0, 0.095, 0.28, 1.25),
+    "heldout3": ("pto_disp_heldout3_c16", 23, (-0.317, -0.05, 0.15, 0.3), (20.0, 33.0, 45.0),
+                 20.0, 0.085, 0.31, 1.0),
+    "heldout4": ("pto_disp_heldout4_c16", 29, (-0.317, 0.12, 0.28), (20.0, 32.0, 44.0),
+                 23.0, 0.092, 0.29, 1.2),
 }
+#: The same as settings: preset fields (16 phonon configurations, detector to 64 mrad),
+#: seed, shifts and thicknesses.
+SETS = {name: dict(cache=cache, seed=seed, shifts_A=shifts, thickness_nm=planes,
+                   preset=dict(lateral_A=box, sampling_A=grid, num_configs=16,
+                               scan_step_A=step, max_angle_mrad=64.0, mrad_per_px=mrad))
+        for name, (cache, seed, shifts, planes, box, grid, step, mrad) in _TABLE.items()}
 
 
 def cache_path(set_name: str, shift_A: float) -> Path:
