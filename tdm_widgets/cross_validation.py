@@ -65,8 +65,9 @@ def thinned_folds(data, seed: int = 0, folds: int = 2) -> list:
     data = whole_patterns(data)
     idx = da.from_array(index[:, :, None, None], chunks=data.chunks[:2] + ((1,), (1,)))
     dtype = np.dtype(data.dtype).newbyteorder("=")
-    return [da.map_blocks(lambda b, i, j=j: fold_counts(b, i[:, :, 0, 0], seed, folds)[j],
-                          data, idx, dtype=dtype) for j in range(folds)]
+    parts = [da.map_blocks(lambda b, i, j=j: fold_counts(b, i[:, :, 0, 0], seed, folds)[j],
+                           data, idx, dtype=dtype) for j in range(folds - 1)]
+    return parts + [data - sum(parts)]  # the last part is what is left: no further draw
 
 
 def thinned_halves(data, seed: int = 0):
