@@ -431,8 +431,8 @@ def cross_validated_joint_images(s, template, fit_region=None,
     raw, corr = raw_and_correction(data)  # thin the raw counts, then correct each part
     parts = thinned_folds(raw, seed, folds)
     fits = []
-    for j, held in enumerate(parts):
-        fit = parts[1 - j] if folds == 2 else sum(p for i, p in enumerate(parts) if i != j)
+    for held in parts:
+        fit = raw - held  # the other parts together
         if corr is not None:
             fit, held = CorrectedData(fit, corr), CorrectedData(held, corr)
         m, _ = pcc_masks(fit, t, **kw)

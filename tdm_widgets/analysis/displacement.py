@@ -200,10 +200,11 @@ def fit_columns(image, positions, neighbours=None, partners=None, partner_shape=
     for i, c in enumerate(pos):
         d = _offsets(grid, c, period)
         r_px = np.hypot(d[:, 0], d[:, 1])
-        inside = r_px < window_px + soft_edge_px / 2 if soft_edge_px > 0 else r_px <= window_px
+        weight = (np.clip((window_px + soft_edge_px / 2 - r_px) / soft_edge_px, 0, 1)
+                  if soft_edge_px > 0 else (r_px <= window_px).astype(float))
+        inside = weight > 0
         dy, dx, val = d[inside, 0], d[inside, 1], img.ravel()[inside]
-        weight = (np.clip((window_px + soft_edge_px / 2 - r_px[inside]) / soft_edge_px, 0, 1)
-                  if soft_edge_px > 0 else np.ones(len(val)))
+        weight = weight[inside]
         root_w = np.sqrt(weight)
         fixed = []
         if partners is not None and np.isfinite(partners[i]).all():
