@@ -66,6 +66,10 @@ _TABLE = {
                  20.0, 0.085, 0.31, 1.0),
     "heldout4": ("pto_disp_heldout4_c16", 29, (-0.317, 0.12, 0.28), (20.0, 32.0, 44.0),
                  23.0, 0.092, 0.29, 1.2),
+    "heldout5": ("pto_disp_heldout5_c16", 31, (-0.317, 0.08, 0.22), (22.0, 30.0, 40.0),
+                 21.0, 0.088, 0.32, 1.4),
+    "heldout6": ("pto_disp_heldout6_c16", 37, (-0.25, 0.15, 0.317), (20.0, 27.0, 38.0),
+                 25.0, 0.098, 0.27, 1.1),
 }
 #: The same as settings: preset fields (16 phonon configurations, detector to 64 mrad),
 #: seed, shifts and thicknesses.
