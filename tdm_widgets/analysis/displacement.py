@@ -338,17 +338,20 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
     ``tol_px`` or than ``tol_sigma`` times its own standard error.
 
     Known bias: ``uncertainty_px`` is the statistical error of the fit only. On
-    PbTiO3 [100] simulations with 16 phonon configurations in five sets made with
+    PbTiO3 [100] simulations with 16 phonon configurations in seven sets made with
     different settings (``tools/validate_displacement.py``, README validation table)
-    the displacement from ADF peaks is within 0.05 angstrom in 45 of 48 runs at 20-45
-    nm and within 0.020 angstrom at the room-temperature shift (-0.317 angstrom). The
-    three misses (up to 0.071 angstrom, Ti too close to its cage centre) are all at 21-24
-    nm with Ti displaced +0.1 angstrom or more towards the nearer Pb row: there the Ti
-    position in the ADF comes out 0.05-0.06 angstrom low, the cage centre within 0.02
-    angstrom (both relative to the Pb column). ``partner_ratio``
-    was chosen on the development set (an isolated O column's height in the ADF, the
-    former model, under-weights the O next to Ti, whose ADF signal is raised by
-    channelling onto the pair).
+    the displacement from ADF peaks is within 0.05 angstrom in 56 of 66 runs at 20-45
+    nm, within 0.036 angstrom at every negative shift and within 0.028 angstrom at the
+    room-temperature shift (-0.317 angstrom). Every miss (up to 0.077 angstrom, Ti too
+    close to its cage centre) has Ti displaced +0.08 angstrom or more towards the
+    nearer Pb row, most at 20-27 nm; the two newest sets, made in a later round with
+    the model fixed, missed 7 of 18. Two errors of similar size add there: the Ti
+    position in the ADF is pulled towards the O column beside it (up to 0.05
+    angstrom), and in the TDM O image the equatorial O towards the Pb column 1.6
+    angstrom from it and the apical O the other way (0.04-0.10 angstrom).
+    ``partner_ratio`` was chosen on the development set (an isolated O column's
+    height in the ADF, the former model, under-weights the O next to Ti, whose ADF
+    signal is raised by channelling onto the pair).
 
     Parameters
     ----------
@@ -381,11 +384,12 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
     centre_background, cage_background : {"plane", "constant"}
         Background under each centre (cage) column's window (:func:`fit_columns`):
         a plane takes up the slope of the tails of columns farther away. For the
-        cage, a plane lowered the O column errors in the TDM O image of the
-        development set of ``tools/validate_displacement.py`` (up to 0.076 to 0.039
-        angstrom) but on the bundled PbTiO3 series it raised the displacement error
-        at 20 nm (0.045 to 0.061 angstrom) and kept the fit from converging: the
-        cage default stays constant.
+        cage, a plane takes up most of the Pb tail under the equatorial O (on the
+        first five validation sets: misses 3 -> 1 of 48, rms error 0.028 -> 0.019
+        angstrom), but a Gaussian on a sloping plane is nearly degenerate in a 2 px
+        window: on one set at 21 nm an equatorial O then flips 0.58 px between
+        iterations and the displacement depends on where the fit stops (errors
+        +0.007 to -0.099 angstrom, damped or not). The cage default stays constant.
     soft_edge_px : float
         Soft edge of every fitting window (:func:`fit_columns`) [px].
 
