@@ -77,6 +77,8 @@ _TABLE = {
                  21.0, 0.088, 0.32, 1.4),
     "heldout6": ("pto_disp_heldout6_c16", 37, (-0.25, 0.15, 0.317), (20.0, 27.0, 38.0),
                  25.0, 0.098, 0.27, 1.1),
+    "heldout7": ("pto_disp_heldout7_c16", 41, (-0.317, 0.1, 0.25), (21.0, 29.0, 42.0),
+                 22.5, 0.094, 0.30, 1.3),
 }
 #: The same as settings: preset fields (16 phonon configurations, detector to 64 mrad),
 #: seed, shifts and thicknesses.
