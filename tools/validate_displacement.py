@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Ti-O displacement on PbTiO3 [100] simulations made with other settings than the
 bundled ones (issue 15): known Ti shifts from the O cage at several thicknesses, in
-seven sets made with different settings.
+eight sets made with different settings.
 
     python tools/validate_displacement.py simulate SET    # abTEM, cached in .sim/
     python tools/validate_displacement.py measure SET [window_px]
 
-SET is dev or heldout, heldout2, ... heldout6.
+SET is dev or heldout, heldout2, ... heldout7.
 
 Every set is simulated with 16 frozen-phonon configurations. The scan covers one unit
 cell, so each image holds a single Ti column: with 4 configurations (the sets as first
@@ -44,6 +44,9 @@ slab, 0.088 angstrom grid, 0.32 angstrom scan step, seed 31, 1.4 mrad pixels, Ti
 displaced -0.317, +0.080 and +0.220 angstrom, exit planes at 22, 30 and 40 nm; and 25
 angstrom slab, 0.098 angstrom grid, 0.27 angstrom scan step, seed 37, 1.1 mrad pixels,
 Ti displaced -0.250, +0.150 and +0.317 angstrom, exit planes at 20, 27 and 38 nm.
+``heldout7`` (defined after those two were measured, measured once): 22.5 angstrom slab,
+0.094 angstrom grid, 0.30 angstrom scan step, seed 41, 1.3 mrad pixels, Ti displaced
+-0.317, +0.100 and +0.250 angstrom, exit planes at 21, 29 and 42 nm.
 
 ``measure`` prints, per shift and thickness, the displacement found from the ADF
 peaks (with its uncertainty and iterations) and from the true positions, the error

@@ -338,14 +338,14 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
     ``tol_px`` or than ``tol_sigma`` times its own standard error.
 
     Known bias: ``uncertainty_px`` is the statistical error of the fit only. On
-    PbTiO3 [100] simulations with 16 phonon configurations in seven sets made with
+    PbTiO3 [100] simulations with 16 phonon configurations in eight sets made with
     different settings (``tools/validate_displacement.py``, README validation table)
-    the displacement from ADF peaks is within 0.05 angstrom in 56 of 66 runs at 20-45
-    nm, within 0.036 angstrom at every negative shift and within 0.028 angstrom at the
-    room-temperature shift (-0.317 angstrom). Every miss (up to 0.077 angstrom, Ti too
+    the displacement from ADF peaks is within 0.05 angstrom in 60 of 75 runs at 20-45
+    nm, within 0.036 angstrom at every negative shift and within 0.032 angstrom at the
+    room-temperature shift (-0.317 angstrom). Every miss (up to 0.103 angstrom, Ti too
     close to its cage centre) has Ti displaced +0.08 angstrom or more towards the
-    nearer Pb row, most at 20-27 nm; the two newest sets, made in a later round with
-    the model fixed, missed 7 of 18. Two errors of similar size add there: the Ti
+    nearer Pb row, most at 20-29 nm; the three newest sets, made in a later round with
+    the model fixed, missed 12 of 27. Two errors of similar size add there: the Ti
     position in the ADF is pulled towards the O column beside it (up to 0.05
     angstrom), and in the TDM O image the equatorial O towards the Pb column 1.6
     angstrom from it and the apical O the other way (0.04-0.10 angstrom).
