@@ -346,9 +346,10 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
     close to its cage centre) has Ti displaced +0.08 angstrom or more towards the
     nearer Pb row, most at 20-29 nm; the three newest sets, made in a later round with
     the model fixed, missed 12 of 27. Two errors of similar size add there: the Ti
-    position in the ADF is pulled towards the O column beside it (up to 0.05
+    position in the ADF is pulled towards the O column beside it (up to 0.06
     angstrom), and in the TDM O image the equatorial O towards the Pb column 1.6
-    angstrom from it and the apical O the other way (0.04-0.10 angstrom).
+    angstrom from it (up to 0.11 angstrom) and the apical O the other way (up to
+    0.07 angstrom).
     ``partner_ratio`` was chosen on the development set (an isolated O column's
     height in the ADF, the former model, under-weights the O next to Ti, whose ADF
     signal is raised by channelling onto the pair).
