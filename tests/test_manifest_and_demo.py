@@ -150,3 +150,34 @@ def test_bundled_simulations_have_the_fidelity_of_issue_14():
         checked.append(d["name"])
     assert {"lifepo4_thickness", "pbtio3_thickness", "lifepo4_defocus", "lifepo4_defects",
             "pbtio3_domain_wall"} <= set(checked)
+
+
+def test_validation_simulations_are_in_the_manifest():
+    """Every simulation the validation tools cache in .sim/ has a manifest entry with the
+    tool's own settings; a cache present on this machine matches its shape and checksum
+    (of the array: the .npz zip carries write times)."""
+    import hashlib
+    import sys
+
+    sys.path.insert(0, str(manifest.ROOT / "tools"))
+    import validate_displacement as vd
+    import validate_pacbed as vp
+
+    entries = {v["name"]: v for v in manifest.read_manifest()["validation"]}
+    expected = {f"pbtio3_displacement_{k}": (c["seed"], list(c["thickness_nm"]), c["preset"],
+                                             [vd.cache_path(k, d) for d in c["shifts_A"]])
+                for k, c in vd.SETS.items()}
+    expected["lifepo4_pacbed_heldout"] = (vp.SEED, list(vp.THICKNESS_NM), vp.PRESET,
+                                          [vp.CACHE])
+    assert set(entries) == set(expected)
+    for name, (seed, planes, preset, caches) in expected.items():
+        e = entries[name]
+        assert (e["parameters"]["seed"], e["parameters"]["thickness_nm"]) == (seed, planes)
+        assert {k: v for k, v in e["parameters"]["preset"].items() if k != "base"} == preset
+        assert [m["cache"] for m in e["members"]] == [
+            str(c.relative_to(manifest.ROOT)) for c in caches]
+        for m, path in zip(e["members"], caches):
+            if path.exists():
+                arr = np.ascontiguousarray(np.load(path)[m["array"]])
+                assert list(arr.shape) == m["shape"] and str(arr.dtype) == m["dtype"]
+                assert hashlib.sha256(arr.tobytes()).hexdigest() == m["sha256"]

@@ -8,9 +8,12 @@ Run after adding or regenerating data:  .venv/bin/python tools/build_manifest.py
 
 import re
 
+import numpy as np
+import validate_displacement
+import validate_pacbed
 import yaml
 
-from tdm_widgets.manifest import MANIFEST, ROOT, entry_for, sha256
+from tdm_widgets.manifest import MANIFEST, ROOT, entry_for, read_manifest, sha256
 
 #: Issue 14 re-simulations: raw runs (tdm simulate --raw, native ~0.8 mrad detector to the
 #: antialiasing limit, every exit plane) packed by `tdm pack`; `tdm_widgets.load` assembles
@@ -122,6 +125,50 @@ EXPERIMENTAL = [
 ]
 
 
+def array_sha256(path, key: str) -> str:
+    """sha256 of one array of a cached ``.npz`` (its bytes, C order): the zip around it
+    carries write times, the array does not."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(np.load(path)[key]).tobytes()).hexdigest()
+
+
+def _member(path, key: str, old: dict, **fields) -> dict:
+    """One cached simulation: shape and checksum read off the file, or kept from the
+    previous manifest where this machine has no cache."""
+    rel = str(path.relative_to(ROOT))
+    if path.exists():
+        arr = np.load(path)[key]
+        return dict(fields, cache=rel, array=key, shape=list(arr.shape), dtype=str(arr.dtype),
+                    sha256=array_sha256(path, key))
+    return old.get(rel, dict(fields, cache=rel, array=key))
+
+
+def validation_sets() -> list[dict]:
+    """The simulations the validation tools make and cache in ``.sim/`` (README,
+    validation table): settings from the tools themselves."""
+    old = {m["cache"]: m for v in read_manifest().get("validation", [])
+           for m in v["members"]}
+    out = []
+    for name, cfg in validate_displacement.SETS.items():
+        out.append(dict(
+            name=f"pbtio3_displacement_{name}", tier="validation",
+            generator=f"python tools/validate_displacement.py simulate {name}",
+            parameters=dict(structure="pbtio3(ti_displacement_A)", seed=cfg["seed"],
+                            thickness_nm=list(cfg["thickness_nm"]),
+                            preset=dict(base="bundled", **cfg["preset"])),
+            members=[_member(validate_displacement.cache_path(name, d), "data", old,
+                             ti_displacement_A=d) for d in cfg["shifts_A"]]))
+    out.append(dict(
+        name="lifepo4_pacbed_heldout", tier="validation",
+        generator="python tools/validate_pacbed.py simulate",
+        parameters=dict(structure="lifepo4", seed=validate_pacbed.SEED,
+                        thickness_nm=list(validate_pacbed.THICKNESS_NM),
+                        preset=dict(base="bundled", **validate_pacbed.PRESET)),
+        members=[_member(validate_pacbed.CACHE, "pacbed", old)]))
+    return out
+
+
 def _out_at(generator: str, file: str) -> str:
     """``generator`` with the file it writes (``--out PATH``) at ``file``."""
     return re.sub(r"--out \S+", f"--out {file}", generator)
@@ -146,7 +193,8 @@ def main():
         "# Every dataset the project ships or generates. Written by tools/build_manifest.py;\n"
         "# check with `tdm data verify`, re-run a generator with `tdm data regenerate NAME`.\n"
         + yaml.safe_dump({"version": 1, "datasets": datasets, "files": files,
-                          "experimental": EXPERIMENTAL}, sort_keys=False, width=100))
+                          "experimental": EXPERIMENTAL, "validation": validation_sets()},
+                         sort_keys=False, width=100))
     print(f"wrote {MANIFEST} ({len(datasets)} datasets, {len(files)} other files)")
 
 
