@@ -74,8 +74,7 @@ def thinned_halves(data, seed: int = 0):
     """Two independent halves ``(A, D - A)`` of count data: :func:`thinned_folds`
     with two folds. :func:`cross_validated_image` never stores them; this is for
     looking."""
-    a, b = thinned_folds(data, seed, 2)
-    return a, b
+    return tuple(thinned_folds(data, seed, 2))
 
 
 @hyperspy_progressbar
