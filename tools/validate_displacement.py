@@ -47,6 +47,10 @@ Ti displaced -0.250, +0.150 and +0.317 angstrom, exit planes at 20, 27 and 38 nm
 ``heldout7`` (defined after those two were measured, measured once): 22.5 angstrom slab,
 0.094 angstrom grid, 0.30 angstrom scan step, seed 41, 1.3 mrad pixels, Ti displaced
 -0.317, +0.100 and +0.250 angstrom, exit planes at 21, 29 and 42 nm.
+``heldout8`` (defined and simulated at the start of a later round, before any change
+to the model): 23.5 angstrom slab, 0.091 angstrom grid, 0.285 angstrom scan step, seed
+43, 1.15 mrad pixels, Ti displaced -0.317, +0.130 and +0.270 angstrom, exit planes at
+22, 31 and 43 nm.
 
 ``measure`` prints, per shift and thickness, the displacement found from the ADF
 peaks (with its uncertainty and iterations) and from the true positions, the error
@@ -82,6 +86,8 @@ _TABLE = {
                  25.0, 0.098, 0.27, 1.1),
     "heldout7": ("pto_disp_heldout7_c16", 41, (-0.317, 0.1, 0.25), (21.0, 29.0, 42.0),
                  22.5, 0.094, 0.30, 1.3),
+    "heldout8": ("pto_disp_heldout8_c16", 43, (-0.317, 0.13, 0.27), (22.0, 31.0, 43.0),
+                 23.5, 0.091, 0.285, 1.15),
 }
 #: The same as settings: preset fields (16 phonon configurations, detector to 64 mrad),
 #: seed, shifts and thicknesses.
