@@ -19,6 +19,7 @@ Public API::
     center_of_mass, icom, eigen_images,           measurements around the masks
     shot_noise_snr_db, unit_cell_snr_db,
     line_profile, match_thickness, displacement_vectors, refine_by_tdm
+    fit_displacements, load_displacement_bias     Ti-O displacement and its bias correction
 """
 
 from ._version import __version__
@@ -29,6 +30,8 @@ from ._version import __version__
 _MODULES = {
     ".analysis.displacement": "displacement_vectors fit_columns fit_displacements "
                               "refine_by_tdm start_dependence",
+    ".analysis.displacement_bias": "DisplacementBias fit_displacement_bias "
+                                   "load_displacement_bias",
     ".analysis.icom": "center_of_mass icom",
     ".analysis.pacbed": "match_thickness resample_pattern",
     ".analysis.pca": "eigen_closeness eigen_images",
@@ -111,14 +114,16 @@ def explore(s, columns=None, **kwargs):
 
 
 __all__ = [
-    "BadPixels", "Descan", "Lattice", "LiveTDM", "Registration", "TDMSession", "__version__",
+    "BadPixels", "Descan", "DisplacementBias", "Lattice", "LiveTDM", "Registration",
+    "TDMSession", "__version__",
     "add_poisson_noise", "apply_mask", "bf_disk", "calibrate_detector", "cell_from_columns",
     "center_of_mass", "column_stats", "correct_descan", "cross_validated_image",
     "cross_validated_joint_images", "data_matrix", "data_path", "detector_annulus",
-    "displacement_vectors", "fit_columns", "fit_displacements",
+    "displacement_vectors", "fit_columns", "fit_displacement_bias", "fit_displacements",
     "eigen_closeness", "eigen_images", "explore", "export_weighted_detector",
     "find_bad_pixels", "find_peaks", "format_specificity", "from_array", "icom",
-    "lattice_from_peaks", "lattice_from_points", "line_profile", "load", "load_positions",
+    "lattice_from_peaks", "lattice_from_points", "line_profile", "load",
+    "load_displacement_bias", "load_positions",
     "match_thickness", "measure_descan", "pcc_mask", "peak_heights", "pick", "point_templates",
     "random_positions_template", "rectangle_region", "refine_by_tdm", "refine_lattice",
     "refine_positions", "register_cell", "replicate", "resample_pattern", "save_positions",
