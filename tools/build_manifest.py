@@ -94,8 +94,8 @@ FILES = [
          notebooks=["tdm apply (README)", "notebooks/09_your_own_data.ipynb"]),
     dict(name="pbtio3_displacement_bias", file="data/bundled/pbtio3_displacement_bias.json",
          format="tdm_widgets.displacement_bias (JSON)",
-         description="bias calibration of fit_displacements on PbTiO3 [100]: 75 runs of "
-                     "the validation sets dev and heldout-heldout7 (true and measured Ti "
+         description="bias calibration of fit_displacements on PbTiO3 [100]: 84 runs of "
+                     "the validation sets dev and heldout-heldout8 (true and measured Ti "
                      "displacement, thickness), written by "
                      "python tools/validate_displacement.py calibrate "
                      "(tdm_widgets.load_displacement_bias)",

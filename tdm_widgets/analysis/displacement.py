@@ -338,18 +338,20 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
     ``tol_px`` or than ``tol_sigma`` times its own standard error.
 
     Known bias: ``uncertainty_px`` is the statistical error of the fit only. On
-    PbTiO3 [100] simulations with 16 phonon configurations in eight sets made with
+    PbTiO3 [100] simulations with 16 phonon configurations in nine sets made with
     different settings (``tools/validate_displacement.py``, README validation table)
-    the displacement from ADF peaks is within 0.05 angstrom in 60 of 75 runs at 20-45
+    the displacement from ADF peaks is within 0.05 angstrom in 68 of 84 runs at 20-45
     nm, within 0.036 angstrom at every negative shift and within 0.032 angstrom at the
     room-temperature shift (-0.317 angstrom). Every miss (up to 0.103 angstrom, Ti too
     close to its cage centre) has Ti displaced +0.08 angstrom or more towards the
-    nearer Pb row, most at 20-29 nm; the three newest sets, made in a later round with
-    the model fixed, missed 12 of 27. Two errors of similar size add there: the Ti
+    nearer Pb row, most at 20-29 nm; the four newest sets, made in later rounds with
+    the model fixed, missed 13 of 36. Two errors of similar size add there: the Ti
     position in the ADF is pulled towards the O column beside it (up to 0.06
     angstrom), and in the TDM O image the equatorial O towards the Pb column 1.6
     angstrom from it (up to 0.11 angstrom) and the apical O the other way (up to
-    0.07 angstrom).
+    0.07 angstrom). :func:`tdm_widgets.load_displacement_bias` corrects this bias with a
+    calibration on those simulations and a ninth set (leave one set out: 82 of 84
+    within 0.05 angstrom, largest error 0.058 angstrom).
     ``partner_ratio`` was chosen on the development set (an isolated O column's
     height in the ADF, the former model, under-weights the O next to Ti, whose ADF
     signal is raised by channelling onto the pair).

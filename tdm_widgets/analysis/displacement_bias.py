@@ -158,7 +158,7 @@ def load_displacement_bias(path=None) -> DisplacementBias:
     Examples
     --------
     >>> bias = load_displacement_bias()
-    >>> bias.conditions["structure"][:7], bias.runs >= 75
+    >>> bias.conditions["structure"][:7], bias.runs >= 84
     ('PbTiO3 ', True)
     """
     if path is None:
