@@ -92,7 +92,7 @@ FILES = [
                      "(lifepo4_thickness, 20 x 34 scan) and one unit cell as the lattice "
                      "(tdm_widgets.load_positions)",
          notebooks=["tdm apply (README)", "notebooks/09_your_own_data.ipynb"]),
-    dict(name="pbtio3_displacement_bias", file="data/bundled/pbtio3_displacement_bias.json",
+    dict(name="pbtio3_displacement_bias", file="tdm_widgets/data/pbtio3_displacement_bias.json",
          format="tdm_widgets.displacement_bias (JSON)",
          description="bias calibration of fit_displacements on PbTiO3 [100]: 84 runs of "
                      "the validation sets dev and heldout-heldout8 (true and measured Ti "

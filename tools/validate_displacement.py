@@ -60,8 +60,8 @@ of each, the x component (zero by symmetry: what is left of simulation and fit n
 and the largest error and difference between the two starts. For a set outside
 :data:`CALIBRATION_SETS` it adds the error after the bundled correction
 (:func:`tdm_widgets.load_displacement_bias`). ``calibrate`` measures every run of the
-calibration sets into ``data/bundled/pbtio3_displacement_bias.json``; ``loso`` corrects
-each set with the model fitted on the others.
+calibration sets into ``tdm_widgets/data/pbtio3_displacement_bias.json`` (shipped in
+the package); ``loso`` corrects each set with the model fitted on the others.
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ def measure(set_name: str = "dev", window_px: float = 2.0) -> None:
 #: it joined the calibration afterwards.
 CALIBRATION_SETS = ("dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5",
                     "heldout6", "heldout7", "heldout8")
-CALIBRATION = ROOT / "data" / "bundled" / "pbtio3_displacement_bias.json"
+CALIBRATION = ROOT / "tdm_widgets" / "data" / "pbtio3_displacement_bias.json"
 CONDITIONS = {
     "structure": "PbTiO3 [100] (tdm_widgets.simulate.pbtio3), tetragonal, O and Pb sites of "
                  "the room-temperature structure, Ti displaced along c",
