@@ -169,14 +169,21 @@ def test_validation_simulations_are_in_the_manifest():
                 for k, c in vd.SETS.items()}
     expected["lifepo4_pacbed_heldout"] = (vp.SEED, list(vp.THICKNESS_NM), vp.PRESET,
                                           [vp.CACHE])
-    assert set(entries) == set(expected)
+    second = [vd.second_draw_path(k) for k in vd.SECOND_DRAW]
+    assert set(entries) == set(expected) | {"pbtio3_displacement_second_draws"}
+    draws = entries["pbtio3_displacement_second_draws"]["members"]
+    assert [(m["set"], m["seed"], m["ti_displacement_A"]) for m in draws] == [
+        (k, vd.SETS[k]["seed"] + 100, d) for k, d in vd.SECOND_DRAW.items()]
+    checks = [(draws, second)]
     for name, (seed, planes, preset, caches) in expected.items():
         e = entries[name]
         assert (e["parameters"]["seed"], e["parameters"]["thickness_nm"]) == (seed, planes)
         assert {k: v for k, v in e["parameters"]["preset"].items() if k != "base"} == preset
-        assert [m["cache"] for m in e["members"]] == [
+        checks.append((e["members"], caches))
+    for members, caches in checks:
+        assert [m["cache"] for m in members] == [
             str(c.relative_to(manifest.ROOT)) for c in caches]
-        for m, path in zip(e["members"], caches):
+        for m, path in zip(members, caches):
             if path.exists():
                 arr = np.ascontiguousarray(np.load(path)[m["array"]])
                 assert list(arr.shape) == m["shape"] and str(arr.dtype) == m["dtype"]

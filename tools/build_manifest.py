@@ -168,6 +168,15 @@ def validation_sets() -> list[dict]:
             members=[_member(validate_displacement.cache_path(name, d), "data", old,
                              ti_displacement_A=d) for d in cfg["shifts_A"]]))
     out.append(dict(
+        name="pbtio3_displacement_second_draws", tier="validation",
+        generator="python tools/validate_displacement.py simulate-second-draw SET",
+        parameters=dict(structure="pbtio3(ti_displacement_A)",
+                        note="one run per set at the set's settings, phonon seed + 100"),
+        members=[_member(validate_displacement.second_draw_path(name), "data", old, set=name,
+                         seed=validate_displacement.SETS[name]["seed"] + 100,
+                         ti_displacement_A=d)
+                 for name, d in validate_displacement.SECOND_DRAW.items()]))
+    out.append(dict(
         name="lifepo4_pacbed_heldout", tier="validation",
         generator="python tools/validate_pacbed.py simulate",
         parameters=dict(structure="lifepo4", seed=validate_pacbed.SEED,
