@@ -27,7 +27,7 @@ class DisplacementBias:
     measurement recipe on one structure, fitted on simulations with known
     displacements (:func:`fit_displacement_bias`).
 
-    Attributes
+    Parameters
     ----------
     coefficients : tuple of float
         ``(a [angstrom], b [1], c [angstrom/nm])``.
@@ -62,9 +62,32 @@ class DisplacementBias:
     conditions: dict = field(default_factory=dict)
 
     def bias(self, measured_A, thickness_nm) -> np.ndarray:
-        """Expected ``measured - true`` [angstrom] of a measured displacement
-        [angstrom] at a thickness [nm]; both inside the calibrated ranges (else
-        ``ValueError`` naming the argument)."""
+        """Expected ``measured - true`` of measured displacements at a thickness.
+
+        Parameters
+        ----------
+        measured_A : float or array_like
+            Measured displacements [angstrom], inside ``displacement_range_A``.
+        thickness_nm : float or array_like
+            Specimen thickness [nm] (one, or one per displacement), inside
+            ``thickness_range_nm``.
+
+        Returns
+        -------
+        ndarray
+            The bias [angstrom].
+
+        Raises
+        ------
+        ValueError
+            Naming the argument that is not finite or outside the calibrated range.
+
+        Examples
+        --------
+        >>> bias = DisplacementBias((0.01, 0.0, 0.0), 0.02, (-0.3, 0.3), (20, 45), 6)
+        >>> bias.bias([0.0, 0.1], 30).tolist()
+        [0.01, 0.01]
+        """
         m = _as_1d(measured_A, "measured_A")
         t = _as_1d(thickness_nm, "thickness_nm")
         for arr, name, (lo, hi), unit in (
@@ -77,8 +100,27 @@ class DisplacementBias:
         return a + b * m + c * t
 
     def correct(self, measured_A, thickness_nm) -> np.ndarray:
-        """The measured displacements [angstrom] less their bias at ``thickness_nm``
-        [nm]; uncertainty ``residual_sd_A`` beside the fit's own."""
+        """Measured displacements less their bias.
+
+        Parameters
+        ----------
+        measured_A : float or array_like
+            Measured displacements [angstrom], inside ``displacement_range_A``.
+        thickness_nm : float or array_like
+            Specimen thickness [nm], inside ``thickness_range_nm``.
+
+        Returns
+        -------
+        ndarray
+            Corrected displacements [angstrom]; their uncertainty is ``residual_sd_A``
+            beside the measurement's own.
+
+        Examples
+        --------
+        >>> bias = DisplacementBias((0.01, 0.0, 0.0), 0.02, (-0.3, 0.3), (20, 45), 6)
+        >>> bias.correct(0.1, 30).round(3).tolist()
+        [0.09]
+        """
         m = _as_1d(measured_A, "measured_A")
         return m - self.bias(m, thickness_nm)
 
