@@ -50,6 +50,15 @@ def test_correction_outside_the_calibration_names_the_argument(kwargs, name):
         bias.correct(**kwargs)
 
 
+def test_correction_reaches_a_tenth_of_each_range_beyond_it():
+    bias = tw.fit_displacement_bias(*synthetic_runs())   # 20-45 nm, -0.35 to 0.3 A
+    assert np.isfinite(bias.correct(0.3 + 0.06, 45.0 + 2.4)).all()
+    with pytest.raises(ValueError, match="thickness_nm"):
+        bias.correct(0.0, 45.0 + 2.6)
+    with pytest.raises(ValueError, match="measured_A"):
+        bias.correct(-0.35 - 0.07, 30.0)
+
+
 def test_calibration_input_errors():
     m, d, t = synthetic_runs()
     with pytest.raises(ValueError, match="one length"):
@@ -80,8 +89,7 @@ def test_bundled_calibration_corrects_each_set_from_the_others():
     for name in set(sets):
         out = sets == name
         bias = tw.fit_displacement_bias(m[~out], d[~out], t[~out])
-        err[out] = m[out] - bias.bias(np.clip(m[out], *bias.displacement_range_A),
-                                      np.clip(t[out], *bias.thickness_range_nm)) - d[out]
+        err[out] = bias.correct(m[out], t[out]) - d[out]
     assert np.sum(np.abs(m - d) <= 0.05) == 68          # uncorrected
     assert np.sum(np.abs(err) <= 0.05) >= 82 and np.abs(err).max() < 0.06
     assert np.sqrt(np.mean(err ** 2)) < 0.6 * np.sqrt(np.mean((m - d) ** 2))

@@ -11,6 +11,9 @@ import numpy as np
 
 #: File format of a calibration (:func:`load_displacement_bias`).
 FORMAT = "tdm_widgets.displacement_bias"
+#: How far beyond the calibrated ranges a correction may reach, as a fraction of each
+#: range (a calibration at 19.9-44.9 nm also corrects 45 nm).
+EXTRAPOLATION = 0.1
 
 
 def _as_1d(value, name: str) -> np.ndarray:
@@ -67,9 +70,10 @@ class DisplacementBias:
         Parameters
         ----------
         measured_A : float or array_like
-            Measured displacements [angstrom], inside ``displacement_range_A``.
+            Measured displacements [angstrom], inside ``displacement_range_A`` or
+            :data:`EXTRAPOLATION` of it beyond an end.
         thickness_nm : float or array_like
-            Specimen thickness [nm] (one, or one per displacement), inside
+            Specimen thickness [nm] (one, or one per displacement), likewise inside
             ``thickness_range_nm``.
 
         Returns
@@ -93,9 +97,11 @@ class DisplacementBias:
         for arr, name, (lo, hi), unit in (
                 (m, "measured_A", self.displacement_range_A, "angstrom"),
                 (t, "thickness_nm", self.thickness_range_nm, "nm")):
-            if np.any(arr < lo) or np.any(arr > hi):
+            reach = EXTRAPOLATION * (hi - lo)
+            if np.any(arr < lo - reach) or np.any(arr > hi + reach):
                 raise ValueError(f"{name} must lie in the calibrated range {lo:g} to {hi:g} "
-                                 f"{unit}; got {np.ravel(arr).tolist()}")
+                                 f"{unit} (or {EXTRAPOLATION:.0%} of it beyond either end); "
+                                 f"got {np.ravel(arr).tolist()}")
         a, b, c = self.coefficients
         return a + b * m + c * t
 
