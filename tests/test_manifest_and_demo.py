@@ -169,11 +169,12 @@ def test_validation_simulations_are_in_the_manifest():
                 for k, c in vd.SETS.items()}
     expected["lifepo4_pacbed_heldout"] = (vp.SEED, list(vp.THICKNESS_NM), vp.PRESET,
                                           [vp.CACHE])
-    second = [vd.second_draw_path(k) for k in vd.SECOND_DRAW]
+    pairs = [(k, d) for k, shifts in vd.SECOND_DRAW.items() for d in shifts]
+    second = [vd.second_draw_path(k, d) for k, d in pairs]
     assert set(entries) == set(expected) | {"pbtio3_displacement_second_draws"}
     draws = entries["pbtio3_displacement_second_draws"]["members"]
     assert [(m["set"], m["seed"], m["ti_displacement_A"]) for m in draws] == [
-        (k, vd.SETS[k]["seed"] + 100, d) for k, d in vd.SECOND_DRAW.items()]
+        (k, vd.SETS[k]["seed"] + 100, d) for k, d in pairs]
     checks = [(draws, second)]
     for name, (seed, planes, preset, caches) in expected.items():
         e = entries[name]

@@ -172,10 +172,11 @@ def validation_sets() -> list[dict]:
         generator="python tools/validate_displacement.py simulate-second-draw SET",
         parameters=dict(structure="pbtio3(ti_displacement_A)",
                         note="one run per set at the set's settings, phonon seed + 100"),
-        members=[_member(validate_displacement.second_draw_path(name), "data", old, set=name,
-                         seed=validate_displacement.SETS[name]["seed"] + 100,
+        members=[_member(validate_displacement.second_draw_path(name, d), "data", old,
+                         set=name, seed=validate_displacement.SETS[name]["seed"] + 100,
                          ti_displacement_A=d)
-                 for name, d in validate_displacement.SECOND_DRAW.items()]))
+                 for name, shifts in validate_displacement.SECOND_DRAW.items()
+                 for d in shifts]))
     out.append(dict(
         name="lifepo4_pacbed_heldout", tier="validation",
         generator="python tools/validate_pacbed.py simulate",

@@ -226,23 +226,26 @@ CONDITIONS = {
 }
 
 
-#: A second phonon draw (seed + 100, same settings) of one run per set, to measure the
+#: A second phonon draw (seed + 100, same settings) of runs of every set, to measure the
 #: simulations' own noise: heldout7 +0.250 and heldout8 -0.317 angstrom were drawn
-#: because they missed after the correction, the other six were picked before measuring.
-SECOND_DRAW = {"dev": 0.0, "heldout": 0.1, "heldout3": 0.3, "heldout4": -0.317,
-               "heldout5": 0.22, "heldout6": 0.317, "heldout7": 0.25, "heldout8": -0.317}
+#: because they missed after the correction; the first of every other set's shifts were
+#: picked before measuring, and every positive shift not yet drawn was added after.
+SECOND_DRAW = {"dev": (0.0, 0.2), "heldout": (0.1, 0.317), "heldout2": (0.05, 0.25),
+               "heldout3": (0.3, 0.15), "heldout4": (-0.317, 0.12, 0.28),
+               "heldout5": (0.22, 0.08), "heldout6": (0.317, 0.15),
+               "heldout7": (0.25, 0.1), "heldout8": (-0.317, 0.13, 0.27)}
 
 
-def second_draw_path(set_name: str) -> Path:
-    """Cached second phonon draw of :data:`SECOND_DRAW`'s run of one set."""
-    return ROOT / ".sim" / f"seed2_{set_name}" / f"pto_ti{SECOND_DRAW[set_name]:+.3f}.npz"
+def second_draw_path(set_name: str, shift_A: float) -> Path:
+    """Cached second phonon draw of one run of :data:`SECOND_DRAW`."""
+    return ROOT / ".sim" / f"seed2_{set_name}" / f"pto_ti{shift_A:+.3f}.npz"
 
 
 def simulate_second_draw(set_name: str) -> None:
-    """Simulate :data:`SECOND_DRAW`'s run of one set with phonon seed + 100."""
+    """Simulate :data:`SECOND_DRAW`'s runs of one set with phonon seed + 100."""
     cfg = SETS[set_name]
-    SETS[set_name] = dict(cfg, cache=second_draw_path(set_name).parent.name,
-                          seed=cfg["seed"] + 100, shifts_A=(SECOND_DRAW[set_name],))
+    SETS[set_name] = dict(cfg, cache=f"seed2_{set_name}", seed=cfg["seed"] + 100,
+                          shifts_A=SECOND_DRAW[set_name])
     try:
         simulate(set_name)
     finally:
@@ -259,10 +262,10 @@ def phonon_noise() -> None:
 
     runs = json.loads(CALIBRATION.read_text())["runs"]
     diffs, pooled_err = [], []
-    for name, d in SECOND_DRAW.items():
-        first, second = cache_path(name, d), second_draw_path(name)
+    for name, d in ((n, d) for n, shifts in SECOND_DRAW.items() for d in shifts):
+        first, second = cache_path(name, d), second_draw_path(name, d)
         if not second.exists():
-            print(f"{name}: no second draw ({second})")
+            print(f"{name} {d:+.3f} A: no second draw ({second})")
             continue
         keep = [r for r in runs if r["set"] != name]
         bias = tw.fit_displacement_bias(*([r[k] for r in keep]
