@@ -158,6 +158,9 @@ def _apply(args) -> int:
     s = select(load(args.datafile, lazy=args.lazy, navigation_shape=nav,
                     scan_step_A=args.scan_step),
                thickness_nm=args.thickness, defocus_nm=args.defocus)
+    member = {k: s.metadata.get_item(f"Simulation.selected_{k}_nm")
+              for k in ("thickness", "defocus")}
+    member = {k: v for k, v in member.items() if v is not None}
     shape = s.data.shape[:2]
     columns, _, _ = load_positions(args.positions, shape)
     det = tuple(args.detector_region) if args.detector_region else None
@@ -185,10 +188,12 @@ def _apply(args) -> int:
               if k not in ("func", "argv")}
     (out / "parameters.json").write_text(json.dumps(
         {"command": "tdm " + shlex.join(args.argv), "arguments": params,
-         "species": names, "n_zero_variance": int(session.stats.n_zero_variance),
+         "species": names, "series_member_nm": member,
+         "n_zero_variance": int(session.stats.n_zero_variance),
          "scan_shape": list(map(int, shape))}, indent=1, default=str))
     print(text)
-    print(f"Wrote {out}/masks.hspy, images.hspy, specificity.txt, parameters.json")
+    used = "".join(f", {k} {v:g} nm member" for k, v in member.items())
+    print(f"Wrote {out}/masks.hspy, images.hspy, specificity.txt, parameters.json{used}")
     return 0
 
 
@@ -259,7 +264,8 @@ def main(argv=None) -> int:
     d = sub.add_parser("demo", help="the main job on the bundled LiFePO4 simulation")
     d.add_argument("--out", default="demo_output")
     d.add_argument("--data", default=None, help="simulated LiFePO4 file (default: bundled)")
-    d.add_argument("--thickness", type=_positive, default=70.0, help="[nm]")
+    d.add_argument("--thickness", type=_positive, default=None,
+                   help="series member [nm] (default 70 nm of a series)")
     d.add_argument("--dose", type=_positive, default=None, help="Poisson noise [e/A^2]")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_demo)
@@ -320,12 +326,18 @@ def main(argv=None) -> int:
     dt.add_argument("name", nargs="*", help="dataset names (fetch: default every file)")
     dt.add_argument("--base-url", default=None, metavar="URL",
                     help="root of a copy of the repository's files (http(s):// or file://); "
-                         "default $TDM_WIDGETS_DATA_URL, else the project's repository")
+                         "default $TDM_WIDGETS_DATA_URL (no default beyond it: files not in "
+                         "the package need one)")
     dt.add_argument("--cache-dir", default=None, metavar="DIR",
                     help="download cache (default $TDM_WIDGETS_DATA_DIR, else the user cache)")
     dt.set_defaults(func=_data)
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = p.parse_args(argv)
+    args, extra = p.parse_known_args(argv)
+    if extra and getattr(args, "func", None) is _data and not any(
+            e.startswith("-") for e in extra):
+        args.name = list(args.name) + extra  # dataset names after the options
+    elif extra:
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
     args.argv = argv  # the command as given, recorded with what it writes
     try:
         return args.func(args)
@@ -333,6 +345,10 @@ def main(argv=None) -> int:
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"tdm: error: {message}", file=sys.stderr)
         return 2
+    except Exception as err:  # anything else still gets one line, with its type
+        message = " ".join(str(err).split())
+        print(f"tdm: error: {type(err).__name__}: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -147,8 +147,7 @@ def data_path(name: str, base_url: str | None = None, cache_dir=None,
         user registered (``~/.config/tdm_widgets/data.yaml``).
     base_url : str, optional
         Root of a copy of the repository's files (``https://...``, ``http://...`` or
-        ``file:///...``); default: :data:`BASE_URL_ENV`, else the project's repository
-        at this version.
+        ``file:///...``); default: :data:`BASE_URL_ENV`; there is no default beyond it.
     cache_dir : str or Path, optional
         Download cache; default: :data:`CACHE_ENV`, else the user cache folder.
     download : bool

@@ -22,7 +22,7 @@ VIRTUAL = {"virtual ABF": (11.0, 23.5), "virtual ADF": (30.0, 64.0)}
 
 
 @hyperspy_progressbar
-def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
+def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float | None = None,
              dose_e_per_A2: float | None = None, seed: int = 0,
              show_progressbar: bool | None = None
              ) -> dict:
@@ -34,8 +34,9 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
         Output folder (created).
     data : Path
         A simulated LiFePO4 file with ``Simulation.columns`` metadata.
-    thickness_nm : float
-        Member of a thickness series to use [nm] (nearest available).
+    thickness_nm : float, optional
+        Member of a thickness series to use [nm] (nearest available); if None, 70 nm
+        of a series, or the one member a file saved from a series holds.
     dose_e_per_A2 : float, optional
         Apply Poisson noise at this dose [e / angstrom^2].
     seed : int
@@ -58,6 +59,9 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float = 70.0,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     series = load(data)
+    if thickness_nm is None and "thickness" in [a.name for a in
+                                                series.axes_manager.navigation_axes]:
+        thickness_nm = 70.0
     s = select(series, thickness_nm=thickness_nm)
     if dose_e_per_A2 is not None:
         from .noise import add_poisson_noise

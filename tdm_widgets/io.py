@@ -314,6 +314,11 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
         s = assemble_detector(s)  # a packed bundled simulation: one detector again
     if scan_step_A is not None:
         set_scan_step(s, scan_step_A)
+    # where the data came from, for every format alike (RosettaSciIO sets these for
+    # its own): results are never written over it (:func:`tdm_widgets.signals.source_file`)
+    s.tmp_parameters.set_item("folder", str(path.resolve().parent))
+    s.tmp_parameters.set_item("filename", path.stem)
+    s.tmp_parameters.set_item("extension", path.suffix)
     if dose_e_per_A2 is not None:
         from .noise import add_poisson_noise
 

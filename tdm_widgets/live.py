@@ -12,7 +12,7 @@ import numpy as np
 from .core.apply import physical_weights
 from .core.checks import masks_stack
 from .core.kernels import weighted_sums
-from .signals import as_array, as_column_stats
+from .signals import as_array, as_column_stats, refuse_overwriting_input
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +61,12 @@ def export_weighted_detector(mask, stats, path) -> dict:
     """
     import tifffile
 
+    path = Path(path)
+    refuse_overwriting_input([path.with_suffix(e) for e in (".npy", ".tif", ".json")],
+                             mask, stats)
     stats = as_column_stats(stats)
     m, _ = masks_stack(as_array(mask, "mask"), stats.mean.shape)
     w, off = physical_weights(m, stats)
-    path = Path(path)
     np.save(path.with_suffix(".npy"), w)
     tifffile.imwrite(path.with_suffix(".tif"), w.astype(np.float32))
     meta = {"offset": off.tolist(), "equation": "image = sum(D * w) + offset (Eq 6)",

@@ -24,7 +24,14 @@ from .core.checks import region_mask
 from .core.engine import TDMEngine
 from .core.progress import hyperspy_progressbar
 from .detector import describe_detector_region, detector_annulus, resolve_detector_region
-from .signals import column_stats_signal, provenance, unwrap, wrap_detector_images, wrap_scan_images
+from .signals import (
+    column_stats_signal,
+    provenance,
+    refuse_overwriting_input,
+    unwrap,
+    wrap_detector_images,
+    wrap_scan_images,
+)
 
 #: Statistics that produced a mask signal, with the data they belong to (weakly held:
 #: a mask forgets them when either is gone).
@@ -914,8 +921,10 @@ class TDMSession:
         ['images.hspy', 'masks.hspy', 'positions.json', 'session.json']
         """
         folder = Path(folder)
-        src = self.source.metadata.get_item("General.original_filename", "") \
-            if self.source is not None else ""
+        targets = [folder / f for f in ("masks.hspy", "images.hspy", "session.json")]
+        if self.columns is not None:
+            targets.append(folder / "positions.json")
+        refuse_overwriting_input(targets, self.source)
         extra = provenance("save", None, **(record or {}))["parameters"]
         base = self._provenance("save", normalized=bool(normalized), split=split)
         clash = set(extra) & (set(base["parameters"]) | {"names_shown", "images", "equation",
@@ -937,8 +946,6 @@ class TDMSession:
             for key, value in extra.items():
                 sig.metadata.set_item(f"TDM.parameters.{key}", value)
         for sig, fname in ((masks, "masks.hspy"), (images, "images.hspy")):
-            if src and fname == src:
-                raise ValueError(f"folder {folder} would overwrite the input {src}")
             sig.save(folder / fname, overwrite=True)
         if self.columns is not None:
             from .positions import save_positions

@@ -199,6 +199,71 @@ def unwrap(s, corrected: bool = True):
     raise TypeError(f"data must be a HyperSpy signal or a 4D array; got {type(s).__name__}")
 
 
+def source_file(sig):
+    """The file a signal was loaded from, or None for data made in memory.
+
+    Read from ``tmp_parameters`` (set by RosettaSciIO and by :func:`tdm_widgets.load`
+    for every format), else from a result's provenance (``metadata.TDM.source.path``).
+
+    Parameters
+    ----------
+    sig : Signal or array_like
+        A loaded signal, a result of the toolkit, or anything else (None then).
+
+    Returns
+    -------
+    pathlib.Path or None
+        Absolute path of the input file.
+
+    Examples
+    --------
+    >>> source_file(np.zeros(3)) is None
+    True
+    """
+    from pathlib import Path
+
+    tmp = getattr(sig, "tmp_parameters", None)
+    if tmp is not None and tmp.has_item("folder") and tmp.has_item("filename"):
+        return (Path(tmp.folder) / (tmp.filename + tmp.get_item("extension", ""))).resolve()
+    meta = getattr(sig, "metadata", None)
+    path = meta.get_item("TDM.source.path", "") if meta is not None else ""
+    return Path(path) if path else None
+
+
+def refuse_overwriting_input(targets, *sources) -> None:
+    """Raise when writing any of ``targets`` would overwrite the file a source came from.
+
+    Parameters
+    ----------
+    targets : iterable of str or Path
+        Files about to be written.
+    *sources : Signal or None
+        The signals (data, masks) the written results come from.
+
+    Raises
+    ------
+    ValueError
+        Naming the target and the input file it would replace.
+
+    Examples
+    --------
+    >>> refuse_overwriting_input(["out/masks.hspy"], None)   # nothing loaded: fine
+    """
+    import os
+    from pathlib import Path
+
+    inputs = {p for p in map(source_file, (s for s in sources if s is not None))
+              if p is not None}
+    for target in map(Path, targets):
+        target = target.resolve()
+        for src in inputs:
+            same = target == src or (target.exists() and src.exists()
+                                     and os.path.samefile(target, src))
+            if same:
+                raise ValueError(f"writing {target} would overwrite the input file {src}: "
+                                 "choose another folder or name")
+
+
 def provenance(operation: str, source, **parameters) -> dict:
     """Metadata recording what produced a result, from the source signal (title, file
     and the corrections the passes applied) and the parameters.
@@ -218,6 +283,9 @@ def provenance(operation: str, source, **parameters) -> dict:
         src["title"] = source.metadata.get_item("General.title", "")
         src["original_filename"] = source.metadata.get_item(
             "General.original_filename", "")
+        path = source_file(source)
+        if path is not None:
+            src["path"] = str(path)
         src["signal_type"] = str(source.metadata.get_item("Signal.signal_type", "") or "")
         corr = correction_of(source)
         if corr is not None:  # what the passes applied to the data

@@ -201,7 +201,7 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys):
     from tdm_widgets.demo import BUNDLED
     from tdm_widgets.manifest import ROOT
 
-    positions = str(ROOT / "data/bundled/lifepo4_positions.json")
+    positions = str(ROOT / "tdm_widgets/data/lifepo4_positions.json")
     out = str(tmp_path / "out")
     assert "must be finite" in _cli_error(capsys, ["demo", "--thickness", "nan"])
     assert "must be positive" in _cli_error(capsys, ["demo", "--dose", "-5"])
@@ -231,7 +231,7 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys):
 def test_cli_apply_refuses_to_overwrite_its_input(tmp_path, capsys):
     from tdm_widgets.manifest import ROOT
 
-    positions = ROOT / "data/bundled/lifepo4_positions.json"
+    positions = ROOT / "tdm_widgets/data/lifepo4_positions.json"
     data = tmp_path / "images.hspy"  # the name apply would write
     data.write_bytes(b"precious")
     msg = _cli_error(capsys, ["apply", str(data), "--positions", str(positions),
@@ -242,7 +242,7 @@ def test_cli_apply_refuses_to_overwrite_its_input(tmp_path, capsys):
     assert "would overwrite the input" in msg
     pos = tmp_path / "parameters.json"
     pos.write_text(positions.read_text())
-    msg = _cli_error(capsys, ["apply", str(ROOT / "data/bundled/lifepo4_positions.json"),
+    msg = _cli_error(capsys, ["apply", str(ROOT / "tdm_widgets/data/lifepo4_positions.json"),
                               "--positions", str(pos), "--out", str(tmp_path)])
     assert "would overwrite the input" in msg
     assert data.read_bytes() == b"precious"
@@ -462,3 +462,95 @@ def test_explorer_shows_a_dose_split_of_signed_counts_as_an_error(background):
     ex.cross_validate.value = "cells"
     ex.wait()
     assert ex.notice.value == "" and ex.status.value.startswith("update")
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_session_save_and_export_refuse_to_overwrite_the_loaded_file(tmp_path, data4d, lazy):
+    """The file a signal was loaded from is never written, even when its stored metadata
+    names another file (HyperSpy keeps ``original_filename`` from the file saved) and
+    after a series member is picked; the refusal comes before anything is written."""
+    import hashlib
+
+    from tdm_widgets.simulate import select
+
+    src = tw.from_array(data4d, scan_step_A=0.3, mrad_per_px=2.0)
+    src.metadata.General.original_filename = "elsewhere.hspy"
+    path = tmp_path / "images.hspy"   # the name TDMSession.save writes
+    src.save(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    s = select(tw.load(path, lazy=lazy))
+    assert tw.signals.source_file(s) == path.resolve()
+    session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
+    with pytest.raises(ValueError, match="would overwrite the input file"):
+        session.save(tmp_path)
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["images.hspy"]
+    npy = tmp_path / "det.npy"
+    np.save(npy, data4d)
+    d = tw.load(npy)
+    stats = tw.column_stats(d, show_progressbar=False)
+    for mask in (np.ones(data4d.shape[2:]),       # the statistics name the input
+                 tw.pcc_mask(d, np.eye(*data4d.shape[:2]), show_progressbar=False)):
+        with pytest.raises(ValueError, match="det.npy would overwrite the input file"):
+            tw.export_weighted_detector(mask, stats, tmp_path / "det")
+    np.testing.assert_array_equal(np.load(npy), data4d)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    assert session.save(tmp_path / "out").is_dir()   # another folder is fine
+
+
+def test_select_validates_the_member_and_takes_a_saved_one(tmp_path, capsys):
+    """A member saved from a series loads and is selected again (it crashed with
+    StopIteration); a thickness that is not finite, outside the series, not the saved
+    member, or given for a file that is no series is an error naming the argument."""
+    from tdm_widgets.demo import BUNDLED
+    from tdm_widgets.manifest import ROOT
+    from tdm_widgets.simulate import select
+
+    series = tw.load(BUNDLED)
+    vals = np.asarray(series.metadata.Simulation.thickness_nm, float)
+    member = select(series, thickness_nm=70)
+    path = tmp_path / "s70.hspy"
+    member.save(path)
+    back = tw.load(path)
+    for again in (select(back), select(back, thickness_nm=70)):
+        np.testing.assert_array_equal(again.data, member.data)
+    for src, want, match in ((series, np.nan, "finite"), (series, -3.0, "> 0"),
+                             (series, vals.max() + 0.6 * np.diff(vals)[-1], "outside"),
+                             (back, 20.0, "only the 69.881 nm member")):
+        with pytest.raises(ValueError, match=f"thickness_nm.*{match}"):
+            select(src, thickness_nm=want)
+    assert select(series, thickness_nm=vals.max() + 0.4 * np.diff(vals)[-1]
+                  ).metadata.Simulation.selected_thickness_nm == vals.max()
+    with pytest.raises(ValueError, match="defocus_nm=3: the data holds only 0 nm"):
+        select(series, defocus_nm=3.0)
+    plain = tw.from_array(np.ones((2, 2, 4, 4)))
+    with pytest.raises(ValueError, match="thickness_nm=20 given, but the data is not"):
+        select(plain, thickness_nm=20.0)
+    # the CLI names the member it used, and refuses a thickness outside the series
+    from tdm_widgets.cli import main
+
+    positions = str(ROOT / "tdm_widgets/data/lifepo4_positions.json")
+    assert main(["apply", str(path), "--positions", positions, "--out",
+                 str(tmp_path / "o")]) == 0
+    assert "thickness 69.881 nm member" in capsys.readouterr().out.splitlines()[-1]
+    assert "outside the series" in _cli_error(
+        capsys, ["apply", str(BUNDLED), "--positions", positions, "--out",
+                 str(tmp_path / "o2"), "--thickness", "1000"])
+
+
+def test_cli_any_failure_is_one_line(monkeypatch, capsys):
+    """An exception the CLI does not expect (a generator's subprocess failing) is still
+    one line with its type, exit 1, no traceback; dataset names may follow options."""
+    import subprocess
+
+    from tdm_widgets import manifest
+    from tdm_widgets.cli import main
+
+    def fail(name, *a, **k):
+        raise subprocess.CalledProcessError(1, ["tdm", "simulate", name])
+    monkeypatch.setattr(manifest, "regenerate", fail)
+    assert main(["data", "regenerate", "lifepo4_thickness"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tdm: error: CalledProcessError: "), err
+    assert main(["data", "fetch", "--cache-dir", "/nonexistent-cache",
+                 "lifepo4_positions"]) == 0   # in the package: no download
+    assert "lifepo4_positions.json" in capsys.readouterr().out

@@ -277,7 +277,7 @@ def _recipe(s, tmp_path, name):
     adf = tw.virtual_image(s, 30, 60, show_progressbar=False).data.compute()
     peaks = tw.refine_positions(adf, tw.find_peaks(adf, 3, 0.5, periodic=False),
                                 periodic=False)
-    cols, lat, _ = tw.load_positions(ROOT / "data/bundled/lifepo4_positions.json")
+    cols, lat, _ = tw.load_positions(ROOT / "tdm_widgets/data/lifepo4_positions.json")
     reg = tw.register_cell(peaks, tw.cell_from_columns(cols, lat), lat, adf.shape,
                            visible={"Fe": 1.0, "P": 0.75},
                            intensities=tw.peak_heights(adf, peaks))

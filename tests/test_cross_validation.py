@@ -131,7 +131,7 @@ def test_cli_apply_writes_everything(tmp_path):
     from tdm_widgets.manifest import ROOT
 
     assert main(["apply", str(BUNDLED), "--positions",
-                 str(ROOT / "data/bundled/lifepo4_positions.json"), "--out", str(tmp_path),
+                 str(ROOT / "tdm_widgets/data/lifepo4_positions.json"), "--out", str(tmp_path),
                  "--thickness", "40", "--detector-region", "0", "23.5"]) == 0
     params = json.loads((tmp_path / "parameters.json").read_text())
     assert params["species"] == ["Fe", "Li", "O", "P", "all"]

@@ -15,7 +15,7 @@ from tdm_widgets import datasets, manifest
 from tdm_widgets.cli import main
 
 REAL_ROOT = manifest.ROOT
-SMALL = "lifepo4_positions"   # 4 kB
+SMALL = "lifepo4_positions"   # 2 kB, in the package; hidden there by ``installed``
 MEDIUM = "pbtio3_thickness"   # 7 MB
 
 
@@ -45,8 +45,12 @@ def served(tmp_path):
 @pytest.fixture
 def installed(tmp_path, monkeypatch):
     """As from an installed package: no checkout files next to the package, an empty
-    cache, no base URL in the environment."""
+    cache, no base URL in the environment; the package's copy of SMALL hidden, so that
+    a small file exercises the downloads."""
     monkeypatch.setattr(manifest, "ROOT", tmp_path / "no-checkout")
+    in_package = datasets._in_package
+    small = _entry(SMALL)["file"]
+    monkeypatch.setattr(datasets, "_in_package", lambda f: None if f == small else in_package(f))
     monkeypatch.delenv(datasets.BASE_URL_ENV, raising=False)
     monkeypatch.setenv(datasets.CACHE_ENV, str(tmp_path / "cache"))
     return tmp_path / "cache"

@@ -213,6 +213,8 @@ def test_readme_example_demo_export_zspy_and_data_from_an_install(core, tmp_path
         p = tw.data_path("pbtio3_thickness", base_url={(ROOT.as_uri() + "/")!r},
                          cache_dir={str(cache)!r}, show_progressbar=False)
         pto = tw.load(p)
+        cols, lat, _ = tw.load_positions(tw.data_path("lifepo4_positions"))  # in the package
+        assert set(cols) == set(columns_of(series)) and lat is not None
         bias = tw.load_displacement_bias()   # shipped in the package, no download
         assert bias.runs == 84 and abs(bias.correct(0.1, 30.0)[0] - 0.1) < 0.1
         print("ok", p, pto.data.shape)
@@ -225,6 +227,7 @@ def test_readme_example_demo_export_zspy_and_data_from_an_install(core, tmp_path
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
     assert re.search(r"lifepo4_thickness\s+ok\n", p.stdout)
     assert re.search(r"pbtio3_displacement_bias\s+ok\n", p.stdout)
+    assert re.search(r"lifepo4_positions\s+ok\n", p.stdout)
     assert re.search(r"pbtio3_thickness\s+ok \(downloaded\)", p.stdout)
     assert re.search(r"lifepo4_defects\s+absent \(not downloaded", p.stdout)
     assert "tdm_widgets/data/data_manifest.yaml" in p.stdout  # the packaged manifest

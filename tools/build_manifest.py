@@ -86,7 +86,7 @@ FINE = [
 #: Bundled files that are not simulations (the manifest's ``files``): listed with their
 #: checksum so that an install can fetch them (tdm_widgets.data_path).
 FILES = [
-    dict(name="lifepo4_positions", file="data/bundled/lifepo4_positions.json",
+    dict(name="lifepo4_positions", file="tdm_widgets/data/lifepo4_positions.json",
          format="tdm_widgets.positions (JSON)",
          description="LiFePO4 [001] column positions of the bundled simulation "
                      "(lifepo4_thickness, 20 x 34 scan) and one unit cell as the lattice "

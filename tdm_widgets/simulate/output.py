@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from ..core.records import axes_4d, provenance_record
+
+logger = logging.getLogger(__name__)
 
 
 def to_signal(result, title: str, command: str = ""):
@@ -120,24 +124,89 @@ def _take(s, name: str, index: int):
 
 
 def select(s, thickness_nm: float | None = None, defocus_nm: float | None = None):
-    """The 4D member of a simulated series nearest the given thickness and defocus
-    [nm]; a series axis not named takes its first value."""
+    """The 4D member of a simulated series nearest the given thickness and defocus.
+
+    A series axis not named takes its first value (logged). A member already picked
+    (a file saved from one) or a single-valued simulation is returned as it is when the
+    value asked for is the nearest of its series, or not given.
+
+    Parameters
+    ----------
+    s : hyperspy.signals.Signal2D
+        A simulated series (:func:`to_signal` or a file it wrote) or a 4D signal.
+    thickness_nm, defocus_nm : float, optional
+        The member wanted [nm]: a finite number (thickness > 0) no further outside the
+        series than half its spacing there.
+
+    Returns
+    -------
+    hyperspy.signals.Signal2D
+        The member (a view of the same data), with ``Simulation.selected_*_nm`` and
+        the file it was loaded from (``tmp_parameters``) kept.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument: not finite, outside the series, or given for data that
+        is not a series along that axis (a measured file) or holds another member.
+
+    Examples
+    --------
+    >>> series = tw.load(tw.data_path("lifepo4_thickness"))   # doctest: +SKIP
+    >>> select(series, thickness_nm=70).metadata.Simulation.selected_thickness_nm  # doctest: +SKIP
+    69.881
+    """
     out = s
     picked = {}
+    present = {a.name for a in s.axes_manager.navigation_axes}
     for name, want in (("defocus", defocus_nm), ("thickness", thickness_nm)):
-        vals = s.metadata.get_item(f"Simulation.{name}_nm")
-        if vals is None or np.size(vals) < 2:
+        arg = f"{name}_nm"
+        if want is not None and not (np.isfinite(want) and (name != "thickness" or want > 0)):
+            raise ValueError(f"{arg} must be a finite number{' > 0' if name == 'thickness' else ''}"
+                             f" [nm]; got {want}")
+        vals = s.metadata.get_item(f"Simulation.{arg}")
+        vals = None if vals is None else np.atleast_1d(np.asarray(vals, float))
+        if vals is None:
+            if want is not None:
+                raise ValueError(f"{arg}={want:g} given, but the data is not a simulated "
+                                 f"{name} series (no Simulation.{arg} metadata)")
             continue
-        vals = np.asarray(vals, float)
-        i = 0 if want is None else int(np.argmin(np.abs(vals - want)))
-        out = _take(out, name, i)
-        picked[name] = float(vals[i])
+        i = 0 if want is None else _nearest_member(vals, want, arg)
+        if name in present and vals.size > 1:
+            if want is None:
+                logger.info("select: %s not given, the first member %g nm of %s taken",
+                            arg, vals[0], np.round(vals, 3).tolist())
+            out = _take(out, name, i)
+            picked[name] = float(vals[i])
+        elif want is not None:  # one member only: the one asked for?
+            have = float(s.metadata.get_item(f"Simulation.selected_{arg}", vals[0]))
+            if not np.isclose(vals[i], have):
+                raise ValueError(f"{arg}={want:g}: the data holds only the {have:g} nm member "
+                                 f"of its series")
     if picked:
+        tmp = s.tmp_parameters.as_dictionary()
         out.metadata.General.title = s.metadata.General.title + "".join(
             f" {k} {v:g} nm" for k, v in picked.items())
         for k, v in picked.items():
             out.metadata.set_item(f"Simulation.selected_{k}_nm", v)
+        for k, v in tmp.items():  # the file it came from: results never overwrite it
+            out.tmp_parameters.set_item(k, v)
     return out
+
+
+def _nearest_member(vals: np.ndarray, want: float, arg: str) -> int:
+    """Index of the series value nearest ``want``; ValueError naming ``arg`` when
+    ``want`` lies beyond either end by more than half the spacing there."""
+    if vals.size == 1 and not np.isclose(vals[0], want):
+        raise ValueError(f"{arg}={want:g}: the data holds only {vals[0]:g} nm")
+    i = int(np.argmin(np.abs(vals - want)))
+    order = np.sort(vals)
+    lo_gap = order[1] - order[0] if vals.size > 1 else 0.0
+    hi_gap = order[-1] - order[-2] if vals.size > 1 else 0.0
+    if want < order[0] - lo_gap / 2 - 1e-9 or want > order[-1] + hi_gap / 2 + 1e-9:
+        raise ValueError(f"{arg}={want:g} lies outside the series "
+                         f"{np.round(order, 3).tolist()} nm")
+    return i
 
 
 def tile_cells(s, reps):
