@@ -106,6 +106,14 @@ def test_explorer_in_the_browser(lab):
             page.mouse.click(*pixel_point(page, shape, 2, 8))
             wait_update(page, 3)
             assert _count(page, "Li") == n_li
+            # the pixel under the scale bar and the top-right one (where bqplot's hover
+            # toolbar sat) are the image's: a click there reaches it
+            # (ImagePanel draws the bar at 7 % of the height from the bottom, from 6 %
+            # of the width, over 2 A = 6.7 px here)
+            on_bar = pixel_point(page, shape, 0.93 * shape[0] - 0.5, 0.06 * shape[1] + 1)
+            hit = [page.evaluate("([x, y]) => document.elementFromPoint(x, y).tagName", pt)
+                   for pt in (on_bar, pixel_point(page, shape, 0, shape[1] - 1))]
+            assert hit == ["image", "image"], hit
             # a drag in the region mode draws the reference rectangle
             page.get_by_role("button", name="region: drag").click()
             # the kernel answers the mode with a hint and installs the brush; a drag

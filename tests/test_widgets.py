@@ -313,6 +313,61 @@ def test_radial_scatter_is_whole_detector_and_selection_becomes_a_mask(sim):
     m = sc.to_mask()
     assert np.count_nonzero(m[(sc.radius.reshape(m.shape) < 5)]) == 0
     np.testing.assert_array_equal(ex.viewers["O"].highlighted, pix)
+    # the mask panels are rebuilt (a new species, another detector): brushing still
+    # highlights, in the O panel now shown (it went to the replaced one)
+    old = ex.viewers["O"]
+    ex.painter.click(*np.rint(cols["Li"][0]).astype(int), "Li")
+    ex.detector.value = "all"
+    ex.flush()
+    assert ex.viewers["O"] is not old and sc.viewer is ex.viewers["O"]
+    pix = sc.select(20.0, 30.0)
+    np.testing.assert_array_equal(ex.viewers["O"].highlighted, pix)
+
+
+def test_explorer_snaps_to_the_dark_columns_of_its_abf_and_lets_clicks_through(sim):
+    """The painter shows a virtual ABF (columns dark): a click snaps to the darkest pixel
+    within the radius, as the README says; no figure carries bqplot's hover toolbar,
+    and the image figures let clicks through their lines and labels (scale bar,
+    lattice), with the style that says so in the widget."""
+    from tdm_widgets.widgets.raster import CLICK_THROUGH
+
+    s, cols = sim
+    ex = tw.explore(s, {"O": cols["O"]}, background=False)
+    img = ex.painter.image
+    ex.painter.snap_px = 2
+    ex.painter.click(4, 9, "Fe")
+    win = img[2:7, 7:12]
+    dark = np.unravel_index(np.argmin(win), win.shape)
+    np.testing.assert_array_equal(ex.painter.columns["Fe"][-1], (2 + dark[0], 7 + dark[1]))
+    figs = [ex.painter.panel.fig] + [v.image_panel.fig for v in ex.viewers.values()]
+    figs += [ex.radial_scatter("O").fig,
+             MatrixView(tw.data_matrix(s), s.data.shape[:2], s.data.shape[2:]).fig]
+    assert not any(f.display_toolbar for f in figs)
+    assert all(CLICK_THROUGH in f._dom_classes for f in figs[:-2] + figs[-1:])
+    html = [w.value for w in ex.painter.panel.widget.children if hasattr(w, "value")]
+    assert any(f".{CLICK_THROUGH} path.line" in h and "pointer-events: none" in h
+               for h in html)
+
+
+def test_contrast_target_goes_back_to_the_painter_without_editing_columns(sim):
+    """Choosing the painter image again is a button (a click on the image adds a
+    column); choosing a target sets the sliders to its settings without redrawing it."""
+    s, cols = sim
+    ex = tw.explore(s, {"O": cols["O"]}, background=False)
+    panel = ex.viewers["O"].image_panel
+    panel.set_contrast((2.0, 98.0), 0.5)
+    redraws = []
+    panel.redraw = lambda redraw=panel.redraw: (redraws.append(1), redraw())
+    panel.mark._handle_custom_msg({"event": "element_click", "data": {}}, [])  # as the page
+    assert "image O" in ex.contrast_label.value
+    assert ex.clip.value == (2.0, 98.0) and ex.gamma.value == 0.5
+    assert redraws == []                                    # choosing it redraws nothing
+    n = {k: len(v) for k, v in ex.painter.columns.items()}
+    ex.contrast_painter.click()
+    assert "painter image" in ex.contrast_label.value
+    assert {k: len(v) for k, v in ex.painter.columns.items()} == n
+    ex.gamma.value = 2.0
+    assert ex.painter.panel.gamma == 2.0 and panel.gamma == 0.5
 
 
 def test_matrix_view_readout(sim):

@@ -143,7 +143,7 @@ class Explorer:
 
             image = computed(virtual_image(s, 11.0, bf_mrad, show_progressbar=False).data)
             _trace("painter image made")
-        self.painter = TemplatePainter(image, order, columns,
+        self.painter = TemplatePainter(image, order, columns, snap_sign=-1,  # dark columns
                                        title="virtual ABF (11-23.5 mrad): click columns",
                                        pixel_size=self.cal.scan_scale[1],
                                        units=self.cal.scan_units)
@@ -168,6 +168,13 @@ class Explorer:
         self.contrast_target = self.painter.panel
         self.contrast_label = ipw.HTML("contrast of: <b>painter image</b> (click an image "
                                        "to choose)")
+        # the painter image chosen again without a click on it (which edits columns)
+        self.contrast_painter = ipw.Button(description="painter image", icon="adjust",
+                                           tooltip="adjust the painter image's contrast",
+                                           layout={"width": "130px"})
+        self.contrast_painter.on_click(
+            lambda _: self._set_contrast_target(self.painter.panel, "painter image"))
+        self._syncing_contrast = False
         self.clip = ipw.FloatRangeSlider(value=(0.5, 99.5), min=0.0, max=100.0, step=0.5,
                                          description="clip [percentile]", style=style,
                                          continuous_update=False, layout={"width": "380px"})
@@ -208,7 +215,8 @@ class Explorer:
         self._lock = threading.RLock()  # a control changed during an update re-enters
         self.painter.on_change(self._on_edit)
         controls = ipw.VBox([self.normalization, self.normalized, self.detector,
-                             self.cross_validate, self.zoom, self.contrast_label, self.clip,
+                             self.cross_validate, self.zoom,
+                             ipw.HBox([self.contrast_label, self.contrast_painter]), self.clip,
                              self.gamma, ipw.HBox([self.save_path, self.save_button]),
                              self.busy, self.status, self.notice],
                             layout={"margin": "0px 0px 0px 16px"})
@@ -239,9 +247,15 @@ class Explorer:
     def _set_contrast_target(self, panel, label):
         self.contrast_target = panel
         self.contrast_label.value = f"contrast of: <b>{label}</b>"
-        self.clip.value, self.gamma.value = panel.clip_percent, panel.gamma
+        self._syncing_contrast = True  # the sliders show its settings: nothing to redraw
+        try:
+            self.clip.value, self.gamma.value = panel.clip_percent, panel.gamma
+        finally:
+            self._syncing_contrast = False
 
     def _apply_contrast(self):
+        if self._syncing_contrast:
+            return
         try:
             self.contrast_target.set_contrast(self.clip.value, self.gamma.value)
         except ValueError as e:
@@ -475,6 +489,8 @@ class Explorer:
             self.viewers = self._make_viewers(names)
             self._viewer_key = key
             self.viewer_box.children = [v.widget for v in self.viewers.values()]
+            if self.scatter is not None:  # brushing highlights in the panel now shown
+                self.scatter.viewer = self.viewers.get(self.scatter.species)
         for i, n in enumerate(names):
             self.viewers[n].show(masks[i], images[i])
         self._shown = getattr(self, "_computed", {"key": None})

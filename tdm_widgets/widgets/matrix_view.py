@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .raster import Bitmap, colorize, nice_length
+from .raster import CLICK_THROUGH, Bitmap, click_through_style, colorize, nice_length
 
 
 class MatrixView:
@@ -74,9 +74,11 @@ class MatrixView:
                              title=f"sorted D (Fig 1d), colour ±{self.vmax:.2g} "
                                    f"({clip_percent:g}th percentile of |D|)",
                              fig_margin={"top": 40, "bottom": 50, "left": 70, "right": 10},
-                             layout={"width": "560px", "height": "480px"})
+                             layout={"width": "560px", "height": "480px"},
+                             display_toolbar=False)
+        self.fig.add_class(CLICK_THROUGH)  # the dashed angle lines pass clicks to D
         self.label = ipw.Label("click D for the scan position and detector pixel")
-        self.widget = ipw.VBox([self.fig, self.label])
+        self.widget = ipw.VBox([self.fig, self.label, click_through_style()])
 
     def readout(self, row: int, col: int) -> dict:
         """What the displayed cell (row, col) holds: the first scan position and

@@ -8,6 +8,22 @@ import io
 
 import numpy as np
 
+#: CSS class of a figure whose lines and labels (scale bar, lattice, outlines) let
+#: clicks through to the image under them; :func:`click_through_style` styles it.
+CLICK_THROUGH = "tdm-click-through"
+
+
+def click_through_style():
+    """An (invisible) HTML widget holding the style of :data:`CLICK_THROUGH`: the lines
+    and labels drawn over an image take no pointer events, so a click on a pixel under
+    the scale bar or a lattice line reaches the image (markers stay clickable)."""
+    import ipywidgets as ipw
+
+    return ipw.HTML(f"<style>.{CLICK_THROUGH} path.line, .{CLICK_THROUGH} text.label, "
+                    f".{CLICK_THROUGH} path.curve {{pointer-events: none;}}</style>",
+                    layout={"height": "0px", "margin": "0px"})
+
+
 #: Blue (negative) - white - orange (positive), as the paper draws correlation maps.
 MASK_COLORS = ["#2b6cb0", "#ffffff", "#ed8936"]
 
@@ -208,17 +224,21 @@ class ImagePanel:
         self.mark = self.png.mark
         self.bar, self.bar_label = self._scale_bar(bq)
         m = self.MARGIN
+        # no hover toolbar: it covered the top-right pixels and its pan/zoom button
+        # silently took every later click
         self.fig = bq.Figure(marks=[self.mark, self.bar, self.bar_label], padding_x=0,
                              padding_y=0, fig_margin={"top": m, "bottom": m, "left": m,
                                                       "right": m},
-                             min_aspect_ratio=0.001, max_aspect_ratio=1000)
+                             min_aspect_ratio=0.001, max_aspect_ratio=1000,
+                             display_toolbar=False)
+        self.fig.add_class(CLICK_THROUGH)
         self.title = ipw.HTML(f"<b>{title}</b>", layout={"margin": "0px"})
         self.colorbar = ipw.HTML("")
         self.array = np.zeros(self.shape)
         self.drawn = False  # nothing drawn yet
         self.vrange = (0.0, 0.0)
         self.set_zoom(zoom)
-        self.widget = ipw.VBox([self.title, self.fig, self.colorbar],
+        self.widget = ipw.VBox([self.title, self.fig, self.colorbar, click_through_style()],
                                layout={"align_items": "flex-start", "margin": "2px 6px"})
 
     def _scale_bar(self, bq):

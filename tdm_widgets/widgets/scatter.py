@@ -108,6 +108,7 @@ class RadialPCCScatter:
                                           calibration.det_offset).ravel()
         self.units = calibration.det_units
         self.viewer = viewer
+        self.species = species
         self.pcc = np.zeros(self.mean.size)
         self.selection = np.zeros(self.mean.size, bool)
         m = self.MARGIN
@@ -140,7 +141,7 @@ class RadialPCCScatter:
         self.fig = bq.Figure(marks=[self.intensity.mark, self.correlation.mark], axes=ax,
                              interaction=self.brush, padding_x=0, padding_y=0,
                              title=f"{species}: intensity and PCC vs angle (Fig 2d)",
-                             fig_margin=dict(m),
+                             fig_margin=dict(m), display_toolbar=False,
                              layout={"width": f"{self.WIDTH}px", "height": f"{self.HEIGHT}px"})
         dot = "<span style='color:{}'>&#9679;</span> {}"
         self.legend = ipw.HTML(
