@@ -68,6 +68,23 @@ def _count(text: str) -> int:
     return v
 
 
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer; got {text!r}")
+    return v
+
+
+def _out_folder(out: Path) -> Path:
+    """An output folder that is not an existing file."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder")
+    return out
+
+
 def _check_out_not_input(out: Path, inputs) -> None:
     """Refuse an output folder that is an input file, or would overwrite one."""
     out = out.resolve()
@@ -82,8 +99,8 @@ def _demo(args) -> int:
     from .column_templates import format_specificity
     from .demo import BUNDLED, run_demo
 
-    table = run_demo(Path(args.out), Path(args.data or BUNDLED), args.thickness, args.dose,
-                     args.seed)
+    table = run_demo(_out_folder(Path(args.out)), Path(args.data or BUNDLED), args.thickness,
+                     args.dose, args.seed)
     print("Mean z-score of each image at each column type (image standard deviations):")
     print(format_specificity(table))
     print("Same-data contrast; a mask fitted to the data it images can reproduce its "
@@ -154,10 +171,12 @@ def _apply(args) -> int:
 
     out = Path(args.out)
     _check_out_not_input(out, (args.datafile, args.positions))
+    _out_folder(out)
     nav = tuple(args.navigation_shape) if args.navigation_shape else None
     s = select(load(args.datafile, lazy=args.lazy, navigation_shape=nav,
                     scan_step_A=args.scan_step),
                thickness_nm=args.thickness, defocus_nm=args.defocus)
+    corrections = _correct(s, args)
     member = {k: s.metadata.get_item(f"Simulation.selected_{k}_nm")
               for k in ("thickness", "defocus")}
     member = {k: v for k, v in member.items() if v is not None}
@@ -188,7 +207,7 @@ def _apply(args) -> int:
               if k not in ("func", "argv")}
     (out / "parameters.json").write_text(json.dumps(
         {"command": "tdm " + shlex.join(args.argv), "arguments": params,
-         "species": names, "series_member_nm": member,
+         "species": names, "series_member_nm": member, "corrections": corrections,
          "n_zero_variance": int(session.stats.n_zero_variance),
          "scan_shape": list(map(int, shape))}, indent=1, default=str))
     print(text)
@@ -197,12 +216,45 @@ def _apply(args) -> int:
     return 0
 
 
+def _correct(s, args) -> dict:
+    """``tdm apply``'s corrections of a raw camera file, stored on the signal (the file
+    is not touched): bad pixels, detector calibration from the disc, descan. Returns
+    what they found, for ``parameters.json``."""
+    import warnings
+
+    from .badpixels import find_bad_pixels, set_bad_pixels
+    from .descan import correct_descan, measure_descan
+    from .imaging import bf_disk, calibrate_detector
+
+    if args.descan and args.semiangle is None:
+        raise UsageError("--descan measures the descan from the bright-field disc: give "
+                         "--semiangle MRAD too")
+    found = {}
+    if args.bad_pixels:
+        bad = find_bad_pixels(s)
+        set_bad_pixels(s, bad)
+        found["bad_pixels"] = bad.report["counts"]
+    if args.semiangle is not None:
+        with warnings.catch_warnings():
+            if args.descan:  # bf_disk's "the disc moves" warning: corrected next
+                warnings.simplefilter("ignore")
+            disk = bf_disk(s, semiangle_mrad=args.semiangle)
+        calibrate_detector(s, disk)
+        found["mrad_per_px"] = disk.mrad_per_px
+        found["disc_center_px"] = list(disk.center_px)
+        if args.descan:
+            descan = measure_descan(s, disk)
+            correct_descan(s, descan)
+            found["descan_range_px"] = descan.range_px
+    return found
+
+
 def _data(args) -> int:
     from . import manifest
 
     if args.action == "verify":
+        rows = manifest.verify(names=args.name)
         print(f"manifest: {manifest.manifest_file()}")
-        rows = manifest.verify()
         for name, status in rows:
             print(f"{name:<28} {status}")
         bad = [n for n, st in rows if not st.startswith(
@@ -267,7 +319,7 @@ def main(argv=None) -> int:
     d.add_argument("--thickness", type=_positive, default=None,
                    help="series member [nm] (default 70 nm of a series)")
     d.add_argument("--dose", type=_positive, default=None, help="Poisson noise [e/A^2]")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=_seed, default=0)
     d.set_defaults(func=_demo)
     s = sub.add_parser("simulate", help="abTEM 4D-STEM simulation")
     s.add_argument("preset", choices=["ci", "bundled", "paper"])
@@ -280,7 +332,7 @@ def main(argv=None) -> int:
     s.add_argument("--defocus", type=_finite, nargs="+", default=[0.0], help="[nm]")
     s.add_argument("--configs", type=_count, default=None, help="frozen-phonon configurations")
     s.add_argument("--scan-step", type=_positive, default=None, help="probe step [A]")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--float16", action="store_true", help="store as float16")
     s.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="dask.distributed scheduler (tcp://host:8786) that runs abTEM's graph")
@@ -319,6 +371,14 @@ def main(argv=None) -> int:
                     help="frames per scan row and scan rows of a flat file (.mib)")
     ap.add_argument("--scan-step", type=_positive, default=None, help="scan step [A]")
     ap.add_argument("--lazy", action="store_true")
+    ap.add_argument("--bad-pixels", action="store_true",
+                    help="find dead, hot and stuck detector pixels (one pass) and "
+                         "interpolate them in every pass")
+    ap.add_argument("--semiangle", type=_positive, default=None, metavar="MRAD",
+                    help="probe semi-angle [mrad]: calibrate the detector in mrad from the "
+                         "bright-field disc (a raw camera file is in px)")
+    ap.add_argument("--descan", action="store_true",
+                    help="measure the descan from the disc and correct it (needs --semiangle)")
     ap.set_defaults(func=_apply)
     dt = sub.add_parser("data", help="check data files against data_manifest.yaml, fetch "
                         "the ones an install does not carry, re-run a generator")
@@ -339,16 +399,26 @@ def main(argv=None) -> int:
     elif extra:
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     args.argv = argv  # the command as given, recorded with what it writes
+    # a reader's own ERROR lines ("report this error to the RosettaSciIO developers")
+    # come before the one line below, which says the same in the command's terms
+    quiet = {name: logging.getLogger(name) for name in ("hyperspy.io", "rsciio")}
+    levels = {name: log.level for name, log in quiet.items()}
+    for log in quiet.values():
+        log.setLevel(logging.CRITICAL)
     try:
         return args.func(args)
     except (UsageError, ValueError, TypeError, OSError, KeyError, ImportError) as err:
-        message = " ".join(str(err).split()) or type(err).__name__
+        text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        message = " ".join(str(text).split()) or type(err).__name__
         print(f"tdm: error: {message}", file=sys.stderr)
         return 2
     except Exception as err:  # anything else still gets one line, with its type
         message = " ".join(str(err).split())
         print(f"tdm: error: {type(err).__name__}: {message}", file=sys.stderr)
         return 1
+    finally:
+        for name, log in quiet.items():
+            log.setLevel(levels[name])
 
 
 if __name__ == "__main__":

@@ -88,6 +88,11 @@ def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0
     >>> t.shape, names, float(t[0, 1, 2])
     ((2, 4, 5), ['O', 'all'], 1.0)
     """
+    for value, arg in ((sigma_px, "sigma_px"), (disc_px, "disc_px")):
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(f"{arg} must be a finite number >= 0 [px]; got {value}")
+    if not columns:
+        raise ValueError("columns is empty: give at least one species with positions")
     names = list(columns) if species is None else list(species)
     missing = [n for n in names if n not in columns]
     if missing:
@@ -165,6 +170,8 @@ def specificity(image, columns: dict, where=None) -> dict[str, float]:
     z = (img - img[sel].mean()) / sd
     out = {}
     for n, pos in columns.items():
+        if len(pos) == 0:
+            raise ValueError(f"columns[{n!r}] has no positions: no contrast to measure there")
         rc = _pixel_indices(pos, img.shape)
         inside = sel[rc[:, 0], rc[:, 1]]
         out[n] = float(z[rc[inside, 0], rc[inside, 1]].mean()) if inside.any() else np.nan

@@ -186,6 +186,11 @@ def virtual_image(s, inner_mrad: float, outer_mrad: float, center=None,
                          f"pixel: the detector spans {r.min():.3g}-{r.max():.3g} mrad from "
                          "the centre")
     img = apply_masks(data, mask, progress=show_progressbar)
+    if isinstance(img, np.ndarray) and not img.any():  # (a lazy image is not looked at)
+        raise ValueError(f"annulus {inner_mrad:g}-{outer_mrad:g} mrad selects only "
+                         f"detector pixels that are zero at every scan position "
+                         f"({int(mask.sum())} pixels, e.g. corners outside the camera's "
+                         "signal): the image would be zero")
     meta = provenance("virtual_image", src, inner_mrad=float(inner_mrad),
                       outer_mrad=float(outer_mrad), n_pixels=int(mask.sum()),
                       center_mrad=list(center_in_axis_units(center, cal)))

@@ -55,7 +55,12 @@ def mib_frames(path) -> tuple[int, tuple[int, int], np.dtype]:
         raise ValueError(f"could not read {path} as a Merlin .mib: unrecognised frame "
                          f"header ({err})") from None
     frame = header_bytes + width * height * dtype.itemsize
-    return path.stat().st_size // frame, (height, width), dtype
+    n, rest = divmod(path.stat().st_size, frame)
+    if rest:
+        logger.warning("%s ends with %d bytes of a partial frame (an interrupted "
+                       "acquisition?): %d whole frames are read, the rest is ignored",
+                       path.name, rest, n)
+    return n, (height, width), dtype
 
 
 def _mib_chunks(nav_yx, det_shape, dtype) -> tuple[int, int, int, int]:
@@ -87,7 +92,7 @@ def _load_mib(path: Path, lazy: bool, navigation_shape, **kwargs):
                 f"but {where}; give (scan_x, scan_y) whose product is {n} (no frame is "
                 "dropped or invented)")
     else:
-        probe = hs_load(path, lazy=True, **kwargs)
+        probe = hs_load(path, lazy=True, note_type=False, **kwargs)  # the load says it
         shape = probe.data.shape
         if len(shape) != 4 or shape[0] * shape[1] != n:
             raise ValueError(
@@ -97,7 +102,23 @@ def _load_mib(path: Path, lazy: bool, navigation_shape, **kwargs):
         nav = (shape[1], shape[0])
     if lazy:
         kwargs.setdefault("chunks", _mib_chunks(nav[::-1], det, dtype))
-    return hs_load(path, lazy=lazy, navigation_shape=nav, **kwargs)
+    s = hs_load(path, lazy=lazy, navigation_shape=nav, **kwargs)
+    if s.axes_manager.navigation_dimension == 1:  # a line scan: the reader drops the 1
+        s = _with_navigation(s, nav)
+    return s
+
+
+def _with_navigation(s, nav):
+    """``s`` (navigation flattened to one axis) with the 2D scan ``nav = (scan_x,
+    scan_y)`` again, its detector calibration and metadata kept."""
+    import hyperspy.api as hs
+
+    det_axes = [a.get_axis_dictionary() for a in s.axes_manager.signal_axes[::-1]]
+    data = s.data.reshape(nav[1], nav[0], *s.data.shape[-2:])
+    scan = [{"name": n, "size": int(k), "navigate": True} for n, k in zip(SCAN_AXES, data.shape)]
+    cls = hs.signals.LazySignal2D if getattr(s, "_lazy", False) else hs.signals.Signal2D
+    return cls(data, axes=scan + det_axes, metadata=s.metadata.as_dictionary(),
+               original_metadata=s.original_metadata.as_dictionary())
 
 
 class _SignalTypeNotUnderstood(logging.Filter):
@@ -115,7 +136,7 @@ class _SignalTypeNotUnderstood(logging.Filter):
         return True
 
 
-def hs_load(path: Path, **kwargs):
+def hs_load(path: Path, *, note_type: bool = True, **kwargs):
     """:func:`hyperspy.api.load`, its many exception types for corrupt files turned into
     ``ValueError("could not read PATH: ...")``.
 
@@ -141,7 +162,7 @@ def hs_load(path: Path, **kwargs):
         raise ValueError(message) from err
     finally:
         hs_logger.removeFilter(held)
-    if held.held:
+    if held.held and note_type:
         for sig in s if isinstance(s, list) else [s]:
             t = sig.metadata.get_item("Signal.signal_type", "")
             logger.info("%s: signal_type %r is provided by no installed HyperSpy extension "
@@ -202,6 +223,9 @@ def from_array(array, scan_step_A: float | tuple[float, float] | None = None,
     import hyperspy.api as hs
 
     check_data(array)
+    if center_px is not None and not (np.shape(center_px) == (2,)
+                                      and np.all(np.isfinite(center_px))):
+        raise ValueError(f"center_px must be two finite numbers (y, x) [px]; got {center_px!r}")
     steps = [None if v is None else _positive_pair(v, name)
              for v, name in ((scan_step_A, "scan_step_A"), (mrad_per_px, "mrad_per_px"))]
     s = hs.signals.Signal2D(array, axes=axes_4d(array.shape, *steps, center_px))
@@ -293,10 +317,19 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
         s.metadata.General.original_filename = path.name
     elif path.suffix.lower() == ".mib":
         s = _load_mib(path, lazy, navigation_shape, **kwargs)
+    elif path.suffix.lower() == ".hdr" and path.with_suffix(".mib").exists():
+        raise ValueError(f"{path.name} is the header of a Merlin acquisition: load "
+                         f"{path.with_suffix('.mib').name}, its data")
     else:
         if navigation_shape is not None:
             kwargs["navigation_shape"] = navigation_shape
-        s = hs_load(path, lazy=lazy, **kwargs)
+        try:
+            s = hs_load(path, lazy=lazy, **kwargs)
+        except ValueError as err:  # the reader's TypeError, as hs_load words it
+            if navigation_shape is None or "'navigation_shape' is an invalid" not in str(err):
+                raise
+            raise ValueError(f"navigation_shape is for files that store a flat list of "
+                             f"frames (e.g. .mib); {path.name} stores its own shape") from None
         if isinstance(s, list):
             four_d = [x for x in s if x.axes_manager.navigation_dimension == 2
                       and x.axes_manager.signal_dimension == 2]

@@ -80,26 +80,45 @@ def dataset_path(name: str, manifest: dict | None = None) -> Path | None:
     raise KeyError(f"no dataset {name!r} in the manifest")
 
 
-def verify(manifest: dict | None = None) -> list[tuple[str, str]]:
+def verify(manifest: dict | None = None, names=None) -> list[tuple[str, str]]:
     """Check every present file against its size and checksum.
+
+    Parameters
+    ----------
+    manifest : dict, optional
+        The manifest (default: the one found by :func:`read_manifest`).
+    names : list of str, optional
+        Only these datasets (``KeyError`` for a name not in the manifest).
 
     Returns
     -------
     list of (name, status)
         ``"ok"`` (``"ok (downloaded)"`` for a file in the download cache), ``"absent
         ..."`` for a file neither here nor downloaded yet, or a description of the
-        mismatch.
+        mismatch (a downloaded copy changed since is one).
     """
-    from .datasets import local_path
+    from .datasets import local_path, resolve_cache_dir
 
     man = manifest or read_manifest()
     out = []
-    for d in man.get("datasets", []) + man.get("files", []):
+    entries = man.get("datasets", []) + man.get("files", [])
+    if names:
+        known = {d["name"] for d in entries + man.get("experimental", [])}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise KeyError(f"not in the manifest: {', '.join(unknown)} (tdm data verify "
+                           "lists every dataset)")
+        entries = [d for d in entries if d["name"] in names]
+    for d in entries:
         if not d.get("file"):
             out.append((d["name"], f"generated on demand ({d['tier']} tier)"))
             continue
         p, where = local_path(d)  # checkout or package copy as it is; a download if intact
-        if p is None:
+        cached = resolve_cache_dir(None) / d["file"]
+        if p is None and cached.is_file():
+            out.append((d["name"], f"sha256 mismatch: the downloaded copy {cached} changed "
+                                   f"since (delete it, then tdm data fetch {d['name']})"))
+        elif p is None:
             out.append((d["name"], f"absent (not downloaded: tdm data fetch {d['name']}, "
                                    "or tdm_widgets.data_path)"))
         elif where == "cache":
@@ -111,6 +130,8 @@ def verify(manifest: dict | None = None) -> list[tuple[str, str]]:
         else:
             out.append((d["name"], "ok"))
     for d in man.get("experimental", []):
+        if names and d["name"] not in names:
+            continue
         p = user_paths().get(d["name"])
         out.append((d["name"], f"registered: {p}" if p else "absent (not registered)"))
     return out

@@ -35,11 +35,11 @@ def add_poisson_noise(s, dose_e_per_A2: float, seed: int = 0):
     Parameters
     ----------
     s : hyperspy.signals.Signal2D
-        Noise-free 4D signal with the scan calibrated in angstrom.
+        Noise-free 4D signal (floating point) with the scan calibrated in angstrom.
     dose_e_per_A2 : float
         Electron dose [e / angstrom^2].
     seed : int
-        Seed of the random generator; the same seed gives the same counts.
+        Seed of the random generator (>= 0); the same seed gives the same counts.
 
     Returns
     -------
@@ -57,6 +57,12 @@ def add_poisson_noise(s, dose_e_per_A2: float, seed: int = 0):
     data, cal, _ = unwrap(s, corrected=False)  # noise on the raw intensities
     if not (np.isfinite(dose_e_per_A2) and dose_e_per_A2 > 0):
         raise ValueError(f"dose_e_per_A2 must be positive and finite; got {dose_e_per_A2}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    if np.issubdtype(data.dtype, np.integer):
+        raise ValueError(f"s holds integer data ({data.dtype}), i.e. counts already: "
+                         "add_poisson_noise turns noise-free intensities (fractions of the "
+                         "beam) into counts")
     if cal.scan_units != "Å":
         raise ValueError("add_poisson_noise needs the scan step in angstrom to turn a dose "
                          f"per area into electrons per position; scan units are "

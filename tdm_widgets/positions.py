@@ -595,8 +595,12 @@ def load_positions(path, scan_shape=None) -> tuple[dict, Lattice | None, dict]:
     --------
     >>> cols, lattice, doc = load_positions("positions.json", (20, 34))  # doctest: +SKIP
     """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"positions file {path} "
+                                f"{'is a folder' if path.is_dir() else 'does not exist'}")
     try:
-        doc = json.loads(Path(path).read_text())
+        doc = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not a tdm_widgets positions file (not a JSON positions "
                          f"file: {err})") from None
@@ -610,5 +614,15 @@ def load_positions(path, scan_shape=None) -> tuple[dict, Lattice | None, dict]:
                          f"this scan is {tuple(scan_shape)}")
     cols = {k: check_positions(v, scan_shape or made_for, f"{path} columns[{k!r}]")
             for k, v in doc["columns"].items()}
+    empty = [k for k, v in cols.items() if len(v) == 0]
+    if empty or not cols:
+        raise ValueError(f"{path}: columns {empty or '{}'} hold no positions")
     lat = doc.get("lattice")
-    return cols, (Lattice(lat["origin"], lat["a"], lat["b"]) if lat else None), doc
+    if not lat:
+        return cols, None, doc
+    try:
+        lattice = Lattice(lat["origin"], lat["a"], lat["b"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: lattice must hold 'origin', 'a' and 'b', each (row, col) "
+                         f"[scan px]; {type(err).__name__}: {err}") from None
+    return cols, lattice, doc

@@ -190,7 +190,8 @@ class TDMSession:
         Raises
         ------
         ValueError
-            For a template that does not have the scan shape.
+            For a template that does not have the scan shape, holds NaN or inf, or is
+            constant, naming it.
 
         See Also
         --------
@@ -224,7 +225,8 @@ class TDMSession:
         Raises
         ------
         ValueError
-            For a template that does not have the scan shape (nothing is changed).
+            For a template that does not have the scan shape, holds NaN or inf, or is
+            constant, naming it (nothing is changed).
 
         Examples
         --------
@@ -242,6 +244,11 @@ class TDMSession:
             if t.shape != self.scan_shape:
                 raise ValueError(f"template {name!r} must have the scan shape "
                                  f"{self.scan_shape}; got {t.shape}")
+            if not np.isfinite(t).all():
+                raise ValueError(f"template {name!r} contains NaN or inf values")
+            if np.ptp(t) == 0:
+                raise ValueError(f"template {name!r} is constant (all-zero or uniform): it "
+                                 "cannot be correlated with the data")
             new[name] = t
         replace = {self._names.index(n): t for n, t in new.items() if n in self._names}
         if self._engine is not None:

@@ -554,3 +554,105 @@ def test_cli_any_failure_is_one_line(monkeypatch, capsys):
     assert main(["data", "fetch", "--cache-dir", "/nonexistent-cache",
                  "lifepo4_positions"]) == 0   # in the package: no download
     assert "lifepo4_positions.json" in capsys.readouterr().out
+
+
+def test_more_cli_errors_name_the_argument(tmp_path, capsys):
+    """Each is one line naming what is wrong (they were a bare errno, a quoted key,
+    numpy's message or an argparse complaint about a dataset name after an option)."""
+    import json
+
+    from merlin_writer import write_hdr, write_mib
+
+    from tdm_widgets.demo import BUNDLED
+    from tdm_widgets.manifest import ROOT
+
+    positions = ROOT / "tdm_widgets/data/lifepo4_positions.json"
+    out = str(tmp_path / "out")
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    assert "--seed: must be a non-negative integer" in _cli_error(
+        capsys, ["demo", "--seed", "-1"])
+    assert f"--out {afile} is a file; give a folder" in _cli_error(
+        capsys, ["demo", "--out", str(afile)])
+    msg = _cli_error(capsys, ["apply", str(BUNDLED), "--positions", str(tmp_path),
+                              "--out", out])
+    assert f"positions file {tmp_path} is a folder" in msg
+    doc = json.loads(positions.read_text())
+    for change, expect in ((dict(lattice={"a": [1, 0]}), "lattice must hold 'origin'"),
+                           (dict(columns={"Li": []}), "hold no positions")):
+        bad = tmp_path / "bad_positions.json"
+        bad.write_text(json.dumps(dict(doc, **change)))
+        assert expect in _cli_error(capsys, ["apply", str(BUNDLED), "--positions", str(bad),
+                                             "--out", out])
+    assert "raw_dir nosuchdir is not a folder (it does not exist)" in _cli_error(
+        capsys, ["pack", "nosuchdir", "--out", str(tmp_path / "x.hspy")])
+    assert "not in the manifest: nosuch" in _cli_error(capsys, ["data", "verify", "nosuch"])
+    assert "--descan" in _cli_error(capsys, ["apply", str(BUNDLED), "--positions",
+                                             str(positions), "--out", out, "--descan"])
+    mib = write_mib(tmp_path / "scan.mib", np.ones((2, 3, 8, 8), np.uint16), 12)
+    hdr = write_hdr(tmp_path / "scan.hdr", 6, 12)
+    assert "load scan.mib, its data" in _cli_error(
+        capsys, ["apply", str(hdr), "--positions", str(positions), "--out", out])
+    assert "navigation_shape is for files that store a flat list" in _cli_error(
+        capsys, ["apply", str(BUNDLED), "--positions", str(positions), "--out", out,
+                 "--navigation-shape", "34", "20"])
+    assert mib.exists()
+
+
+def test_api_values_are_checked_where_they_are_given(tmp_path, data4d, caplog):
+    """Widths, centres, seeds, counts, zero masks and images, empty species, line scans
+    and a partial last .mib frame: an error naming the argument (or a warning for the
+    frame) where the value is given, never a zero image or NaN later."""
+    import logging
+
+    from merlin_writer import write_mib
+
+    cols = {"A": [[1, 1], [4, 3]]}
+    for kw, name in ((dict(sigma_px=-1), "sigma_px"), (dict(sigma_px=np.nan), "sigma_px"),
+                     (dict(disc_px=np.inf), "disc_px")):
+        with pytest.raises(ValueError, match=f"{name} must be a finite number >= 0"):
+            tw.point_templates(cols, (6, 5), **kw)
+    with pytest.raises(ValueError, match="columns is empty"):
+        tw.point_templates({}, (6, 5))
+    with pytest.raises(ValueError, match="center_px must be two finite numbers"):
+        tw.from_array(data4d, mrad_per_px=1.0, center_px=(np.nan, 3))
+    s = tw.from_array(data4d, scan_step_A=0.3)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        tw.add_poisson_noise(s, 100, seed=-1)
+    counts = tw.from_array(np.ones(data4d.shape, np.uint16), scan_step_A=0.3)
+    with pytest.raises(ValueError, match="integer data .*counts already"):
+        tw.add_poisson_noise(counts, 100)
+    with pytest.raises(ValueError, match="mask is zero at every detector pixel"):
+        tw.apply_mask(s, np.zeros(data4d.shape[2:]))
+    two = np.stack([np.ones(data4d.shape[2:]), np.zeros(data4d.shape[2:])])
+    with pytest.raises(ValueError, match="mask 1 of the stack is zero"):
+        tw.apply_mask(s, two)
+    with pytest.raises(ValueError, match=r"columns\['B'\] has no positions"):
+        tw.specificity(np.random.default_rng(0).random((6, 5)), {"A": [[1, 1]],
+                                                                "B": np.zeros((0, 2))})
+    dark = np.array(data4d)
+    dark[..., :, -3:] = 0                                 # a camera edge with no signal
+    d = tw.from_array(dark, mrad_per_px=1.0, center_px=(0, 0))
+    r = np.hypot(*np.indices(dark.shape[2:]))
+    inner = float(np.ceil(r[:, :-3].max()))               # beyond every lit pixel
+    with pytest.raises(ValueError, match="zero at every scan position"):
+        tw.virtual_image(d, inner, 1e3)
+    session = tw.TDMSession.from_columns(s, cols, show_progressbar=False)
+    for bad, what in ((np.full(data4d.shape[:2], np.nan), "NaN or inf"),
+                      (np.zeros(data4d.shape[:2]), "is constant")):
+        with pytest.raises(ValueError, match=f"template 'x' .*{what}"):
+            session.set_template("x", bad)
+    assert session.names == ["A", "all"]                 # nothing was added
+    # a line scan keeps its size-1 axis; a partial last frame is reported
+    frames = np.arange(8 * 16 * 16, dtype=np.uint16).reshape(8, 1, 16, 16) % 4095
+    mib = write_mib(tmp_path / "line.mib", frames, 12)
+    for nav, shape in (((8, 1), (1, 8)), ((1, 8), (8, 1))):
+        line = tw.load(mib, navigation_shape=nav)
+        assert line.data.shape == shape + (16, 16)
+        np.testing.assert_array_equal(np.asarray(line.data).reshape(8, 16, 16),
+                                      frames[:, 0])
+    with open(mib, "ab") as f:
+        f.write(b"\0" * 100)
+    with caplog.at_level(logging.WARNING, logger="tdm_widgets.io"):
+        assert tw.load(mib, navigation_shape=(8, 1)).data.shape == (1, 8, 16, 16)
+    assert "100 bytes of a partial frame" in caplog.text

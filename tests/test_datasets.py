@@ -84,6 +84,10 @@ def test_download_from_local_http_server(installed, served):
     shutil.rmtree(site)
     assert tw.data_path(MEDIUM, download=False) == p
     assert dict(manifest.verify())[MEDIUM] == "ok (downloaded)"
+    assert manifest.verify(names=[MEDIUM]) == [(MEDIUM, "ok (downloaded)")]
+    with open(p, "ab") as f:              # the cached copy changed since: a mismatch
+        f.write(b"\0")
+    assert dict(manifest.verify())[MEDIUM].startswith("sha256 mismatch: the downloaded copy")
 
 
 def test_base_url_from_the_environment_and_a_file_url(installed, served, monkeypatch,

@@ -63,8 +63,15 @@ def region_mask(region, scan_shape) -> np.ndarray:
 
 
 def masks_stack(mask, det_shape) -> tuple[np.ndarray, bool]:
-    """Validate a detector mask or stack; return ``(k, det_y, det_x)`` float64."""
-    return _stack(mask, "mask", det_shape, "detector")
+    """Validate a detector mask or stack; return ``(k, det_y, det_x)`` float64. A mask
+    that is zero everywhere (it would make a zero image) is an error."""
+    m, single = _stack(mask, "mask", det_shape, "detector")
+    zero = np.flatnonzero(~m.reshape(len(m), -1).any(axis=1))
+    if zero.size:
+        which = "mask" if single else f"mask {', '.join(map(str, zero))} of the stack"
+        raise ValueError(f"{which} is zero at every detector pixel: it would make a zero "
+                         "image")
+    return m, single
 
 
 def detector_mask(detector_region, det_shape) -> np.ndarray | None:

@@ -194,6 +194,9 @@ def pack_raw(raw_dir, out_path, thickness_nm=None, mrad_per_px: float = 1.0,
 
     dirs = [Path(raw_dir)] if isinstance(raw_dir, (str, Path)) else [Path(d) for d in raw_dir]
     for d in dirs:
+        if not d.is_dir():
+            raise ValueError(f"raw_dir {d} is not a folder (it "
+                             f"{'is a file' if d.exists() else 'does not exist'})")
         if not (d / "done").exists():
             raise ValueError(f"raw_dir {d} holds no finished run (no 'done' file)")
     metas = [json.loads((d / "meta.json").read_text()) for d in dirs]
