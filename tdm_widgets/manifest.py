@@ -16,6 +16,7 @@ import hashlib
 import os
 import shlex
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -137,6 +138,21 @@ def verify(manifest: dict | None = None, names=None) -> list[tuple[str, str]]:
     return out
 
 
+def _run_generator(cmd: list[str]) -> None:
+    """Run one generator command, its output passed through; a failure is a ValueError
+    carrying the command's own ``tdm: error:`` line (so the CLI still prints one)."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    said = ""
+    for line in proc.stderr:
+        if line.startswith("tdm: error:"):
+            said = line[len("tdm: error:"):].strip()
+        else:
+            sys.stderr.write(line)
+    if proc.wait():
+        raise ValueError(f"{shlex.join(cmd)} failed (exit {proc.returncode})"
+                         + (f": {said}" if said else ""))
+
+
 def regenerate(name: str, rtol: float = 1e-3, manifest: dict | None = None) -> float:
     """Re-run a dataset's generator into a temporary folder and compare with the
     committed file.
@@ -167,7 +183,7 @@ def regenerate(name: str, rtol: float = 1e-3, manifest: dict | None = None) -> f
             cmd[:] = [raw.get(a, a) for a in cmd]
             if "--out" in cmd:
                 cmd[cmd.index("--out") + 1] = str(out)
-            subprocess.run(cmd, check=True, cwd=ROOT)
+            _run_generator(cmd)
         new = np.asarray(load(out).data, np.float64)
     from .datasets import entry_path
 

@@ -85,6 +85,10 @@ def test_demo_writes_figure_results_and_table(demo):
     assert set(table) == {"virtual ABF", "virtual ADF", "TDM Li", "TDM Fe", "TDM P", "TDM O",
                           "TDM all", "TDM null"}
     assert all(set(r) == {"Li", "Fe", "P", "O"} for r in table.values())
+    vals = tw.load(BUNDLED).metadata.Simulation.thickness_nm
+    member = min(vals, key=lambda t: abs(t - 70))   # the table names the member it used
+    head = (out / "contrast_table.txt").read_text().splitlines()[0]
+    assert head.startswith(f"# {BUNDLED.name}, thickness {member:g} nm, noise-free"), head
 
 
 def test_demo_results_reload_and_agree_with_the_api(demo):
@@ -189,3 +193,21 @@ def test_validation_simulations_are_in_the_manifest():
                 arr = np.ascontiguousarray(np.load(path)[m["array"]])
                 assert list(arr.shape) == m["shape"] and str(arr.dtype) == m["dtype"]
                 assert hashlib.sha256(arr.tobytes()).hexdigest() == m["sha256"]
+
+
+def test_a_failing_generator_is_one_error_carrying_its_own_message(capfd):
+    """``regenerate`` (``tdm data regenerate``) on an install without abTEM: the
+    generator's ``tdm: error:`` line becomes the one ValueError (no traceback line, no
+    second error line); the rest of its output passes through."""
+    import sys
+
+    script = ("import sys; print('progress 50%', file=sys.stderr); "
+              "print('tdm: error: tdm simulate needs ase and abTEM', file=sys.stderr); "
+              "sys.exit(2)")
+    man = {"datasets": [{"name": "x", "tier": "ci", "file": "x.hspy",
+                         "generator": f"{sys.executable} -c \"{script}\""}]}
+    with pytest.raises(ValueError, match=r"failed \(exit 2\): tdm simulate needs ase "
+                                         r"and abTEM$"):
+        manifest.regenerate("x", manifest=man)
+    err = capfd.readouterr().err
+    assert "progress 50%" in err and "tdm: error" not in err
