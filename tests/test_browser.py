@@ -114,6 +114,12 @@ def test_explorer_in_the_browser(lab):
             hit = [page.evaluate("([x, y]) => document.elementFromPoint(x, y).tagName", pt)
                    for pt in (on_bar, pixel_point(page, shape, 0, shape[1] - 1))]
             assert hit == ["image", "image"], hit
+            # square pixels on the screen (the figure's own padding once took 7 px a side
+            # from the plot area: 2.5 % taller than wide at this zoom)
+            box = painter_image(page).bounding_box()
+            aspect = (box["width"] / shape[1]) / (box["height"] / shape[0])
+            print(f"painter pixel aspect on screen: {aspect:.4f}")
+            assert abs(aspect - 1) < 0.01, box
             # a drag in the region mode draws the reference rectangle
             page.get_by_role("button", name="region: drag").click()
             # the kernel answers the mode with a hint and installs the brush; a drag

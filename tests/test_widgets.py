@@ -511,3 +511,24 @@ def test_session_keeps_the_species_order_and_replaces_positions(sim):
                                rtol=1e-9)
     with pytest.raises(ValueError, match="outside the scan"):
         se.set_columns({"O": [[99, 0]]})
+
+
+@pytest.mark.parametrize("zoom", [3.0, 12.35])
+def test_image_fills_the_plot_area_when_markers_pad_the_scales(zoom):
+    """bqplot maps a scale's domain onto ``[p, A - p]`` of a plot area ``A`` wide when a
+    Scatter on it asks for padding ``p = sqrt(default_size) / 2 + 1``: with the domain
+    the panel sets, the image's edges still land on the plot area's (square pixels),
+    at any zoom (the painter's 12.35 made pixels 2.4 % taller than wide)."""
+    from tdm_widgets.widgets.raster import ImagePanel
+
+    panel = ImagePanel((20, 34), zoom=zoom)
+    p = np.sqrt(137) / 2 + 1
+    panel.set_mark_padding(p)
+    panel.set_zoom(zoom)                      # the zoom slider keeps it
+    for scale, lo, hi, size in ((panel.x, 0, 34, panel.fig.layout.width),
+                                (panel.y, 0, 20, panel.fig.layout.height)):
+        area = float(size[:-2]) - 2 * panel.MARGIN
+        slope = (area - 2 * p) / (scale.max - scale.min)
+        left, right = (p + (v - scale.min) * slope for v in (lo, hi))
+        assert left == pytest.approx(0, abs=1e-9) and right == pytest.approx(area, abs=1e-9)
+        assert slope == pytest.approx(round(34 * zoom) / 34, rel=0.01)

@@ -137,6 +137,9 @@ class TemplatePainter:
         p = self.panel
         p.fig.marks = [p.mark, self.lattice_lines, self.lattice_vectors, self.region_lines,
                        *self._points.values(), self.picks_mark, p.bar, p.bar_label]
+        # bqplot pads the range of scales that carry a Scatter by half its marker size
+        sizes = [mk.default_size for mk in (*self._points.values(), self.picks_mark)]
+        p.set_mark_padding(np.sqrt(max(sizes)) / 2 + 1)
         self.species_picker = ipw.ToggleButtons(options=self.species, value=self.species[0],
                                                 description="species",
                                                 style={"button_width": "52px"})

@@ -237,6 +237,7 @@ class ImagePanel:
         self.array = np.zeros(self.shape)
         self.drawn = False  # nothing drawn yet
         self.vrange = (0.0, 0.0)
+        self.padding_px = 0.0  # [screen px] that marks make bqplot pad the range by
         self.set_zoom(zoom)
         self.widget = ipw.VBox([self.title, self.fig, self.colorbar, click_through_style()],
                                layout={"align_items": "flex-start", "margin": "2px 6px"})
@@ -267,6 +268,24 @@ class ImagePanel:
         w, h = round((x1 - x0) * zoom) + m, round((y1 - y0) * zoom) + m
         self.fig.layout.width, self.fig.layout.height = f"{w}px", f"{h}px"
         self.title.layout.width = self.colorbar.layout.width = f"{w}px"
+        self._fit_domain()
+
+    def set_mark_padding(self, padding_px: float) -> None:
+        """Keep the image filling the plot area (square pixels) when marks drawn on it
+        make bqplot pad the scales' range by ``padding_px`` [screen px] on each side
+        (a ``Scatter`` asks for ``sqrt(default_size) / 2 + 1``): the scales' domain is
+        narrowed by as much, so the image's edges still fall on the plot area's."""
+        self.padding_px = float(padding_px)
+        self._fit_domain()
+
+    def _fit_domain(self) -> None:
+        y0, y1, x0, x1 = self.crop
+        p = self.padding_px
+        m = 2 * self.MARGIN
+        for scale, lo, hi, size in ((self.x, x0, x1, self.fig.layout.width),
+                                    (self.y, y0, y1, self.fig.layout.height)):
+            inset = p * (hi - lo) / (float(size[:-2]) - m)   # [data px]
+            scale.min, scale.max = float(lo + inset), float(hi - inset)
 
     def show(self, array) -> None:
         """Draw ``array`` (full shape; the crop is applied here); the same array
