@@ -39,6 +39,10 @@ def test_painter_clicks_snap_replicate_and_file(tmp_path):
     np.testing.assert_array_equal(p.columns["A"], [[7, 9]])
     p.undo()
     np.testing.assert_array_equal(p.columns["A"], [[2, 3], [7, 9]])
+    assert "undone (A 1 -> 2); 4 more to undo" in p.message.value
+    p.undo()                                     # a second undo says something new
+    assert "undone (A 2 -> 1); 3 more to undo" in p.message.value
+    p.click(7, 9)
     p.remove("A", 1)
     p.species_picker.value = "B"
     p.click(3, 7)

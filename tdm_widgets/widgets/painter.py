@@ -376,13 +376,18 @@ class TemplatePainter:
         if not self._history:
             raise ValueError("nothing to undo")
         region = self.region
+        before = {k: len(v) for k, v in self.columns.items()}
         self.columns, self.region, self.lattice = self._history.pop()
         self._draw_lattice()
         edits = [Edit("columns", columns=self._snapshot())]
         if self.region is not region:
             edits.append(Edit("region", region=self.region))
         self._changed(*edits)
-        self.say("undone")
+        # each undo says what it changed and how many are left (a second undo is seen)
+        diff = ", ".join(f"{k} {before.get(k, 0)} -> {len(v)}" for k, v in self.columns.items()
+                         if len(v) != before.get(k, 0))
+        what = diff or ("region" if self.region is not region else "lattice")
+        self.say(f"undone ({what}); {len(self._history)} more to undo")
 
     def save(self, path) -> Path:
         """Export the positions (and lattice) as JSON (rounded to 1e-6 px)."""
