@@ -100,6 +100,10 @@ def _load_mib(path: Path, lazy: bool, navigation_shape, **kwargs):
                 f"(the reader found {shape[:-2]}, {where}): pass "
                 "navigation_shape=(scan_x, scan_y)")
         nav = (shape[1], shape[0])
+        if not path.with_suffix(".hdr").exists():
+            logger.warning("%s has no .hdr beside it: the scan shape %s (scan_x, scan_y) "
+                           "is the reader's guess from the time stamps or a square; pass "
+                           "navigation_shape if it is not", path.name, nav)
     if lazy:
         kwargs.setdefault("chunks", _mib_chunks(nav[::-1], det, dtype))
     s = hs_load(path, lazy=lazy, navigation_shape=nav, **kwargs)

@@ -121,6 +121,29 @@ def test_load_checks_the_navigation_shape_against_the_frames(tmp_path):
     assert tw.load(flat, navigation_shape=(9, 8)).data.shape == SCAN + DET
 
 
+def test_a_shape_guessed_without_hdr_is_warned(tmp_path, caplog):
+    """The first scan row (4 frames) of the real 4 x 2 acquisition, no .hdr: the reader
+    guesses a 2 x 2 scan; the load says the shape is a guess (it was silent)."""
+    import logging
+
+    from tdm_widgets.io import mib_frames
+
+    real = MERLIN / "001_4x2_6bit.mib"
+    if not real.exists():
+        pytest.skip("shared Merlin data not present")
+    n = mib_frames(real)[0]
+    raw = real.read_bytes()
+    row = tmp_path / "row.mib"
+    row.write_bytes(raw[:4 * (len(raw) // n)])
+    with caplog.at_level(logging.WARNING, logger="tdm_widgets.io"):
+        assert tw.load(row).data.shape[:2] == (2, 2)
+    assert "no .hdr beside it: the scan shape (2, 2)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tdm_widgets.io"):
+        assert tw.load(row, navigation_shape=(4, 1)).data.shape[:2] == (1, 4)
+    assert "no .hdr" not in caplog.text
+
+
 def test_lazy_mib_has_whole_pattern_row_chunks_and_a_scan_step(tmp_path, monkeypatch):
     from tdm_widgets import io
 
