@@ -152,8 +152,8 @@ def select(s, thickness_nm: float | None = None, defocus_nm: float | None = None
 
     Examples
     --------
-    >>> series = tw.load(tw.data_path("lifepo4_thickness"))   # doctest: +SKIP
-    >>> select(series, thickness_nm=70).metadata.Simulation.selected_thickness_nm  # doctest: +SKIP
+    >>> series = tw.load(tw.data_path("lifepo4_thickness"))
+    >>> select(series, thickness_nm=70).metadata.Simulation.selected_thickness_nm
     69.881
     """
     out = s
