@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -180,6 +181,9 @@ def _apply(args) -> int:
     shape = s.data.shape[:2]
     columns, _, _ = load_positions(args.positions, shape)
     det = tuple(args.detector_region) if args.detector_region else None
+    if det is not None and s.axes_manager.signal_axes[0].units != "mrad":
+        raise UsageError("--detector-region is in mrad and this file's detector is in px: "
+                         "add --semiangle MRAD to calibrate it from the bright-field disc")
     session = TDMSession.from_columns(s, columns, sigma_px=args.sigma,
                                       normalization=args.normalization, detector_region=det)
     names = session.names  # the species and "all"
@@ -250,7 +254,7 @@ def _data(args) -> int:
     from . import manifest
 
     if args.action == "verify":
-        rows = manifest.verify(names=args.name)
+        rows = manifest.verify(names=args.name, cache_dir=args.cache_dir)
         print(f"manifest: {manifest.manifest_file()}")
         for name, status in rows:
             print(f"{name:<28} {status}")
@@ -398,12 +402,15 @@ def main(argv=None) -> int:
     args.argv = argv  # the command as given, recorded with what it writes
     # a reader's own ERROR lines ("report this error to the RosettaSciIO developers")
     # come before the one line below, which says the same in the command's terms
-    quiet = {name: logging.getLogger(name) for name in ("hyperspy.io", "rsciio")}
+    quiet = {name: logging.getLogger(name) for name in ("hyperspy.io", "rsciio", "pooch")}
     levels = {name: log.level for name, log in quiet.items()}
     for log in quiet.values():
         log.setLevel(logging.CRITICAL)
     try:
         return args.func(args)
+    except BrokenPipeError:  # the output went to `head` or the like, which closed
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python's own advice
+        return 0
     except (UsageError, ValueError, TypeError, OSError, KeyError, ImportError) as err:
         text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         message = " ".join(str(text).split()) or type(err).__name__

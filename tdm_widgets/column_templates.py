@@ -24,7 +24,10 @@ def check_positions(positions, scan_shape=None, name: str = "columns") -> np.nda
     """
     try:
         p = np.asarray(positions, float).reshape(-1, 2)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as err:
+        if "convert" in str(err):
+            raise ValueError(f"{name} must hold numbers, (row, col) [scan px]: {err}"
+                             ) from None
         raise ValueError(f"{name} must be (n, 2) (row, col) positions [scan px]; got "
                          f"{np.shape(positions)}") from None
     bad = ~np.isfinite(p).all(axis=1)
@@ -93,6 +96,10 @@ def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0
             raise ValueError(f"{arg} must be a finite number >= 0 [px]; got {value}")
     if not columns:
         raise ValueError("columns is empty: give at least one species with positions")
+    if not (len(scan_shape) == 2 and all(isinstance(v, (int, np.integer)) and v > 0
+                                         for v in scan_shape)):
+        raise ValueError(f"scan_shape must be two positive integers (scan_y, scan_x); got "
+                         f"{tuple(scan_shape)!r}")
     names = list(columns) if species is None else list(species)
     missing = [n for n in names if n not in columns]
     if missing:
@@ -210,6 +217,9 @@ def random_positions_template(columns: dict, shape, n: int, seed: int = 0,
     >>> int(t.sum()), float(t[2, 2])
     (3, 0.0)
     """
+    size = int(np.prod(shape))
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= size:
+        raise ValueError(f"n must be an integer from 1 to the {size} scan positions; got {n!r}")
     rng = np.random.default_rng(seed)
     allpos = np.concatenate([np.asarray(v, float).reshape(-1, 2) for v in columns.values()])
     yy, xx = np.indices(shape)

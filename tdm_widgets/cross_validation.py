@@ -56,6 +56,8 @@ def thinned_folds(data, seed: int = 0, folds: int = 2) -> list:
     check_counts(data.dtype)
     if not (isinstance(folds, (int, np.integer)) and folds >= 2):
         raise ValueError(f"folds must be an integer >= 2; got {folds!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
     sy, sx = data.shape[:2]
     index = np.arange(sy * sx).reshape(sy, sx)
     if not is_lazy(data):
@@ -143,7 +145,10 @@ def cross_validated_image(s, template, split: str = "dose", normalization: str =
             fit_region[:, : sx // 2] = True
         fit_region = np.asarray(fit_region, bool)
         if fit_region.all() or not fit_region.any():
-            raise ValueError("fit_region must leave some positions held out and fit on some")
+            raise ValueError("the cells split needs positions to fit on and positions held "
+                             f"out: fit_region {'covers' if fit_region.any() else 'misses'} "
+                             f"the whole {sy} x {sx} scan (a scan one column wide has no "
+                             "left half; use the dose split for counts)")
         m, _ = pcc_masks(data, t, region=fit_region, **kw)
         img = _apply(data, m, normalized, None, show_progressbar)
         held = ~fit_region

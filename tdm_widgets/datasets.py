@@ -127,12 +127,16 @@ def _fetch(entry: dict, url: str, cache: Path, show_progressbar: bool) -> Path:
     try:
         return Path(registry.fetch(file, downloader=downloader))
     except Exception as err:
+        what = f"could not fetch dataset {entry['name']!r} ({file}, " \
+               f"{entry.get('size_bytes', 0) / 1e6:.0f} MB) from {url}"
+        if "hash" in str(err).lower() or "sha256" in str(err).lower():
+            raise OSError(f"{what}: the file there does not match the manifest's sha256 "
+                          "(another version of the data, or a damaged copy); nothing was "
+                          "kept") from err
         raise OSError(
-            f"could not fetch dataset {entry['name']!r} ({file}, "
-            f"{entry.get('size_bytes', 0) / 1e6:.0f} MB) from {url}: "
-            f"{type(err).__name__}: {err}. Set the base URL with {BASE_URL_ENV}=URL "
-            "or base_url= to a server or a file:// folder that holds a copy of the "
-            "repository's data") from err
+            f"{what}: {type(err).__name__}: {err}. Set the base URL with {BASE_URL_ENV}=URL "
+            "or base_url= (tdm data fetch --base-url) to a server or a file:// folder that "
+            "holds a copy of the repository's data") from err
 
 
 def data_path(name: str, base_url: str | None = None, cache_dir=None,

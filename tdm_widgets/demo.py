@@ -11,7 +11,7 @@ from .column_templates import format_specificity, random_positions_template, spe
 from .core.progress import hyperspy_progressbar
 from .io import load
 from .session import TDMSession
-from .signals import pick
+from .signals import pick, refuse_overwriting_input
 from .simulate.output import columns_of, select
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -19,6 +19,9 @@ BUNDLED = DATA_DIR / "lifepo4_thickness.hspy"
 SPECIES = ("Li", "Fe", "P", "O")
 #: The virtual detectors of the demo, name to (inner, outer) [mrad].
 VIRTUAL = {"virtual ABF": (11.0, 23.5), "virtual ADF": (30.0, 64.0)}
+#: Files the demo writes into its output folder.
+OUTPUTS = ("virtual_ABF.hspy", "virtual_ADF.hspy", "tdm_masks.hspy", "tdm_images.hspy",
+           "tdm_demo.png", "contrast_table.txt")
 
 
 @hyperspy_progressbar
@@ -57,8 +60,9 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float | None = None,
     from .plotting import show_image, show_mask, show_pattern
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     series = load(data)
+    refuse_overwriting_input([out / f for f in OUTPUTS], series)
+    out.mkdir(parents=True, exist_ok=True)
     if thickness_nm is None and "thickness" in [a.name for a in
                                                 series.axes_manager.navigation_axes]:
         thickness_nm = 70.0
@@ -67,7 +71,14 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float | None = None,
         from .noise import add_poisson_noise
 
         s = add_poisson_noise(s, dose_e_per_A2, seed=seed)
-    cols = dict(sorted(columns_of(series).items(), key=lambda kv: SPECIES.index(kv[0])))
+    try:
+        cols = columns_of(series)
+    except ValueError:
+        raise ValueError(f"{Path(data).name} has no column positions (Simulation.columns): "
+                         "tdm demo runs on the bundled simulation or one made by tdm "
+                         "simulate; for your own data use tdm apply DATA --positions "
+                         "FILE") from None
+    cols = dict(sorted(cols.items(), key=lambda kv: SPECIES.index(kv[0])))
     session = TDMSession.from_columns(s, cols, SPECIES, combined="all",
                                       detector_region=(0.0, 23.5),
                                       show_progressbar=show_progressbar)

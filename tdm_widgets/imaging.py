@@ -74,13 +74,17 @@ def bf_disk(s, semiangle_mrad: float | None = None, min_radius_px: float = MIN_R
     ------
     ValueError
         For a radius below ``min_radius_px``, a disc touching the detector edge, a
-        low contrast or an edge that is not a circle.
+        low contrast or an edge that is not a circle, and for a ``semiangle_mrad``
+        that is not a positive number.
 
     Examples
     --------
     >>> disk = tdm_widgets.bf_disk(s, semiangle_mrad=23.5)  # doctest: +SKIP
     >>> tdm_widgets.calibrate_detector(s, disk)              # doctest: +SKIP
     """
+    if semiangle_mrad is not None and not (np.isfinite(semiangle_mrad) and semiangle_mrad > 0):
+        raise ValueError(f"semiangle_mrad must be a positive number [mrad]; got "
+                         f"{semiangle_mrad}")
     data, _, _ = unwrap(s)
     disk = find_bf_disk(mean_pattern(data, show_progressbar), semiangle_mrad, min_radius_px,
                         max_residual_px)

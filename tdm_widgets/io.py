@@ -359,6 +359,9 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
     if dose_e_per_A2 is not None:
         from .noise import add_poisson_noise
 
+        if np.issubdtype(s.data.dtype, np.integer):
+            raise ValueError(f"dose_e_per_A2 turns noise-free simulated intensities into "
+                             f"counts; {path.name} holds {s.data.dtype} counts already")
         s = add_poisson_noise(s, dose_e_per_A2, seed=seed)
     logger.info("load %s: %s %s%s", path.name, s.data.shape, s.data.dtype,
                 " (lazy)" if getattr(s, "_lazy", False) else "")

@@ -35,7 +35,9 @@ def export_weighted_detector(mask, stats, path) -> dict:
         Statistics of the data (:func:`tdm_widgets.column_stats`).
     path : str or Path
         Prefix: writes ``PATH.npy`` (float64), ``PATH.tif`` (float32) and
-        ``PATH.json`` (offsets and provenance).
+        ``PATH.json`` (offsets and provenance), the folder made if missing; a dot in
+        the prefix is kept (``O_0-23.5mrad``), a final ``.npy``/``.tif``/``.json`` is
+        taken as one of the set.
 
     Returns
     -------
@@ -62,19 +64,23 @@ def export_weighted_detector(mask, stats, path) -> dict:
     import tifffile
 
     path = Path(path)
-    refuse_overwriting_input([path.with_suffix(e) for e in (".npy", ".tif", ".json")],
-                             mask, stats)
+    if path.suffix in (".npy", ".tif", ".json"):   # a file of the set named: its prefix
+        path = path.with_suffix("")
+    # appended, not with_suffix: "O_0-23.5mrad" keeps its ".5mrad"
+    files = {e: path.with_name(path.name + e) for e in (".npy", ".tif", ".json")}
+    refuse_overwriting_input(files.values(), mask, stats)
+    path.parent.mkdir(parents=True, exist_ok=True)
     stats = as_column_stats(stats)
     m, _ = masks_stack(as_array(mask, "mask"), stats.mean.shape)
     w, off = physical_weights(m, stats)
-    np.save(path.with_suffix(".npy"), w)
-    tifffile.imwrite(path.with_suffix(".tif"), w.astype(np.float32))
+    np.save(files[".npy"], w)
+    tifffile.imwrite(files[".tif"], w.astype(np.float32))
     meta = {"offset": off.tolist(), "equation": "image = sum(D * w) + offset (Eq 6)",
             "n_positions_in_statistics": stats.n, "n_zero_variance": stats.n_zero_variance}
     if hasattr(mask, "metadata"):
         meta["mask_provenance"] = {k: v for k, v in mask.metadata.TDM.as_dictionary().items()
                                    if k in ("operation", "version", "created", "source")}
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    files[".json"].write_text(json.dumps(meta, indent=1))
     logger.info("export_weighted_detector: %d weight image(s) %s to %s.npy/.tif/.json",
                 w.shape[0], w.shape[1:], path)
     return {"weights": w, "offset": off.tolist()}

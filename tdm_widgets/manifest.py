@@ -81,7 +81,8 @@ def dataset_path(name: str, manifest: dict | None = None) -> Path | None:
     raise KeyError(f"no dataset {name!r} in the manifest")
 
 
-def verify(manifest: dict | None = None, names=None) -> list[tuple[str, str]]:
+def verify(manifest: dict | None = None, names=None, cache_dir=None
+           ) -> list[tuple[str, str]]:
     """Check every present file against its size and checksum.
 
     Parameters
@@ -90,6 +91,8 @@ def verify(manifest: dict | None = None, names=None) -> list[tuple[str, str]]:
         The manifest (default: the one found by :func:`read_manifest`).
     names : list of str, optional
         Only these datasets (``KeyError`` for a name not in the manifest).
+    cache_dir : str or Path, optional
+        Download cache to look in (default as for :func:`tdm_widgets.data_path`).
 
     Returns
     -------
@@ -114,8 +117,8 @@ def verify(manifest: dict | None = None, names=None) -> list[tuple[str, str]]:
         if not d.get("file"):
             out.append((d["name"], f"generated on demand ({d['tier']} tier)"))
             continue
-        p, where = local_path(d)  # checkout or package copy as it is; a download if intact
-        cached = resolve_cache_dir(None) / d["file"]
+        p, where = local_path(d, cache_dir)  # checkout or package copy; a download if intact
+        cached = resolve_cache_dir(cache_dir) / d["file"]
         if p is None and cached.is_file():
             out.append((d["name"], f"sha256 mismatch: the downloaded copy {cached} changed "
                                    f"since (delete it, then tdm data fetch {d['name']})"))

@@ -12,9 +12,17 @@ POISSON_BLOCK_VALUES = 2**24
 
 
 def _expected_counts(block, electrons: float) -> np.ndarray:
-    """Expected counts ``max(I, 0) * electrons`` of a block; raises for NaN, inf or
+    """Expected counts ``max(I, 0) * electrons`` of a block (round-off below zero of a
+    simulation clipped); raises for NaN, inf, intensities clearly below zero (more than
+    1e-6 of the block's largest magnitude: dark-subtracted or not intensities), or
     counts beyond uint32 (a wrong dose or an unnormalised file)."""
-    lam = np.clip(np.asarray(block, np.float64), 0, None) * electrons
+    block = np.asarray(block, np.float64)
+    if block.size and np.isfinite(block).all() and \
+            block.min() < -1e-6 * np.abs(block).max():
+        raise ValueError(f"data has intensities below zero (down to {block.min():.3g}): "
+                         "Poisson noise needs non-negative intensities, fractions of the "
+                         "beam")
+    lam = np.clip(block, 0, None) * electrons
     if not np.isfinite(lam).all():
         raise ValueError("data contains NaN or inf values: Poisson noise needs finite "
                          "intensities")

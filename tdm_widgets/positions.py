@@ -607,11 +607,17 @@ def load_positions(path, scan_shape=None) -> tuple[dict, Lattice | None, dict]:
     if not isinstance(doc, dict) or doc.get("format") != "tdm_widgets.positions" \
             or not isinstance(doc.get("columns"), dict):
         raise ValueError(f"{path} is not a tdm_widgets positions file")
+    if not isinstance(doc.get("version", 1), int) or doc.get("version", 1) > 1:
+        raise ValueError(f"{path} is a positions file of version {doc.get('version')!r}; "
+                         "this tdm_widgets reads version 1 (update tdm_widgets)")
     made_for = doc.get("scan_shape")
     if scan_shape is not None and made_for is not None \
             and tuple(made_for) != tuple(scan_shape):
         raise ValueError(f"{path} holds positions for a scan of shape {tuple(made_for)}; "
                          f"this scan is {tuple(scan_shape)}")
+    unnamed = [k for k in doc["columns"] if not k.strip()]
+    if unnamed:
+        raise ValueError(f"{path}: a species name must be a non-empty string; got {unnamed}")
     cols = {k: check_positions(v, scan_shape or made_for, f"{path} columns[{k!r}]")
             for k, v in doc["columns"].items()}
     empty = [k for k, v in cols.items() if len(v) == 0]

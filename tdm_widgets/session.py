@@ -33,6 +33,23 @@ from .signals import (
     wrap_scan_images,
 )
 
+#: ``written_by`` of the positions file :meth:`TDMSession.save` writes: one without it
+#: in the folder is someone's own (with a lattice or notes) and is not replaced.
+SAVED_BY = "TDMSession.save"
+
+
+def _refuse_foreign_positions(path: Path) -> None:
+    if not path.exists():
+        return
+    try:
+        doc = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+    if not isinstance(doc, dict) or doc.get("written_by") != SAVED_BY:
+        raise ValueError(f"{path} exists and was not written by a session save (your "
+                         "positions, with their lattice or notes?): choose another folder")
+
+
 #: Statistics that produced a mask signal, with the data they belong to (weakly held:
 #: a mask forgets them when either is gone).
 _MASK_STATISTICS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -140,6 +157,13 @@ class TDMSession:
         """
         session = cls(s, **kwargs)
         names = list(columns) if species is None else list(species)
+        missing = [n for n in names if n not in columns]
+        if missing:
+            raise ValueError(f"species {missing} not in columns (have {list(columns)})")
+        if combined is not None and combined in names:
+            raise ValueError(f"{combined!r} is the name of the combined template and a "
+                             "species in columns: rename the species, or pass another "
+                             "combined name (or None)")
         session.columns = {n: np.asarray(columns[n], float).reshape(-1, 2) for n in names}
         session.sigma_px = float(sigma_px)
         session.combined = combined
@@ -240,6 +264,8 @@ class TDMSession:
         """
         new = {}
         for name, template in templates.items():
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(f"a template name must be a non-empty string; got {name!r}")
             t = np.asarray(getattr(template, "data", template), float)
             if t.shape != self.scan_shape:
                 raise ValueError(f"template {name!r} must have the scan shape "
@@ -299,6 +325,12 @@ class TDMSession:
         else:
             del self._pending[i]
         del self._names[i]
+
+    def _names_arg(self, names) -> list[str]:
+        """The names a method was given: all if None, one name as a string."""
+        if names is None:
+            return self.names
+        return [names] if isinstance(names, str) else list(names)
 
     def _index(self, name: str) -> int:
         if name not in self._names:
@@ -596,8 +628,16 @@ class TDMSession:
         >>> m.shape, bool(np.abs(m).max() <= 1)
         ((1, 8, 8), True)
         """
-        names = self.names if names is None else list(names)
-        m = self.engine.masks(self.normalization, None if whole_detector else self._det)
+        names = self._names_arg(names)
+        det = None if whole_detector else self._det
+        m = self.engine.masks(self.normalization, det)
+        if det is not None and not np.any(self.stats.valid & det):
+            given = (f"{self.detector_region!r} " if not isinstance(self.detector_region,
+                                                                   np.ndarray) else "")
+            raise ValueError(f"detector_region {given}holds no detector "
+                             f"pixel that varies over the scan ({int(det.sum())} pixels, "
+                             "all constant, e.g. outside the camera's signal): its masks "
+                             "would be zero")
         return m[[self._index(n) for n in names]]
 
     def image_array(self, names=None, normalized: bool = False) -> np.ndarray:
@@ -628,7 +668,7 @@ class TDMSession:
         >>> bool(np.allclose(img, session.images(["A"]).data))
         True
         """
-        names = self.names if names is None else list(names)
+        names = self._names_arg(names)
         m = self.mask_array(names)
         off = np.zeros(len(names))
         if normalized:
@@ -677,7 +717,7 @@ class TDMSession:
         >>> session.masks(["A"], squeeze=True).data.shape
         (8, 8)
         """
-        names = self.names if names is None else list(names)
+        names = self._names_arg(names)
         m = self.mask_array(names)
         sig = wrap_detector_images(m[0] if squeeze and len(names) == 1 else m,
                                    self.calibration, f"TDM mask ({self.normalization})",
@@ -731,8 +771,12 @@ class TDMSession:
         >>> session.images(["A"], normalized=True).metadata.TDM.parameters.equation
         'Eq 6'
         """
-        names = self.names if names is None else list(names)
+        names = self._names_arg(names)
         virtual = dict(virtual or {})
+        twice = sorted({n for n in names + list(virtual) if (names + list(virtual)).count(n) > 1})
+        if twice:
+            raise ValueError(f"image names must differ: {twice} asked for twice (a virtual "
+                             "detector named like a template?)")
         weights, offsets = [], []
         if names:
             m = self.mask_array(names)
@@ -807,7 +851,7 @@ class TDMSession:
         """
         from .cross_validation import cross_validated_image
 
-        names = self.names if names is None else list(names)
+        names = self._names_arg(names)
         templates = self.templates
         t = np.stack([templates[n] for n in names])
         sig = self.signal if self.signal is not None else self.data
@@ -890,7 +934,9 @@ class TDMSession:
         Parameters
         ----------
         folder : str or Path
-            Output folder, made if missing; files already there are overwritten.
+            Output folder, made if missing; files an earlier save wrote there are
+            overwritten, a ``positions.json`` of the user's (not written by a save) is
+            not.
         normalized : bool
             TDM images by Eq 6 instead of Eq 2.
         virtual : dict of str to (float, float), optional
@@ -932,6 +978,7 @@ class TDMSession:
         if self.columns is not None:
             targets.append(folder / "positions.json")
         refuse_overwriting_input(targets, self.source)
+        _refuse_foreign_positions(folder / "positions.json")
         extra = provenance("save", None, **(record or {}))["parameters"]
         base = self._provenance("save", normalized=bool(normalized), split=split)
         clash = set(extra) & (set(base["parameters"]) | {"names_shown", "images", "equation",
@@ -959,6 +1006,6 @@ class TDMSession:
 
             save_positions(folder / "positions.json",
                            {n: np.round(p, 6) for n, p in self.columns.items()},
-                           scan_shape=self.scan_shape)
+                           scan_shape=self.scan_shape, written_by=SAVED_BY)
         (folder / "session.json").write_text(json.dumps(base, indent=1, default=str))
         return folder

@@ -656,3 +656,87 @@ def test_api_values_are_checked_where_they_are_given(tmp_path, data4d, caplog):
     with caplog.at_level(logging.WARNING, logger="tdm_widgets.io"):
         assert tw.load(mib, navigation_shape=(8, 1)).data.shape == (1, 8, 16, 16)
     assert "100 bytes of a partial frame" in caplog.text
+
+
+def test_outputs_never_replace_inputs_or_the_users_positions(tmp_path, data4d):
+    """``tdm demo`` refuses an output folder holding its input under a name it writes;
+    ``TDMSession.save`` does not replace a positions file it did not write (the user's,
+    with a lattice), but does replace its own; ``export_weighted_detector`` keeps a dot
+    in its prefix and makes its folder."""
+    import json
+
+    from tdm_widgets.demo import BUNDLED, run_demo
+    from tdm_widgets.simulate import select
+
+    member = tmp_path / "tdm_images.hspy"
+    select(tw.load(BUNDLED), thickness_nm=70).save(member)
+    size = member.stat().st_size
+    with pytest.raises(ValueError, match="would overwrite the input file"):
+        run_demo(tmp_path, member)
+    assert member.stat().st_size == size
+    s = tw.from_array(data4d, scan_step_A=0.3, mrad_per_px=2.0)
+    mine = tmp_path / "o" / "positions.json"
+    mine.parent.mkdir()
+    tw.save_positions(mine, {"A": [[1, 1]]}, tw.Lattice((0, 0), (4, 0), (0, 4)),
+                      scan_shape=data4d.shape[:2], note="mine")
+    session = tw.TDMSession.from_columns(s, {"A": [[1, 1], [4, 3]]}, show_progressbar=False)
+    with pytest.raises(ValueError, match="was not written by a session save"):
+        session.save(mine.parent)
+    assert json.loads(mine.read_text())["note"] == "mine"
+    again = tmp_path / "again"
+    session.save(again)
+    session.save(again)                       # its own file is replaced
+    stats = tw.column_stats(s, show_progressbar=False)
+    det = tmp_path / "new" / "O_0-23.5mrad"
+    tw.export_weighted_detector(np.ones(data4d.shape[2:]), stats, det)
+    assert sorted(f.name for f in det.parent.iterdir()) == [
+        "O_0-23.5mrad.json", "O_0-23.5mrad.npy", "O_0-23.5mrad.tif"]
+
+
+def test_names_and_regions_that_cannot_work_are_named(data4d):
+    """Template names empty or colliding with the combined one, an image asked for
+    twice, one name as a string, a detector region over constant pixels only, negative
+    intensities, a non-positive semi-angle, and small API arguments."""
+    from tdm_widgets.cross_validation import thinned_folds
+    from tdm_widgets.demo import BUNDLED
+    from tdm_widgets.simulate import select
+
+    s = tw.from_array(data4d, scan_step_A=0.3, mrad_per_px=2.0)
+    cols = {"A": [[1, 1], [4, 3]]}
+    session = tw.TDMSession.from_columns(s, cols, show_progressbar=False)
+    with pytest.raises(ValueError, match="non-empty string; got ''"):
+        session.set_template("", np.eye(*data4d.shape[:2]))
+    with pytest.raises(ValueError, match="'all' is the name of the combined template"):
+        tw.TDMSession.from_columns(s, {"all": [[1, 1]], "B": [[2, 2]]})
+    with pytest.raises(ValueError, match=r"species \['Zn'\] not in columns"):
+        tw.TDMSession.from_columns(s, cols, species=["Zn"])
+    with pytest.raises(ValueError, match=r"image names must differ: \['A'\]"):
+        session.images(virtual={"A": (0, 4)})
+    np.testing.assert_array_equal(session.mask_array("A"), session.mask_array(["A"]))
+    flat = np.array(data4d)
+    flat[:, :, :3, :] = 5.0                    # rows of the detector constant over the scan
+    region = np.zeros(data4d.shape[2:], bool)
+    region[:3] = True
+    dull = tw.TDMSession.from_columns(tw.from_array(flat), cols, show_progressbar=False)
+    dull.set_detector_region(region)
+    with pytest.raises(ValueError, match="detector_region holds no detector pixel that "
+                                         "varies"):
+        dull.masks()
+    with pytest.raises(ValueError, match="intensities below zero"):
+        tw.add_poisson_noise(tw.from_array(-np.abs(data4d) - 1, scan_step_A=0.4), 100)
+    for bad in (-1.0, np.nan, 0.0):
+        with pytest.raises(ValueError, match="semiangle_mrad must be a positive number"):
+            tw.bf_disk(s, semiangle_mrad=bad)
+    with pytest.raises(ValueError, match="scan_shape must be two positive integers"):
+        tw.point_templates(cols, (8.5, 6))
+    counts = np.ones((4, 4, 3, 3), np.uint16)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        thinned_folds(counts, seed=-1)
+    for n in (-1, 10**6):
+        with pytest.raises(ValueError, match="n must be an integer from 1 to the 30"):
+            tw.random_positions_template(cols, (6, 5), n=n)
+    series = tw.load(BUNDLED)
+    assert select(series, thickness_nm="70").metadata.Simulation.selected_thickness_nm \
+        == select(series, thickness_nm=70).metadata.Simulation.selected_thickness_nm
+    with pytest.raises(ValueError, match="thickness_nm must be a number"):
+        select(series, thickness_nm="thick")

@@ -107,8 +107,9 @@ def test_a_corrupt_download_is_refused(installed, served):
     site, url = served
     f = site / _entry(SMALL)["file"]
     f.write_bytes(f.read_bytes().replace(b"Li", b"Xx", 1))
-    with pytest.raises(OSError, match="sha256|hash|SHA256"):
+    with pytest.raises(OSError, match="does not match the manifest's sha256") as err:
         tw.data_path(SMALL, base_url=url)
+    assert datasets.BASE_URL_ENV not in str(err.value)   # the URL was fine, the file not
     assert not (installed / _entry(SMALL)["file"]).exists()
 
 
@@ -156,3 +157,30 @@ def test_manifest_covers_every_bundled_file():
                for p in (REAL_ROOT / folder).rglob("*") if p.is_file()
                and p.name != "data_manifest.yaml"}
     assert on_disk <= listed, on_disk - listed
+
+
+def test_cli_verify_looks_in_the_cache_fetch_used(installed, served, tmp_path, capsys):
+    """``--cache-dir`` is where ``fetch`` puts a file and where ``verify`` finds it."""
+    site, url = served
+    other = tmp_path / "other-cache"
+    assert main(["data", "fetch", "--cache-dir", str(other), "--base-url", url, MEDIUM]) == 0
+    capsys.readouterr()
+    assert main(["data", "verify", MEDIUM, "--cache-dir", str(other)]) == 0
+    assert f"{MEDIUM:<28} ok (downloaded)" in capsys.readouterr().out
+    assert main(["data", "verify", MEDIUM]) == 0          # the default cache has none
+    assert f"{MEDIUM:<28} absent" in capsys.readouterr().out
+
+
+def test_cli_output_into_a_closed_pipe_is_not_an_error(monkeypatch, capsys):
+    """``tdm ... | head``: the reader closed the pipe; exit 0, no error line."""
+    import sys
+
+    class Closed:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+    monkeypatch.setattr(sys, "stdout", Closed())
+    assert main(["data", "verify"]) == 0
+    assert capsys.readouterr().err == ""

@@ -127,8 +127,8 @@ def test_regenerate_compares_with_the_committed_file(tmp_path, monkeypatch):
     assert main(shlex.split(cmd)[1:]) == 0
     man = {"datasets": [{"name": "ci", "tier": "ci", "file": str(out), "generator": cmd}]}
     monkeypatch.setattr(manifest, "ROOT", tmp_path)
-    monkeypatch.setattr(manifest.subprocess, "run",
-                        lambda c, check, cwd: main(c[1:]))  # the same CLI, in-process
+    monkeypatch.setattr(manifest, "_run_generator",
+                        lambda c: main(c[1:]))  # the same CLI, in-process
     assert manifest.regenerate("ci", manifest=man) == 0.0
 
 

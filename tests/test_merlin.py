@@ -280,4 +280,4 @@ def test_cli_apply_opens_a_12bit_mib(tmp_path, capsys):
         code = exit_.code
     err = [e for e in capsys.readouterr().err.strip().splitlines() if "WARNING" not in e]
     assert code == 2 and len(err) == 1 and err[0].startswith("tdm: error: "), err
-    assert "calibrated in mrad" in err[0]
+    assert "detector is in px: add --semiangle MRAD" in err[0]

@@ -378,8 +378,8 @@ def test_regenerate_a_packed_ci_dataset(ci_raw, tmp_path, monkeypatch, capsys):
     assert generator.count("simulate ci lifepo4") == 2 and "&& tdm pack" in generator
     man = {"datasets": [{"name": "ci", "tier": "ci", "file": str(out), "generator": generator}]}
     monkeypatch.setattr(manifest, "ROOT", tmp_path)
-    monkeypatch.setattr(manifest.subprocess, "run",
-                        lambda c, check, cwd: main(c[1:]))  # the same CLI, in-process
+    monkeypatch.setattr(manifest, "_run_generator",
+                        lambda c: main(c[1:]))  # the same CLI, in-process
     assert manifest.regenerate("ci", manifest=man) == 0.0
     # a different seed is a different dataset: regenerate says so
     man["datasets"][0]["generator"] = generator.replace("--seed 1", "--seed 5")

@@ -3,7 +3,7 @@
 the defect supercell, over several noise draws.
 
     python tools/validate_defects.py [--data FILE] [--seeds N] [--region LO,HI ...]
-                                     [--folds K]
+                                     [--folds K] [--detector-ridge LAM ...]
 
 Masks are fitted on the perfect reference cell only (the lower-right scan cell). For
 each detector region it prints, for the noise-free data and for Poisson counts at
@@ -17,6 +17,14 @@ beforehand (the combination fitted on the reference cell of the Pearson images, 
 cross-validated ones on counts). Noisy rows are mean +- standard deviation
 over ``--seeds`` noise draws (seeds 0, 1, ...); a criterion passes when the mean does,
 and the count of single draws that pass is given.
+
+``--detector-ridge`` adds the estimate the README calls a prototype (not in the
+library): masks fitted jointly in detector space on the reference cell,
+``M = argmin |D M - T|^2 + lam |M|^2`` (``lam`` relative to the mean diagonal of the
+reference positions' Gram matrix), whole detector, each fold imaged by masks fitted on
+the others; rows for every ``lam``, for the one with the least held-out error
+(``1 - r^2`` with the template on the reference cell, mean over templates and folds)
+and for the one-standard-error rule.
 
 Criteria (issue #15): O vacancy <= -3 in the O image and within +-1.5 in the Li and Fe
 images; Fe_Li <= -3 in the Li image; extra Fe >= +3 in the Fe image and within +-1.5 in
@@ -75,6 +83,56 @@ def fmt(values: np.ndarray) -> list[str]:
     return cells
 
 
+def detector_ridge(counts, templates, reference, lams, folds, seed):
+    """Images of every template by detector-space ridge masks, for each ``lam``: each
+    fold of the counts imaged by masks fitted on the others. Returns ``{lam: (images,
+    held-out error per fold)}``."""
+    from tdm_widgets.cross_validation import thinned_folds
+
+    t = np.asarray(templates, float)[:, reference]
+    t = (t - t.mean(axis=1, keepdims=True)).T                  # (p, k)
+    parts = thinned_folds(counts, seed, folds) if folds > 1 else [counts]
+    shape = counts.shape[:2]
+    out = {lam: ([], []) for lam in lams}
+    for held in parts:
+        fit = (counts - held if folds > 1 else counts)[reference]
+        x = fit.reshape(len(fit), -1).astype(float)
+        x -= x.mean(axis=0)
+        gram = x @ x.T
+        scale = np.trace(gram) / len(gram)
+        h = np.asarray(held, float).reshape(shape[0] * shape[1], -1)
+        for lam in lams:
+            masks = x.T @ np.linalg.solve(gram + lam * scale * np.eye(len(gram)), t)
+            img = (h @ masks).T.reshape(-1, *shape)
+            err = np.mean([1 - np.corrcoef(i[reference], tt)[0, 1] ** 2
+                           for i, tt in zip(img, np.asarray(templates, float)[:, reference])])
+            out[lam][0].append(img)
+            out[lam][1].append(err)
+    return {lam: (np.mean(imgs, axis=0), np.array(errs)) for lam, (imgs, errs) in out.items()}
+
+
+def ridge_rows(runs, names, truth, shape, label):
+    """Print the detector-ridge rows: each ``lam``, the least held-out error, 1 SE."""
+    lams = sorted(runs[0])
+    rows = {lam: np.array([criteria_row(r[lam][0], names, truth, shape) for r in runs])
+            for lam in lams}
+    best, one_se = [], []
+    for r in runs:
+        err = {lam: r[lam][1].mean() for lam in lams}
+        b = min(lams, key=err.get)
+        se = r[b][1].std(ddof=1) / np.sqrt(len(r[b][1])) if len(r[b][1]) > 1 else 0.0
+        best.append(b)
+        one_se.append(max(lam for lam in lams if err[lam] <= err[b] + se))
+    for rule, picks in (("least held-out error", best), ("one standard error", one_se)):
+        picked = np.array([rows[lam][i] for i, lam in enumerate(picks)])
+        print(f"| whole | {label} | detector ridge, {rule} {sorted(set(picks))} | "
+              + " | ".join(fmt(picked)) + " |")
+    for lam in lams:
+        err = np.mean([r[lam][1].mean() for r in runs])
+        print(f"| whole | {label} | detector ridge {lam:g} (held-out error {err:.3f}) | "
+              + " | ".join(fmt(rows[lam])) + " |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=None, help="defect supercell (default: bundled)")
@@ -87,6 +145,9 @@ def main() -> None:
     ap.add_argument("--bin", type=int, default=1,
                     help="sum detector pixels in bin x bin blocks first (fewer mask pixels "
                          "than reference positions at low dose)")
+    ap.add_argument("--detector-ridge", nargs="+", type=float, default=None, metavar="LAM",
+                    help="also the detector-space ridge prototype at these lam "
+                         "(whole detector), e.g. 0.3 1 2 3 5 10 20")
     args = ap.parse_args()
 
     s = tw.load(args.data or tw.data_path("lifepo4_defects"))
@@ -134,6 +195,13 @@ def main() -> None:
                   + " | ".join(fmt(np.array(joint))) + " |")
             print(f"| {label} | {data} | joint, ridge 1 | " + " | ".join(fmt(np.array(joint1)))
                   + " |", flush=True)
+    if args.detector_ridge:
+        for dose in args.doses:
+            runs = [detector_ridge(tw.add_poisson_noise(s, dose / (step_y * step_x),
+                                                        seed=seed).data,
+                                   templates, reference, args.detector_ridge, args.folds, seed)
+                    for seed in range(args.seeds)]
+            ridge_rows(runs, names, truth, shape, f"{dose:.0e} e/probe, CV ({args.folds} folds)")
 
 
 if __name__ == "__main__":

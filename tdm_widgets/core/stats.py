@@ -112,6 +112,7 @@ def finish_stats(n: int, mean: np.ndarray, m2: np.ndarray, det_shape, dtype
     if not valid.any():
         raise ValueError(
             "data has no variation over the scan beyond round-off (every detector pixel "
-            "is constant, e.g. a vacuum scan): a template cannot be correlated with it")
+            "is constant, e.g. a vacuum scan, or counts at a dose too low to register an "
+            "electron): a template cannot be correlated with it")
     return ColumnStats(n=int(n), mean=mean.reshape(det_shape), std=std.reshape(det_shape),
                        valid=valid.reshape(det_shape))

@@ -161,6 +161,11 @@ def select(s, thickness_nm: float | None = None, defocus_nm: float | None = None
     present = {a.name for a in s.axes_manager.navigation_axes}
     for name, want in (("defocus", defocus_nm), ("thickness", thickness_nm)):
         arg = f"{name}_nm"
+        if want is not None:
+            try:
+                want = float(want)
+            except (TypeError, ValueError):
+                raise ValueError(f"{arg} must be a number [nm]; got {want!r}") from None
         if want is not None and not (np.isfinite(want) and (name != "thickness" or want > 0)):
             raise ValueError(f"{arg} must be a finite number{' > 0' if name == 'thickness' else ''}"
                              f" [nm]; got {want}")
