@@ -620,9 +620,8 @@ def load_positions(path, scan_shape=None) -> tuple[dict, Lattice | None, dict]:
         raise ValueError(f"{path}: a species name must be a non-empty string; got {unnamed}")
     cols = {k: check_positions(v, scan_shape or made_for, f"{path} columns[{k!r}]")
             for k, v in doc["columns"].items()}
-    empty = [k for k, v in cols.items() if len(v) == 0]
-    if empty or not cols:
-        raise ValueError(f"{path}: columns {empty or '{}'} hold no positions")
+    if not any(len(v) for v in cols.values()):  # an empty species alone is fine (a layer
+        raise ValueError(f"{path}: no species holds a position")  # the painter exported)
     lat = doc.get("lattice")
     if not lat:
         return cols, None, doc

@@ -529,6 +529,12 @@ class TDMSession:
             ``(scan_y, scan_x)`` mask of the reference positions; None for every
             position.
 
+        Raises
+        ------
+        ValueError
+            For a region within which a template is constant (none of its columns
+            inside), naming the templates.
+
         Examples
         --------
         >>> data = np.random.default_rng(0).poisson(9.0, (6, 5, 8, 8)).astype(np.uint16)
@@ -540,6 +546,12 @@ class TDMSession:
         (15, (2, 8, 8))
         """
         new = None if region is None else region_mask(region, self.scan_shape)
+        if new is not None:  # named here, before a pass finds them by number
+            flat = [n for n, t in self.templates.items() if np.ptp(t[new]) == 0]
+            if flat:
+                raise ValueError(f"template(s) {flat} are constant within the region (no "
+                                 "column of theirs inside it?): choose a region holding "
+                                 "columns of every template")
         if (new is None and self._region is None) or (
                 new is not None and self._region is not None and np.array_equal(new, self._region)):
             return

@@ -579,7 +579,7 @@ def test_more_cli_errors_name_the_argument(tmp_path, capsys):
     assert f"positions file {tmp_path} is a folder" in msg
     doc = json.loads(positions.read_text())
     for change, expect in ((dict(lattice={"a": [1, 0]}), "lattice must hold 'origin'"),
-                           (dict(columns={"Li": []}), "hold no positions")):
+                           (dict(columns={"Li": [], "O": []}), "no species holds a position")):
         bad = tmp_path / "bad_positions.json"
         bad.write_text(json.dumps(dict(doc, **change)))
         assert expect in _cli_error(capsys, ["apply", str(BUNDLED), "--positions", str(bad),
@@ -713,6 +713,11 @@ def test_names_and_regions_that_cannot_work_are_named(data4d):
     with pytest.raises(ValueError, match=r"image names must differ: \['A'\]"):
         session.images(virtual={"A": (0, 4)})
     np.testing.assert_array_equal(session.mask_array("A"), session.mask_array(["A"]))
+    empty = np.zeros(data4d.shape[:2], bool)
+    empty[-2:, -2:] = True                      # no column of A in it
+    with pytest.raises(ValueError, match=r"template\(s\) \['A', 'all'\] are constant "
+                                         "within the region"):
+        session.set_region(empty)
     flat = np.array(data4d)
     flat[:, :, :3, :] = 5.0                    # rows of the detector constant over the scan
     region = np.zeros(data4d.shape[2:], bool)

@@ -120,6 +120,12 @@ def test_explorer_in_the_browser(lab):
             aspect = (box["width"] / shape[1]) / (box["height"] / shape[0])
             print(f"painter pixel aspect on screen: {aspect:.4f}")
             assert abs(aspect - 1) < 0.01, box
+            # and the image panels of the species (the scale bar's label pads them)
+            boxes = page.evaluate("""() => [...document.querySelectorAll('.bqplot image')]
+                .map(i => i.getBoundingClientRect()).map(r => [r.width, r.height])""")
+            scan = [w / h / (shape[1] / shape[0]) for w, h in boxes
+                    if abs(w / h / (shape[1] / shape[0]) - 1) < 0.03]
+            assert len(scan) >= 3 and max(abs(a - 1) for a in scan) < 0.01, scan
             # a drag in the region mode draws the reference rectangle
             page.get_by_role("button", name="region: drag").click()
             # the kernel answers the mode with a hint and installs the brush; a drag

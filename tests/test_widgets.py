@@ -65,6 +65,17 @@ def test_painter_clicks_snap_replicate_and_file(tmp_path):
     q.load(tmp_path / "pos.json")
     np.testing.assert_array_equal(q.columns["B"], p.columns["B"])
     assert "imported 8 columns" in q.message.value
+    # a species layer with no columns exported and imported back (it was refused)
+    r = TemplatePainter(img, species=("A", "B", "C"))
+    r.click(2, 3, "A")
+    r.save(tmp_path / "one.json")
+    r.load(tmp_path / "one.json")
+    assert "imported 1 columns" in r.message.value and len(r.columns["C"]) == 0
+    # an error stays until the next action, which clears it
+    r._guarded(lambda: r.load(tmp_path / "missing.json"))
+    assert "tdm-error" in r.message.value
+    r._on_image({"data": {"click_x": 5.5, "click_y": 6.5}})
+    assert "tdm-error" not in r.message.value and len(r.columns["A"]) == 2
     p.set_region(0, 6, 0, 8)
     assert p.region.sum() == 48
     # lattice corners through clicks, also on a marker (the marker's position counts)
@@ -324,8 +335,21 @@ def test_radial_scatter_is_whole_detector_and_selection_becomes_a_mask(sim):
     ex.detector.value = "all"
     ex.flush()
     assert ex.viewers["O"] is not old and sc.viewer is ex.viewers["O"]
+    np.testing.assert_array_equal(ex.viewers["O"].highlighted, pix)  # the band, kept
     pix = sc.select(20.0, 30.0)
     np.testing.assert_array_equal(ex.viewers["O"].highlighted, pix)
+    # the scatter follows the O template and the equation (it kept the first ones)
+    ex.painter.remove("O", 0)
+    ex.normalization.value = "pcc_over_mean"
+    ex.flush()
+    t, names = ex.painter.templates()
+    now = tw.pcc_mask(s, t[names.index("O")], normalization="pcc_over_mean").data
+    np.testing.assert_allclose(sc.correlation.y, now.ravel(), rtol=1e-9, atol=1e-12)
+    # no O columns left: no O panel, and the scatter says brushing highlights nothing
+    while len(ex.painter.columns["O"]):
+        ex.painter.remove("O", 0)
+    ex.flush()
+    assert "O" not in ex.viewers and sc.viewer is None and "no O mask" in sc.note.value
 
 
 def test_explorer_snaps_to_the_dark_columns_of_its_abf_and_lets_clicks_through(sim):
@@ -520,14 +544,21 @@ def test_session_keeps_the_species_order_and_replaces_positions(sim):
 @pytest.mark.parametrize("zoom", [3.0, 12.35])
 def test_image_fills_the_plot_area_when_markers_pad_the_scales(zoom):
     """bqplot maps a scale's domain onto ``[p, A - p]`` of a plot area ``A`` wide when a
-    Scatter on it asks for padding ``p = sqrt(default_size) / 2 + 1``: with the domain
+    Scatter or Label on it asks for padding ``p = sqrt(default_size) / 2 + 1`` (the
+    scale bar's label alone made every mask and image panel 1.5 % off): with the domain
     the panel sets, the image's edges still land on the plot area's (square pixels),
     at any zoom (the painter's 12.35 made pixels 2.4 % taller than wide)."""
+    import bqplot as bq
+
     from tdm_widgets.widgets.raster import ImagePanel
 
     panel = ImagePanel((20, 34), zoom=zoom)
+    assert panel.mark_padding_px() == pytest.approx(np.sqrt(11) / 2 + 1)  # the bar's label
+    dots = bq.Scatter(x=[], y=[], scales=panel.scales, default_size=137)
+    panel.fig.marks = [*panel.fig.marks, dots]
+    panel.fit_domain()
     p = np.sqrt(137) / 2 + 1
-    panel.set_mark_padding(p)
+    assert panel.mark_padding_px() == pytest.approx(p)
     panel.set_zoom(zoom)                      # the zoom slider keeps it
     for scale, lo, hi, size in ((panel.x, 0, 34, panel.fig.layout.width),
                                 (panel.y, 0, 20, panel.fig.layout.height)):

@@ -490,9 +490,13 @@ class Explorer:
             self._viewer_key = key
             self.viewer_box.children = [v.widget for v in self.viewers.values()]
             if self.scatter is not None:  # brushing highlights in the panel now shown
-                self.scatter.viewer = self.viewers.get(self.scatter.species)
+                self.scatter.attach(self.viewers.get(self.scatter.species))
         for i, n in enumerate(names):
             self.viewers[n].show(masks[i], images[i])
+        if self.scatter is not None and self.scatter.species in names:
+            # Fig 2d follows the template and the equation (whole detector: no pass)
+            whole, _ = self.compute([self.scatter.species], whole_detector=True)
+            self.scatter.show(whole[0])
         self._shown = getattr(self, "_computed", {"key": None})
         self.masks, self.images, self.names = masks, images, list(names)
         cols = {k: v for k, v in self.session.columns.items() if len(v)}

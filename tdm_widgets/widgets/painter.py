@@ -137,9 +137,7 @@ class TemplatePainter:
         p = self.panel
         p.fig.marks = [p.mark, self.lattice_lines, self.lattice_vectors, self.region_lines,
                        *self._points.values(), self.picks_mark, p.bar, p.bar_label]
-        # bqplot pads the range of scales that carry a Scatter by half its marker size
-        sizes = [mk.default_size for mk in (*self._points.values(), self.picks_mark)]
-        p.set_mark_padding(np.sqrt(max(sizes)) / 2 + 1)
+        p.fit_domain()  # its markers make bqplot pad the scales more than the bar's label
         self.species_picker = ipw.ToggleButtons(options=self.species, value=self.species[0],
                                                 description="species",
                                                 style={"button_width": "52px"})
@@ -223,7 +221,10 @@ class TemplatePainter:
         self.message.value = message_html(text, level)
 
     def _guarded(self, fn):
-        """Run a button's action; any error is shown in the widget."""
+        """Run a button's or a click's action; any error is shown in the widget, and
+        the next action clears it (an old error no longer stands over later edits)."""
+        if "tdm-error" in self.message.value:
+            self.message.value = ""
         try:
             fn()
         except Exception as e:  # noqa: BLE001 - every error reaches the user

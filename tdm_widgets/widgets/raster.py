@@ -237,7 +237,6 @@ class ImagePanel:
         self.array = np.zeros(self.shape)
         self.drawn = False  # nothing drawn yet
         self.vrange = (0.0, 0.0)
-        self.padding_px = 0.0  # [screen px] that marks make bqplot pad the range by
         self.set_zoom(zoom)
         self.widget = ipw.VBox([self.title, self.fig, self.colorbar, click_through_style()],
                                layout={"align_items": "flex-start", "margin": "2px 6px"})
@@ -268,19 +267,22 @@ class ImagePanel:
         w, h = round((x1 - x0) * zoom) + m, round((y1 - y0) * zoom) + m
         self.fig.layout.width, self.fig.layout.height = f"{w}px", f"{h}px"
         self.title.layout.width = self.colorbar.layout.width = f"{w}px"
-        self._fit_domain()
+        self.fit_domain()
 
-    def set_mark_padding(self, padding_px: float) -> None:
-        """Keep the image filling the plot area (square pixels) when marks drawn on it
-        make bqplot pad the scales' range by ``padding_px`` [screen px] on each side
-        (a ``Scatter`` asks for ``sqrt(default_size) / 2 + 1``): the scales' domain is
-        narrowed by as much, so the image's edges still fall on the plot area's."""
-        self.padding_px = float(padding_px)
-        self._fit_domain()
+    def mark_padding_px(self) -> float:
+        """What bqplot pads the scales' range by on each side [screen px]: the largest
+        ``sqrt(default_size) / 2 + 1`` of the figure's Scatter and Label marks (the
+        scale bar's label is one), 0 without them."""
+        sizes = [m.default_size for m in self.fig.marks if hasattr(m, "default_size")]
+        return float(np.sqrt(max(sizes)) / 2 + 1) if sizes else 0.0
 
-    def _fit_domain(self) -> None:
+    def fit_domain(self) -> None:
+        """Keep the image filling the plot area (square pixels) however the marks drawn
+        on it make bqplot pad the scales' range (:meth:`mark_padding_px`): the domain is
+        narrowed by as much, so the image's edges fall on the plot area's. Called on a
+        zoom; call it after changing the figure's marks."""
         y0, y1, x0, x1 = self.crop
-        p = self.padding_px
+        p = self.mark_padding_px()
         m = 2 * self.MARGIN
         for scale, lo, hi, size in ((self.x, x0, x1, self.fig.layout.width),
                                     (self.y, y0, y1, self.fig.layout.height)):

@@ -148,7 +148,8 @@ class RadialPCCScatter:
             "<div style='font-size:12px'>" + dot.format("#1f77b4", self.intensity.labels[0])
             + " &nbsp; " + dot.format("#d62728", self.correlation.labels[0])
             + " &nbsp; (whole detector; drag to select an angle range)</div>")
-        self.widget = ipw.VBox([self.fig, self.legend])
+        self.note = ipw.HTML("")
+        self.widget = ipw.VBox([self.fig, self.legend, self.note])
 
     def show(self, mask) -> None:
         """Plot the correlation of a (whole-detector) mask's pixels."""
@@ -157,6 +158,17 @@ class RadialPCCScatter:
         v = min(1.0, 1.1 * v) if v > 0 else 1.0
         self.ys_pcc.min, self.ys_pcc.max = -v, v
         self.correlation.draw(self.radius, self.pcc)
+
+    def attach(self, viewer) -> None:
+        """Highlight in ``viewer`` from now on (a rebuilt mask panel), the current
+        selection at once; None when no mask of the species is shown (said below the
+        plot: brushing then highlights nothing)."""
+        self.viewer = viewer
+        self.note.value = "" if viewer is not None else (
+            f"<span style='color:#a33'>no {self.species} mask is shown (no {self.species} "
+            "columns): brushing highlights nothing</span>")
+        if viewer is not None and self.selection.any():
+            viewer.highlight_pixels(np.argwhere(self.selection.reshape(self.mean.shape)))
 
     def select(self, lo_mrad: float, hi_mrad: float) -> np.ndarray:
         """Select the pixels with ``lo <= angle < hi`` (what brushing does); returns
