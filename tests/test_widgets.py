@@ -507,6 +507,8 @@ def test_save_writes_through_the_session_what_is_shown(sim, tmp_path):
     # after a failed update the explorer shows older results: it refuses to save them
     ex.cross_validate.value = "dose"               # noise-free data: no dose split
     assert "integer counts" in ex.notice.value
+    assert "cross-validated: cells split" in ex.notice.value  # the menu's words, not the API's
+    assert "split='cells'" not in ex.notice.value
     with pytest.raises(ValueError, match="last update failed"):
         ex.save(tmp_path / "c")
     ex._guarded_save()

@@ -455,7 +455,10 @@ class Explorer:
                     self._show(names, masks, images)
                     self._stats_key = stats_key
             except Exception as e:  # noqa: BLE001 - the thread must report, not die
-                self.notice.value = message_html(f"{type(e).__name__}: {e}", "error")
+                # the library's argument named as the menu choice a user makes here
+                said = str(e).replace("split='cells'", "the images menu's 'cross-validated: "
+                                                       "cells split'")
+                self.notice.value = message_html(f"{type(e).__name__}: {said}", "error")
                 self.status.value = "error: last results kept"
                 return
             self._up_to_date = True
