@@ -456,7 +456,8 @@ def test_explorer_shows_a_dose_split_of_signed_counts_as_an_error(background):
     before = np.array(ex.masks, copy=True)
     ex.cross_validate.value = "dose"
     ex.wait()  # the update thread: its error reaches the widget, no "computing" left
-    assert "negative counts" in ex.notice.value and "'cross-validated: cells split'" in ex.notice.value
+    assert "negative counts" in ex.notice.value
+    assert "'cross-validated: cells split'" in ex.notice.value
     assert ex.status.value.startswith("error") and ex.busy.value == ""
     np.testing.assert_array_equal(ex.masks, before)
     ex.cross_validate.value = "cells"
