@@ -170,6 +170,16 @@ def find_bad_pixels(s, hot_sigma: float = 10.0, hot_ratio: float = 1.5,
     # found): a pixel on a sharp disc edge has bright neighbours inside the disc
     hot = (resid > hot_sigma * scale) & (m > hot_ratio * local) \
         & (m > hot_ratio * _second_brightest_neighbour(m)) & ~nonfinite & ~const
+    if counts:
+        # sparse counts (low dose, high angles): the neighbourhood median and its spread
+        # are 0, and one count in 680 frames passed the tests above. A hot pixel must
+        # also be that many sigma from Poisson counts at its neighbours' mean rate
+        # (never below one count in the scan), the pixel itself left out
+        k = size * size
+        around = (ndimage.uniform_filter(m, size=size, mode="nearest") * k - m) / (k - 1)
+        rate = np.maximum(np.maximum(local, around), 1.0 / npos) * npos
+        total = np.rint(np.maximum(m, 0.0) * npos)
+        hot &= stats.poisson.sf(total - 1, rate) < stats.norm.sf(hot_sigma)
     signal = local * npos > dead_min_counts
     dead = ((m < dead_ratio * local) & signal) | (const & (m == 0) & signal)
     local_std = ndimage.median_filter(std, size=size, mode="nearest")

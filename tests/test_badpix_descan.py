@@ -473,3 +473,15 @@ def test_cli_apply_corrects_a_raw_12_bit_mib(experiment, tmp_path):
     t, _ = tw.point_templates(ex.columns, (sy, sx))
     ref = tw.pcc_mask(s, t, detector_region=(0, 23.5), show_progressbar=False)
     np.testing.assert_allclose(hs.load(out / "masks.hspy").data, ref.data, atol=1e-12)
+
+
+def test_sparse_counts_have_no_hot_pixels_but_a_hot_one_is_found():
+    """Low-dose counts (0.0005-0.002 per pixel and frame): the neighbourhood median and
+    its spread are 0, and pixels with 1-3 counts over the scan were flagged hot (up to
+    459 of 4096); a pixel 3 counts per frame above them still is."""
+    for lam in (0.0002, 0.0005, 0.002):
+        sparse = np.random.default_rng(0).poisson(lam, (20, 34, 64, 64)).astype(np.uint16)
+        assert tw.find_bad_pixels(sparse, show_progressbar=False).report["counts"]["hot"] == 0
+    sparse[:, :, 10, 10] += np.random.default_rng(1).poisson(3, (20, 34)).astype(np.uint16)
+    bp = tw.find_bad_pixels(sparse, show_progressbar=False)
+    assert np.argwhere(bp.hot).tolist() == [[10, 10]]

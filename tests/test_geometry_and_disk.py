@@ -88,3 +88,16 @@ def test_virtual_images_agree_with_libertem(rng):
     lt = res["intensity"].data
     np.testing.assert_allclose(tw.virtual_image(s, 0, 10).data, lt[..., 0], rtol=1e-5)
     np.testing.assert_allclose(tw.virtual_image(s, 12, 30).data, lt[..., 1], rtol=1e-5)
+
+
+def test_annulus_pixels_on_a_boundary_do_not_depend_on_the_units():
+    """A pixel centre exactly on a radius is in or out the same way in mrad, rad or any
+    scale (round-off put mirror-image pixels on different sides)."""
+    from tdm_widgets.core.geometry import annulus
+
+    ref = annulus((145, 145), 11, 23.5, offset=(-72, -72))
+    for f in (0.1, 1e-3, 0.0251):
+        got = annulus((145, 145), 11 * f, 23.5 * f, scale=(f, f), offset=(-72 * f, -72 * f))
+        np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(ref, ref[::-1])
+    np.testing.assert_array_equal(ref, ref.T)

@@ -52,7 +52,10 @@ def annulus(shape, inner, outer, scale=(1.0, 1.0), offset=(0.0, 0.0), center=(0.
     if not (0 <= inner < outer):
         raise ValueError(f"need 0 <= inner < outer; got inner={inner}, outer={outer}")
     r = radius_map(shape, scale, offset, center)
-    return (r >= inner) & (r < outer)
+    # a pixel whose centre lies on a boundary (to 1e-9 of a pixel) is decided the same
+    # way whatever the units: in mrad, rad or 1/nm round-off put some in, some out
+    eps = 1e-9 * max(abs(float(scale[0])), abs(float(scale[1])))
+    return (r >= inner - eps) & (r < outer - eps)
 
 
 def circle(radius: float, center=(0.0, 0.0), n: int = 181) -> tuple[np.ndarray, np.ndarray]:
