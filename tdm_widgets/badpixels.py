@@ -55,15 +55,25 @@ class BadPixels:
     report: dict = field(default_factory=dict)
 
 
+#: Patterns converted to float64 at a time inside a block: the temporaries stay a few
+#: MB however large the chunk (whole-block float64 copies took 25x a chunk per thread).
+SUMS_PATTERNS = 64
+
+
 def _pixel_sums(block, shift):
     """Per-pixel n finite, sums about ``shift``, min and max of one block."""
     by, bx, dy, dx = block.shape
-    x = np.asarray(block, np.float64).reshape(by * bx, dy * dx)
-    fin = np.isfinite(x)
-    d = np.where(fin, x - shift, 0.0)
-    return (fin.sum(axis=0), d.sum(axis=0), (d * d).sum(axis=0),
-            np.where(fin, x, np.inf).min(axis=0), np.where(fin, x, -np.inf).max(axis=0),
-            (~fin).any(axis=0))
+    flat = np.asarray(block).reshape(by * bx, dy * dx)
+    out = None
+    for i in range(0, len(flat), SUMS_PATTERNS):
+        x = flat[i:i + SUMS_PATTERNS].astype(np.float64)
+        fin = np.isfinite(x)
+        d = np.where(fin, x - shift, 0.0)
+        part = (fin.sum(axis=0), d.sum(axis=0), (d * d).sum(axis=0),
+                np.where(fin, x, np.inf).min(axis=0), np.where(fin, x, -np.inf).max(axis=0),
+                (~fin).any(axis=0))
+        out = part if out is None else _merge(out, part)
+    return out
 
 
 def _merge(a, b):

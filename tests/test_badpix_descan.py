@@ -485,3 +485,22 @@ def test_sparse_counts_have_no_hot_pixels_but_a_hot_one_is_found():
     sparse[:, :, 10, 10] += np.random.default_rng(1).poisson(3, (20, 34)).astype(np.uint16)
     bp = tw.find_bad_pixels(sparse, show_progressbar=False)
     assert np.argwhere(bp.hot).tolist() == [[10, 10]]
+
+
+def test_bad_pixel_sums_do_not_depend_on_how_a_block_is_cut(rng, monkeypatch):
+    """The pass converts a few patterns at a time (bounded temporaries): the same
+    report and statistics for any sub-block size, and NaN in a float block found."""
+    from tdm_widgets import badpixels
+
+    data = rng.poisson(4.0, (9, 7, 12, 10)).astype(np.float32)
+    data[3, 2, 5, 5] = np.nan
+    data[:, :, 1, 1] += 300
+    ref = tw.find_bad_pixels(data, show_progressbar=False)
+    for k in (1, 5, 1000):
+        monkeypatch.setattr(badpixels, "SUMS_PATTERNS", k)
+        got = tw.find_bad_pixels(data, show_progressbar=False)
+        assert got.report["counts"] == ref.report["counts"]
+        np.testing.assert_array_equal(got.mask, ref.mask)
+    assert ref.nonfinite[5, 5] and ref.hot[1, 1]
+    with pytest.raises(ValueError, match="mean pattern has NaN or inf at 1 detector pixels"):
+        tw.bf_disk(tw.from_array(data), show_progressbar=False)

@@ -160,8 +160,11 @@ def find_bf_disk(pattern: np.ndarray, semiangle_mrad: float | None = None,
     (12, 30, 33)
     """
     p = np.asarray(pattern, dtype=np.float64)
-    if p.ndim != 2 or not np.isfinite(p).all():
-        raise ValueError("pattern must be a finite 2D array")
+    if p.ndim != 2:
+        raise ValueError(f"pattern must be a 2D array; got shape {p.shape}")
+    if not np.isfinite(p).all():
+        raise ValueError(f"the mean pattern has NaN or inf at {int((~np.isfinite(p)).sum())} "
+                         "detector pixels: the data contains NaN or inf values there")
     if p.max() <= p.min():
         raise ValueError("pattern is constant: no bright-field disc to find")
     p = remove_outliers(p)
