@@ -325,8 +325,12 @@ def apply_mask(s, mask, normalized: bool = False, stats=None,
     normalized : bool
         Eq 6 instead of Eq 2.
     stats : Signal2D, optional
-        Column statistics of ``s`` (from :func:`column_stats`), reused for Eq 6. Not
-        needed for a mask from :func:`pcc_mask` of the same ``s``: it keeps them.
+        Column statistics (from :func:`column_stats`) that standardise the data for
+        Eq 6. If None: those a mask from :func:`pcc_mask` of the same ``s`` keeps,
+        which are the statistics of its ``region`` (the reference region) when one
+        was given; else the whole scan's (one more pass). A mask given as an array or
+        reloaded from a file keeps none, so to reproduce the Eq 6 images of a mask
+        fitted on a region pass ``stats=column_stats(s, region=region)``.
     show_progressbar : bool, optional
         Progress bar for passes longer than a second.
 
