@@ -3,6 +3,7 @@ axes in angstrom / mrad and provenance metadata."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,18 +31,30 @@ use_preference(hyperspy_show_progressbar)
 CORRECTIONS = "TDM_corrections"
 
 #: Length units converted to angstrom.
-_TO_ANGSTROM = {"Å": 1.0, "A": 1.0, "angstrom": 1.0, "Angstrom": 1.0, "nm": 10.0,
-                "pm": 0.01, "µm": 1e4, "um": 1e4}
+_TO_ANGSTROM = {"Å": 1.0, "A": 1.0, "angstrom": 1.0, "Angstrom": 1.0, "angstroms": 1.0,
+                "Angstroms": 1.0, "nm": 10.0, "pm": 0.01, "µm": 1e4, "um": 1e4}
 #: Angle units converted to mrad.
 _TO_MRAD = {"mrad": 1.0, "rad": 1e3, "µrad": 1e-3, "urad": 1e-3}
 #: Reciprocal-length units of a diffraction axis (k = 1/d, as pyxem and RosettaSciIO
 #: write them, LaTeX spellings included) converted to 1/angstrom.
 _TO_INV_ANGSTROM = {
     **dict.fromkeys(("1/Å", "1/A", "Å^-1", "A^-1", "Å⁻¹", "A⁻¹", "A-1", "k_A^-1",
-                     "$A^{-1}$", r"$\AA^{-1}$", "1 / Å", "1 / A", "1/angstrom"), 1.0),
+                     "$A^{-1}$", r"$\AA^{-1}$", "1 / Å", "1 / A", "1/angstrom",
+                     "1/Angstrom"), 1.0),
     **dict.fromkeys(("1/nm", "nm^-1", "nm⁻¹", "nm-1", "k_nm^-1", "nm$^{-1}$",
                      "$nm^{-1}$", "1 / nm"), 0.1),
 }
+
+
+def _unit_key(units) -> str:
+    """A unit string as the tables spell it: NFKC (the Angstrom sign U+212B is Å, the
+    micro sign and the Greek mu are one letter) without surrounding spaces."""
+    return unicodedata.normalize("NFKC", str(units or "")).strip()
+
+
+_TO_ANGSTROM = {_unit_key(k): v for k, v in _TO_ANGSTROM.items()}
+_TO_MRAD = {_unit_key(k): v for k, v in _TO_MRAD.items()}
+_TO_INV_ANGSTROM = {_unit_key(k): v for k, v in _TO_INV_ANGSTROM.items()}
 #: Where HyperSpy (and pyxem) keep the beam energy [keV].
 BEAM_ENERGY = "Acquisition_instrument.TEM.beam_energy"
 
@@ -80,7 +93,7 @@ class Calibration:
 
 
 def _axis_cal(axis, table, target):
-    units = str(getattr(axis, "units", "") or "")
+    units = _unit_key(getattr(axis, "units", ""))
     scale, offset = float(axis.scale), float(axis.offset)
     if units in table:
         f = table[units]
@@ -103,8 +116,8 @@ def _detector_cal(axis, s):
     """A detector axis in mrad: angles converted, reciprocal lengths (k = 1/d) through
     the relativistic wavelength at the signal's beam energy (theta = lambda k, the
     small-angle relation pyxem uses for its mrad scale)."""
-    units = str(getattr(axis, "units", "") or "")
-    if units.strip() not in _TO_INV_ANGSTROM:
+    units = _unit_key(getattr(axis, "units", ""))
+    if units not in _TO_INV_ANGSTROM:
         return _axis_cal(axis, _TO_MRAD, "mrad")
     kev = _beam_energy_keV(s)
     if kev is None:
@@ -113,7 +126,7 @@ def _detector_cal(axis, s):
             f"mrad needs the beam energy, which metadata.{BEAM_ENERGY} [keV] does not "
             "give. Set it, e.g. s.metadata.set_item("
             f"'{BEAM_ENERGY}', 200) (pyxem: s.set_experimental_parameters(beam_energy=200))")
-    f = _TO_INV_ANGSTROM[units.strip()] * wavelength_A(kev * 1e3) * 1e3  # mrad per unit
+    f = _TO_INV_ANGSTROM[units] * wavelength_A(kev * 1e3) * 1e3  # mrad per unit
     return float(axis.scale) * f, float(axis.offset) * f, "mrad"
 
 

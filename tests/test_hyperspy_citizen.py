@@ -225,3 +225,26 @@ def test_zspy_under_zarr3_says_what_to_install(tmp_path):
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="zarr < 3"):
             tw.load(bad)
+
+
+@pytest.mark.parametrize("scan_units, factor", [("μm", 1e4), ("µm", 1e4), (" nm", 10.0),
+                                                ("Angstroms", 1.0), ("\u212b", 1.0)])
+def test_unit_spellings_that_look_alike_convert_alike(scan_units, factor):
+    """The Greek mu and the micro sign, the Angstrom sign and Å, a stray space or a
+    plural: the same units (the Greek mu was refused, showing the same text)."""
+    data = np.random.default_rng(0).poisson(4.0, (4, 5, 8, 8)).astype(np.float32) / 100
+    s = tw.from_array(data, scan_step_A=0.1, mrad_per_px=1.0)
+    for ax in s.axes_manager.navigation_axes:
+        ax.units, ax.scale = scan_units, 0.3 / factor
+    img = tw.virtual_image(s, 0, 3, show_progressbar=False)
+    assert [a.units for a in img.axes_manager.signal_axes] == ["Å", "Å"]
+    assert img.axes_manager.signal_axes[0].scale == pytest.approx(0.3)
+    counts = tw.add_poisson_noise(s, 100.0, seed=0)   # needs the scan step in angstrom
+    assert counts.metadata.TDM.noise.parameters.electrons_per_position == pytest.approx(
+        100.0 * 0.3 * 0.3)
+    k = tw.from_array(data, scan_step_A=0.3)
+    k.metadata.set_item("Acquisition_instrument.TEM.beam_energy", 200.0)
+    for ax in k.axes_manager.signal_axes:
+        ax.units, ax.scale, ax.offset = "1/Angstrom", 0.01, -0.04
+    stats = tw.column_stats(k, show_progressbar=False)
+    assert stats.axes_manager.signal_axes[0].units == "mrad"
