@@ -85,12 +85,16 @@ def _out_folder(out: Path) -> Path:
 
 def _check_out_not_input(out: Path, inputs) -> None:
     """Refuse an output folder that is an input file, or would overwrite one."""
-    out = out.resolve()
+    from .signals import refuse_overwriting_input
+
     for f in inputs:
-        f = Path(f).resolve()
-        if out == f or (out == f.parent and f.name in APPLY_OUTPUTS):
+        if out.resolve() == Path(f).resolve():
             raise UsageError(f"--out {out} would overwrite the input {f}; choose another "
                              "folder")
+    try:
+        refuse_overwriting_input([out / name for name in APPLY_OUTPUTS], *inputs)
+    except ValueError as err:
+        raise UsageError(f"--out {out}: {err}") from None
 
 
 def _demo(args) -> int:

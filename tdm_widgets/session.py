@@ -785,7 +785,8 @@ class TDMSession:
         """
         names = self._names_arg(names)
         virtual = dict(virtual or {})
-        twice = sorted({n for n in names + list(virtual) if (names + list(virtual)).count(n) > 1})
+        all_names = names + list(virtual)
+        twice = sorted({n for n in all_names if all_names.count(n) > 1})
         if twice:
             raise ValueError(f"image names must differ: {twice} asked for twice (a virtual "
                              "detector named like a template?)")
@@ -811,7 +812,6 @@ class TDMSession:
             from .core.blocks import compute_with_progress
 
             (img,) = compute_with_progress(img, progress=self.progress)
-        all_names = names + list(virtual)
         meta = self._provenance("images", images=all_names, normalized=bool(normalized),
                                 equation="Eq 6" if normalized else "Eq 2",
                                 virtual={k: [float(a), float(b)] for k, (a, b) in virtual.items()})

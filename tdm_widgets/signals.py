@@ -220,8 +220,9 @@ def source_file(sig):
 
     Parameters
     ----------
-    sig : Signal or array_like
-        A loaded signal, a result of the toolkit, or anything else (None then).
+    sig : Signal, str, Path or array_like
+        A loaded signal, a result of the toolkit, a file's path (itself), or anything
+        else (None then).
 
     Returns
     -------
@@ -235,6 +236,8 @@ def source_file(sig):
     """
     from pathlib import Path
 
+    if isinstance(sig, (str, Path)):
+        return Path(sig).resolve()
     tmp = getattr(sig, "tmp_parameters", None)
     if tmp is not None and tmp.has_item("folder") and tmp.has_item("filename"):
         return (Path(tmp.folder) / (tmp.filename + tmp.get_item("extension", ""))).resolve()
@@ -250,8 +253,8 @@ def refuse_overwriting_input(targets, *sources) -> None:
     ----------
     targets : iterable of str or Path
         Files about to be written.
-    *sources : Signal or None
-        The signals (data, masks) the written results come from.
+    *sources : Signal, str, Path or None
+        The signals (data, masks) or files the written results come from.
 
     Raises
     ------
