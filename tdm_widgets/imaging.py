@@ -23,10 +23,11 @@ from .core.moments import mean_pattern
 from .core.progress import hyperspy_progressbar
 from .descan import check_descan as descan_check
 from .detector import center_in_axis_units, detector_annulus
-from .session import TDMSession, statistics_for
+from .session import TDMSession, reference_region_of, statistics_for
 from .signals import (
     as_array,
     as_column_stats,
+    check_mask_detector,
     column_stats_signal,
     provenance,
     unwrap,
@@ -326,11 +327,12 @@ def apply_mask(s, mask, normalized: bool = False, stats=None,
         Eq 6 instead of Eq 2.
     stats : Signal2D, optional
         Column statistics (from :func:`column_stats`) that standardise the data for
-        Eq 6. If None: those a mask from :func:`pcc_mask` of the same ``s`` keeps,
-        which are the statistics of its ``region`` (the reference region) when one
-        was given; else the whole scan's (one more pass). A mask given as an array or
-        reloaded from a file keeps none, so to reproduce the Eq 6 images of a mask
-        fitted on a region pass ``stats=column_stats(s, region=region)``.
+        Eq 6. If None: those a mask from :func:`pcc_mask` of the same ``s`` keeps
+        (no pass); else those of the reference region recorded in the mask's
+        metadata, also after saving and loading it (one pass; ``ValueError`` when the
+        region does not fit the data's scan); else the whole scan's (one pass, as for a
+        mask given as an array). ``metadata.TDM.parameters.statistics`` of the result
+        says which were used.
     show_progressbar : bool, optional
         Progress bar for passes longer than a second.
 
@@ -357,16 +359,28 @@ def apply_mask(s, mask, normalized: bool = False, stats=None,
     """
     data, cal, src = unwrap(s)
     m = as_array(mask, "mask")
+    check_mask_detector(mask, cal)
+    used = "given" if stats is not None else None
     if normalized and stats is None:
         stats = statistics_for(mask, data)  # kept by pcc_mask for the same data
+        used = "kept with the mask"
     if normalized and stats is None:
-        stats = column_statistics(data, progress=show_progressbar)
+        region = reference_region_of(mask)
+        if region is not None and region.shape != tuple(data.shape[:2]):
+            raise ValueError(
+                f"mask was fitted on a reference region of a {region.shape} scan and Eq 6 "
+                f"standardises by that region's statistics, but the data's scan is "
+                f"{tuple(data.shape[:2])}: pass stats=column_stats(s) (or of a region "
+                "of this scan) to say which positions standardise it")
+        stats = column_statistics(data, region=region, progress=show_progressbar)
+        used = "whole scan" if region is None else \
+            f"reference region of the mask ({int(region.sum())} positions)"
     if stats is not None:
         stats = as_column_stats(stats)
     img = apply_masks(data, m, normalized=normalized, stats=stats, progress=show_progressbar)
     mask_meta = mask.metadata.get_item("TDM") if hasattr(mask, "metadata") else None
     meta = provenance("apply_mask", src, normalized=bool(normalized),
-                      equation="Eq 6" if normalized else "Eq 2",
+                      equation="Eq 6" if normalized else "Eq 2", statistics=used,
                       mask=m, mask_provenance=mask_meta.as_dictionary()
                       if hasattr(mask_meta, "as_dictionary") else None)
     names = mask_meta.get_item("names") if hasattr(mask_meta, "get_item") else None

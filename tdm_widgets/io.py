@@ -140,6 +140,18 @@ class _SignalTypeNotUnderstood(logging.Filter):
         return True
 
 
+def _scan_by_detector(s, path: Path):
+    """A signal with four signal axes and no navigation axis (a 4D EMD as py4DSTEM
+    writes it) as scan x detector: the first two array axes the scan, the last two the
+    detector (no copy); any other signal unchanged."""
+    am = s.axes_manager
+    if am.navigation_dimension != 0 or am.signal_dimension != 4:
+        return s
+    logger.info("%s: 4 signal axes and no navigation axis; the first two array axes "
+                "are taken as the scan, the last two as the detector", path.name)
+    return s.transpose(signal_axes=2)
+
+
 def hs_load(path: Path, *, note_type: bool = True, **kwargs):
     """:func:`hyperspy.api.load`, its many exception types for corrupt files turned into
     ``ValueError("could not read PATH: ...")``.
@@ -335,12 +347,14 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
             raise ValueError(f"navigation_shape is for files that store a flat list of "
                              f"frames (e.g. .mib); {path.name} stores its own shape") from None
         if isinstance(s, list):
+            s = [_scan_by_detector(x, path) for x in s]
             four_d = [x for x in s if x.axes_manager.navigation_dimension == 2
                       and x.axes_manager.signal_dimension == 2]
             if len(four_d) != 1:
                 raise ValueError(f"{path} holds {len(s)} signals, {len(four_d)} of them "
                                  "4D; load it with hyperspy and pass the one you want")
             s = four_d[0]
+        s = _scan_by_detector(s, path)
         am = s.axes_manager
         if am.navigation_dimension < 2 or am.signal_dimension != 2:
             raise ValueError(

@@ -23,6 +23,7 @@ from .core.apply import apply_masks, physical_weights
 from .core.checks import region_mask
 from .core.engine import TDMEngine
 from .core.progress import hyperspy_progressbar
+from .core.records import packed_bits, unpacked_bits
 from .detector import describe_detector_region, detector_annulus, resolve_detector_region
 from .signals import (
     column_stats_signal,
@@ -72,6 +73,18 @@ def statistics_for(mask_signal, data):
     except (KeyError, TypeError):
         return None
     return stats if ref() is data else None
+
+
+def reference_region_of(mask_signal):
+    """The reference region recorded in a mask signal's ``metadata.TDM`` (also after
+    saving and loading it), or None: fitted on every position, or not a mask of this
+    toolkit."""
+    meta = getattr(mask_signal, "metadata", None)
+    record = meta.get_item("TDM.parameters.region_bits") if meta is not None else None
+    if record is None:
+        return None
+    return unpacked_bits(record.as_dictionary() if hasattr(record, "as_dictionary")
+                         else record)
 
 
 class TDMSession:
@@ -601,7 +614,8 @@ class TDMSession:
     def _provenance(self, operation: str, **extra) -> dict:
         return provenance(operation, self.source, names=self.names,
                           templates=self.templates, normalization=self.normalization,
-                          region=self._region,
+                          region=self._region, region_bits=None if self._region is None
+                          else packed_bits(self._region),
                           detector_region=describe_detector_region(self.detector_region),
                           n_positions=self.stats.n,
                           n_zero_variance=self.stats.n_zero_variance, **extra)

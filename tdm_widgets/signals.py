@@ -130,6 +130,62 @@ def _detector_cal(axis, s):
     return float(axis.scale) * f, float(axis.offset) * f, "mrad"
 
 
+def check_mask_detector(mask, cal: Calibration) -> None:
+    """Warn when a mask signal's detector calibration is not the data's.
+
+    A mask weights detector pixels; on data with another camera length (scale
+    differing by more than 1 %) or another centre (offset differing by more than half a
+    pixel) the same weights fall on other angles. Masks given as arrays, and either
+    side without a detector in mrad, are not compared.
+
+    Parameters
+    ----------
+    mask : Signal2D or array_like
+        ``(det_y, det_x)`` or ``(k, det_y, det_x)`` mask(s) with detector axes.
+    cal : Calibration
+        The data's calibration (from :func:`unwrap`).
+
+    Examples
+    --------
+    >>> import warnings, hyperspy.api as hs
+    >>> m = hs.signals.Signal2D(np.ones((4, 4)))
+    >>> for ax in m.axes_manager.signal_axes:
+    ...     ax.scale, ax.units = 2.0, "mrad"
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     check_mask_detector(m, Calibration(det_scale=(1.0, 1.0), det_units="mrad"))
+    >>> "camera length" in str(caught[0].message)
+    True
+    """
+    axes = getattr(getattr(mask, "axes_manager", None), "signal_axes", ())
+    if not cal.det_mrad or len(axes) != 2:
+        return
+    try:
+        ky, kx = (_detector_cal(a, mask) for a in (axes[1], axes[0]))
+    except (ValueError, AttributeError):  # no beam energy, a non-uniform axis
+        return
+    if ky[2] != "mrad" or kx[2] != "mrad":
+        return
+    scale, offset = np.array([ky[0], kx[0]]), np.array([ky[1], kx[1]])
+    data_scale, data_offset = np.array(cal.det_scale), np.array(cal.det_offset)
+    if (np.allclose(scale, data_scale, rtol=0.01, atol=0)
+            and np.all(np.abs(offset - data_offset) <= 0.5 * np.abs(data_scale))):
+        return
+    import warnings
+
+    warnings.warn(
+        f"the mask's detector calibration ({_fmt_pair(scale)} mrad/px, origin "
+        f"{_fmt_pair(offset)} mrad) is not the data's ({_fmt_pair(data_scale)} mrad/px, "
+        f"origin {_fmt_pair(data_offset)} mrad): a mask weights detector pixels, so on "
+        "data with another camera length or centre its weights fall on other angles. "
+        "Fit the mask on data calibrated like this, or calibrate both alike",
+        UserWarning, stacklevel=4)
+
+
+def _fmt_pair(values) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+
 def intensity_scale(s) -> float:
     """Factor by which a signal's values exceed fractions of the incident beam.
 
@@ -188,8 +244,21 @@ def unwrap(s, corrected: bool = True):
             raise ValueError(
                 "data must be a 4D signal with 2 navigation (scan) and 2 signal "
                 f"(detector) axes; got navigation dimension {am.navigation_dimension}, "
-                f"signal dimension {am.signal_dimension}. For a series, pick one "
-                "member first, e.g. s.inav[:, :, 0]")
+                f"signal dimension {am.signal_dimension}. "
+                + ("For 4 signal axes (a 4D EMD as py4DSTEM writes it), make the first "
+                   "two the scan: s.transpose(signal_axes=2), or read the file with "
+                   "tdm_widgets.load" if am.navigation_dimension == 0 and
+                   am.signal_dimension == 4 else
+                   "For a series, pick one member first, e.g. s.inav[:, :, 0]"))
+        uneven = [f"{kind} axis {i}" + (f" ({a.name!r})" if isinstance(a.name, str) else "")
+                  for kind, axes in
+                  (("navigation", am.navigation_axes), ("signal", am.signal_axes))
+                  for i, a in enumerate(axes) if not getattr(a, "is_uniform", True)]
+        if uneven:
+            raise ValueError(
+                f"the {', '.join(uneven)} of the data {'is' if len(uneven) == 1 else 'are'}"
+                " non-uniform; tdm_widgets needs evenly spaced scan and detector axes "
+                "(HyperSpy: axis.convert_to_uniform_axis())")
         nx, ny = am.navigation_axes
         kx, ky = am.signal_axes
         sx = [_axis_cal(a, _TO_ANGSTROM, "Å") for a in (ny, nx)]

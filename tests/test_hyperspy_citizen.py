@@ -248,3 +248,53 @@ def test_unit_spellings_that_look_alike_convert_alike(scan_units, factor):
         ax.units, ax.scale, ax.offset = "1/Angstrom", 0.01, -0.04
     stats = tw.column_stats(k, show_progressbar=False)
     assert stats.axes_manager.signal_axes[0].units == "mrad"
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_4d_emd_with_four_signal_axes_loads_as_scan_by_detector(tmp_path, rng, lazy):
+    """A 4D EMD as py4DSTEM writes it (read by HyperSpy with four signal axes and no
+    navigation axis) loads as scan x detector in array order, equal to the array, with
+    its masks equal to those of the same array; the signal itself is refused with the
+    remedy named."""
+    data = rng.poisson(5.0, (6, 5, 8, 7)).astype(np.uint16)
+    hs.signals.BaseSignal(data).save(tmp_path / "scan.emd")
+    raw = hs.load(tmp_path / "scan.emd")
+    assert (raw.axes_manager.navigation_dimension, raw.axes_manager.signal_dimension) == (0, 4)
+    s = tw.load(tmp_path / "scan.emd", lazy=lazy)
+    np.testing.assert_array_equal(np.asarray(s.data), data)
+    t = rng.random((6, 5))
+    np.testing.assert_allclose(tw.pcc_mask(s, t, show_progressbar=False).data,
+                               tw.pcc_mask(data, t, show_progressbar=False).data, atol=1e-13)
+    with pytest.raises(ValueError, match=r"signal dimension 4.*transpose\(signal_axes=2\)"):
+        tw.pcc_mask(raw, t, show_progressbar=False)
+
+
+def test_a_non_uniform_axis_is_named(rng):
+    s = hs.signals.Signal2D(rng.random((3, 4, 5, 6)))
+    s.axes_manager.signal_axes[1].name = "ky"
+    s.axes_manager.signal_axes[1].convert_to_non_uniform_axis()
+    with pytest.raises(ValueError, match=r"signal axis 1 \('ky'\) of the data is non-uniform"):
+        tw.pcc_mask(s, rng.random((4, 3)), show_progressbar=False)
+
+
+def test_a_mask_from_another_detector_calibration_is_warned(rng):
+    """A mask fitted at 2 mrad/px applied to data at 2.1 mrad/px, or with the centre
+    moved by a pixel, is warned; the same calibration, a 0.1 % rescale and a plain
+    array are not."""
+    data = rng.poisson(5.0, (6, 6, 8, 8)).astype(np.uint16)
+    t = rng.random((6, 6))
+    mask = tw.pcc_mask(tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0), t,
+                       show_progressbar=False)
+    quiet = [tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0),
+             tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.002)]
+    for s in quiet:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            tw.apply_mask(s, mask, show_progressbar=False)
+            tw.apply_mask(tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.1), mask.data,
+                          show_progressbar=False)
+    loud = [tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.1),
+            tw.from_array(data, scan_step_A=0.4, mrad_per_px=2.0, center_px=(5, 4))]
+    for s in loud:
+        with pytest.warns(UserWarning, match=r"not the data's .*other camera length or centre"):
+            tw.apply_mask(s, mask, show_progressbar=False)

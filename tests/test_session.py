@@ -173,11 +173,12 @@ def test_saved_provenance_records_checksums_not_arrays(tmp_path, data4d):
         assert arrays(meta) == []
 
 
-def test_eq6_of_a_region_mask_is_reproduced_from_its_saved_values(tmp_path, rng):
-    """A mask fitted on a reference region keeps that region's statistics for Eq 6; the
-    same mask reloaded from a file (an array: no statistics) reproduces those images
-    with ``stats=column_stats(s, region=region)``, as the docstring says, and differs
-    without (whole-scan statistics)."""
+def test_eq6_of_a_region_mask_uses_the_region_also_after_reloading(tmp_path, rng):
+    """Eq 6 of a mask fitted on a reference region standardises by that region's
+    statistics (numpy reference: ``((D - mean_R) / std_R) m``), whether the mask is
+    fresh or reloaded from a file (the region is recorded in its metadata); a plain
+    array is standardised by the whole scan; the result says which; the region of
+    another scan shape is an error naming ``stats``."""
     import hyperspy.api as hs
 
     data = rng.poisson(6.0, (12, 10, 8, 8)).astype(np.uint16)
@@ -187,12 +188,28 @@ def test_eq6_of_a_region_mask_is_reproduced_from_its_saved_values(tmp_path, rng)
     t[::3, ::2] = 1
     region = np.zeros((12, 10), bool)
     region[:6] = True
+    region[7, 3] = True  # not a rectangle
     m = tw.pcc_mask(s, t, region=region, show_progressbar=False)
-    kept = tw.apply_mask(s, m, normalized=True, show_progressbar=False).data
+
+    def eq6(positions):
+        d = data.reshape(120, 64).astype(np.float64)
+        ref = d[positions.ravel()]
+        z = (d - ref.mean(0)) / ref.std(0)
+        return (z @ m.data.ravel()).reshape(12, 10)
+
+    kept = tw.apply_mask(s, m, normalized=True, show_progressbar=False)
+    np.testing.assert_allclose(kept.data, eq6(region), rtol=1e-12, atol=1e-12)
     m.save(tmp_path / "m.hspy")
-    back = hs.load(tmp_path / "m.hspy")
-    again = tw.apply_mask(s, back, normalized=True, show_progressbar=False,
-                          stats=tw.column_stats(s, region=region, show_progressbar=False)).data
-    np.testing.assert_allclose(again, kept, rtol=1e-12, atol=1e-12)
-    scan = tw.apply_mask(s, back, normalized=True, show_progressbar=False).data
-    assert not np.allclose(scan, kept)
+    back = tw.apply_mask(s, hs.load(tmp_path / "m.hspy"), normalized=True,
+                         show_progressbar=False)
+    np.testing.assert_allclose(back.data, eq6(region), rtol=1e-12, atol=1e-12)
+    assert back.metadata.TDM.parameters.statistics == \
+        f"reference region of the mask ({region.sum()} positions)"
+    plain = tw.apply_mask(s, m.data, normalized=True, show_progressbar=False)
+    np.testing.assert_allclose(plain.data, eq6(np.ones((12, 10), bool)), rtol=1e-12,
+                               atol=1e-12)
+    assert plain.metadata.TDM.parameters.statistics == "whole scan"
+    crop = tw.from_array(data[:11], scan_step_A=0.3, mrad_per_px=2.0)
+    with pytest.raises(ValueError, match=r"region of a \(12, 10\) scan.*pass stats="):
+        tw.apply_mask(crop, hs.load(tmp_path / "m.hspy"), normalized=True,
+                      show_progressbar=False)
