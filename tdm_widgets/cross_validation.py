@@ -276,8 +276,10 @@ def specificity_report(s, columns: dict, species=None, split: str = "dose",
     dict
         Row name (``"virtual ABF"``, ``"virtual ADF"``, ``"Li same-data"``,
         ``"Li cross-validated"``, ..., ``"null ..."``) to {column type: mean z-score
-        [image standard deviations]}; cross-validated rows are judged on held-out
-        positions only.
+        [image standard deviations]}, the column types followed by ``"null"``, the null
+        control's own positions (where the same-data null image reproduces its
+        template from noise and the cross-validated one should not); cross-validated
+        rows are judged on held-out positions only.
 
     Examples
     --------
@@ -291,17 +293,35 @@ def specificity_report(s, columns: dict, species=None, split: str = "dose",
                                       normalization=normalization,
                                       detector_region=detector_region,
                                       show_progressbar=show_progressbar)
-    session.set_template("null", null_template(columns, session.scan_shape, species,
-                                               sigma_px, seed))
+    null = null_template(columns, session.scan_shape, species, sigma_px, seed)
+    session.set_template("null", null)
+    judged = with_null_positions(columns, null)
     virtual = virtual_detectors(s, virtual, show_progressbar)
     same = session.images(virtual=virtual, normalized=normalized)  # with the statistics: 2
     cv = session.cross_validated(split, normalized=normalized, seed=seed,
                                  fit_region=fit_region)  # 2 passes
-    rows = {name: specificity(pick(same, name), columns) for name in virtual}
+    rows = {name: specificity(pick(same, name), judged) for name in virtual}
     for n in session.names:
-        rows[f"{n} same-data"] = specificity(pick(same, n), columns)
-        rows[f"{n} cross-validated"] = specificity(pick(cv, n), columns)  # held-out positions
+        rows[f"{n} same-data"] = specificity(pick(same, n), judged)
+        rows[f"{n} cross-validated"] = specificity(pick(cv, n), judged)  # held-out positions
     return rows
+
+
+def with_null_positions(columns: dict, null) -> dict:
+    """``columns`` and the null control's own positions as one more column type,
+    ``"null"``: where a null image shows the template it was fitted to (same-data) and
+    should not (cross-validated).
+
+    Examples
+    --------
+    >>> t = np.zeros((4, 4)); t[1, 2] = 1
+    >>> with_null_positions({"A": [[0, 0]]}, t)["null"].tolist()
+    [[1, 2]]
+    """
+    if "null" in columns:
+        raise ValueError("a column type is called 'null', the name of the null control: "
+                         "rename it")
+    return {**columns, "null": np.argwhere(np.asarray(null) > 0)}
 
 
 def null_template(columns: dict, scan_shape, species=None, sigma_px: float = 0.0,

@@ -9,6 +9,7 @@ import numpy as np
 
 from .column_templates import format_specificity, random_positions_template, specificity
 from .core.progress import hyperspy_progressbar
+from .cross_validation import with_null_positions
 from .io import load
 from .session import TDMSession
 from .signals import pick, refuse_overwriting_input
@@ -82,8 +83,9 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float | None = None,
     session = TDMSession.from_columns(s, cols, SPECIES, combined="all",
                                       detector_region=(0.0, 23.5),
                                       show_progressbar=show_progressbar)
-    session.set_template("null", random_positions_template(cols, session.scan_shape,
-                                                           len(cols["Li"]), seed=seed))
+    null = random_positions_template(cols, session.scan_shape, len(cols["Li"]), seed=seed)
+    session.set_template("null", null)
+    judged = with_null_positions(cols, null)
     names = session.names
     # two passes over the data: the statistics, then every image (TDM and virtual) at once
     images = session.images(virtual=VIRTUAL)
@@ -94,9 +96,9 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float | None = None,
                       (tdm, "tdm_images")):
         sig.save(out / f"{name}.hspy", overwrite=True)
 
-    table = {"virtual ABF": specificity(abf, cols), "virtual ADF": specificity(adf, cols)}
+    table = {"virtual ABF": specificity(abf, judged), "virtual ADF": specificity(adf, judged)}
     for n in names:
-        table[f"TDM {n}"] = specificity(pick(tdm, n), cols)
+        table[f"TDM {n}"] = specificity(pick(tdm, n), judged)
 
     ncol = len(names)
     fig, axes = plt.subplots(3, ncol, figsize=(1.9 * ncol, 6.2), constrained_layout=True)

@@ -111,6 +111,10 @@ def test_self_fit_on_noisy_simulated_lifepo4():
                                 species=["Li", "O"], **kw)
     assert low["Li same-data"]["Li"] > low["Li cross-validated"]["Li"] + 2.0
     assert low["O same-data"]["O"] > low["O cross-validated"]["O"] + 1.0
+    # the null control at its own random positions: shown by the same-data image from
+    # noise alone, gone when cross-validated
+    assert low["null same-data"]["null"] > 3.0
+    assert abs(low["null cross-validated"]["null"]) < 1.0
     high = tw.specificity_report(tw.add_poisson_noise(clean, 1e6, seed=1), cols,
                                  species=["Li"], **kw)
     assert abs(high["Li same-data"]["Li"] - high["Li cross-validated"]["Li"]) < 0.6

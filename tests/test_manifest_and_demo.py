@@ -84,7 +84,11 @@ def test_demo_writes_figure_results_and_table(demo):
         assert (out / name).stat().st_size > 0
     assert set(table) == {"virtual ABF", "virtual ADF", "TDM Li", "TDM Fe", "TDM P", "TDM O",
                           "TDM all", "TDM null"}
-    assert all(set(r) == {"Li", "Fe", "P", "O"} for r in table.values())
+    assert all(set(r) == {"Li", "Fe", "P", "O", "null"} for r in table.values())
+    # the null control's own random positions are a column: on the same data a template
+    # with no atomic meaning shows itself there (frozen-phonon differences fitted)
+    assert table["TDM null"]["null"] > 2.0
+    assert all(table[f"TDM {n}"]["null"] < 0.5 for n in ("Li", "Fe", "P", "O"))
     vals = tw.load(BUNDLED).metadata.Simulation.thickness_nm
     member = min(vals, key=lambda t: abs(t - 70))   # the table names the member it used
     head = (out / "contrast_table.txt").read_text().splitlines()[0]
@@ -105,7 +109,8 @@ def test_demo_results_reload_and_agree_with_the_api(demo):
     names = list(images.metadata.TDM.names)
     cols = columns_of(series)
     for i, n in enumerate(names):
-        assert specificity(images.data[i], cols) == pytest.approx(table[f"TDM {n}"])
+        row = {k: v for k, v in table[f"TDM {n}"].items() if k != "null"}
+        assert specificity(images.data[i], cols) == pytest.approx(row)
     masks = hs.load(out / "tdm_masks.hspy")
     assert masks.metadata.TDM.parameters.detector_region == [0.0, 23.5]
     # masks are zero outside the BF disc they were restricted to
