@@ -3,7 +3,7 @@
 the defect supercell, over several noise draws.
 
     python tools/validate_defects.py [--data FILE] [--seeds N] [--region LO,HI ...]
-                                     [--folds K] [--detector-ridge LAM ...]
+                                     [--folds K] [--eq6] [--detector-ridge LAM ...]
 
 Masks are fitted on the perfect reference cell only (the lower-right scan cell). For
 each detector region it prints, for the noise-free data and for Poisson counts at
@@ -17,6 +17,10 @@ beforehand (the combination fitted on the reference cell of the Pearson images, 
 cross-validated ones on counts). Noisy rows are mean +- standard deviation
 over ``--seeds`` noise draws (seeds 0, 1, ...); a criterion passes when the mean does,
 and the count of single draws that pass is given.
+
+``--eq6`` adds the Eq 6 images (each pixel standardised by its mean and standard
+deviation on the reference cell before the mask; each held-out fold by its own), whole
+detector, Pearson and joint with ridge 1.
 
 ``--detector-ridge`` adds the estimate the README calls a prototype (not in the
 library): masks fitted jointly in detector space on the reference cell,
@@ -133,6 +137,32 @@ def ridge_rows(runs, names, truth, shape, label):
               + " | ".join(fmt(rows[lam])) + " |", flush=True)
 
 
+def eq6_rows(s, templates, names, truth, reference, dose, folds, seeds, label):
+    """Print the rows of the Eq 6 images (the data standardised before the mask): the
+    dose split done here, each held-out fold standardised by its own statistics on the
+    reference cell; Pearson and joint (ridge 1) as for Eq 2."""
+    from tdm_widgets.cross_validation import thinned_folds
+
+    shape = s.data.shape[:2]
+    step = s.axes_manager[1].scale * s.axes_manager[0].scale
+    kw = dict(show_progressbar=False)
+    pearson, joint = [], []
+    for seed in range(seeds):
+        counts = tw.add_poisson_noise(s, dose / step, seed=seed).data
+        images = []
+        for held in thinned_folds(counts, seed, folds):
+            m = tw.pcc_mask(counts - held, templates, region=reference, **kw)
+            stats = tw.column_stats(held, region=reference, **kw)
+            images.append(tw.apply_mask(held, m.data, normalized=True, stats=stats, **kw).data)
+        p = np.mean(images, axis=0)
+        pearson.append(criteria_row(p, names, truth, shape))
+        joint.append(criteria_row(tw.unmix_images(p, templates, 1.0, region=reference)[0],
+                                  names, truth, shape))
+    for est, rows in (("Pearson, Eq 6", pearson), ("joint, ridge 1, Eq 6", joint)):
+        print(f"| whole | {label} | {est} | " + " | ".join(fmt(np.array(rows))) + " |",
+              flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=None, help="defect supercell (default: bundled)")
@@ -148,6 +178,9 @@ def main() -> None:
     ap.add_argument("--detector-ridge", nargs="+", type=float, default=None, metavar="LAM",
                     help="also the detector-space ridge prototype at these lam "
                          "(whole detector), e.g. 0.3 1 2 3 5 10 20")
+    ap.add_argument("--eq6", action="store_true",
+                    help="also the Eq 6 images (data standardised before the mask), whole "
+                         "detector")
     args = ap.parse_args()
 
     s = tw.load(args.data or tw.data_path("lifepo4_defects"))
@@ -195,6 +228,16 @@ def main() -> None:
                   + " | ".join(fmt(np.array(joint))) + " |")
             print(f"| {label} | {data} | joint, ridge 1 | " + " | ".join(fmt(np.array(joint1)))
                   + " |", flush=True)
+    if args.eq6:
+        masks = tw.pcc_mask(s, templates, region=reference, show_progressbar=False)
+        images = tw.apply_mask(s, masks, normalized=True, show_progressbar=False).data
+        joint = tw.unmix_images(images, templates, 1.0, region=reference)[0]
+        for est, imgs in (("Pearson, Eq 6", images), ("joint, ridge 1, Eq 6", joint)):
+            row = fmt(criteria_row(imgs, names, truth, shape)[None])
+            print(f"| whole | noise-free | {est} | " + " | ".join(row) + " |", flush=True)
+        for dose in args.doses:
+            eq6_rows(s, templates, names, truth, reference, dose, args.folds, args.seeds,
+                     f"{dose:.0e} e/probe, CV ({args.folds} folds)")
     if args.detector_ridge:
         for dose in args.doses:
             runs = [detector_ridge(tw.add_poisson_noise(s, dose / (step_y * step_x),
