@@ -118,7 +118,7 @@ def scale_bar(ax, length=None, units="Å", color="w", loc=(0.06, 0.08), label="a
     style = {"bbox": {"boxstyle": "round,pad=0.15", "fc": edge, "ec": "none", "alpha": 0.6},
              "zorder": 6} if box else {
         "path_effects": [pe.withStroke(linewidth=2, foreground=edge)]}
-    ax.text(tx, ty, f"{length:g} {units}", color=color, ha=ha, va=va, fontsize=7,
+    ax.text(tx, ty, f"{length:g} {units}", color=color, ha=ha, va=va, fontsize=8,
             gid=SCALE_BAR_GID, label="_scale bar label", **style)
     return length
 
@@ -380,7 +380,7 @@ def add_colorbar(axes, label, image=None, **kwargs):
     opts.update(kwargs)
     cb = axs[0].figure.colorbar(im, ax=axs if len(axs) > 1 else axs[0], **opts)
     cb.set_label(label, fontsize=8)
-    cb.ax.tick_params(labelsize=7)
+    cb.ax.tick_params(labelsize=8)
     return cb
 
 
