@@ -35,7 +35,8 @@ from tdm_widgets.simulate import columns_of, tile_cells
 #: notebook -> {figure name in its check_figure line: panels it must have}
 EXPECTED = {
     "02_fig1_fig2_matrix_and_adf.ipynb": {"Fig 1": 4, "Fig 2": 6},
-    "03_fig3_species_images.ipynb": {"Fig 3": 12, "Fig 3, every configuration": 80},
+    "03_fig3_species_images.ipynb": {"Fig 3": 12, "Fig 3, every configuration, 40 nm": 40,
+                                     "Fig 3, every configuration, 70 nm": 40},
     "04_fig4_defects.ipynb": {"Fig 4": 12},
     "06_fig6_compare_methods.ipynb": {"Fig 6": 8},
     "07_si_robustness.ipynb": {"SI robustness": 4},
