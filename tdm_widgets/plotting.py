@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Column colours per species (Pb blue, Ti yellow, O red as in the paper's Fig 5).
-SPECIES_COLORS = {"Li": "#2ca02c", "Fe": "#8c564b", "P": "#9467bd", "O": "#d62728",
+#: Column colours per species (Pb blue, Ti yellow, O red as in the paper's Fig 5). Fe is
+#: cyan, not a brown or pink, so that its open circles stay distinct from O's red ones at
+#: marker sizes of a few points and from Fig 4's red, pink and blue defect circles.
+SPECIES_COLORS = {"Li": "#2ca02c", "Fe": "#17becf", "P": "#9467bd", "O": "#d62728",
                   "Pb": "#1f77b4", "Ti": "#e6b800", "all": "k"}
+
+#: Colour-bar label of a PCC mask (Eq 5).
+PCC_LABEL = "PCC [dimensionless]"
+#: Colour-bar label of an image shown as z-scores (``show_image(..., zscore=True)``).
+ZSCORE_LABEL = "z-score [image std]"
 
 
 def mask_cmap():
@@ -42,38 +49,86 @@ def nice_length(span: float, fraction: float = 0.25) -> float:
     return float(max(m * p for m in (1, 2, 5) if m * p <= target * 1.0001))
 
 
-def scale_bar(ax, length=None, units="Å", color="w"):
-    """Draw a bar of ``length`` (axis units; a round length for the current view if
-    None) in the lower left of an image axis, labelled ``"<length> <units>"``.
+def scale_bar(ax, length=None, units="Å", color="w", loc=(0.06, 0.08), label="above",
+              box=False):
+    """Draw a scale bar on an image axes, labelled ``"<length> <units>"``.
 
     Both artists carry ``gid=SCALE_BAR_GID`` and labels starting with ``_`` (no legend
-    entry). Call it after the view limits are set. Returns the length drawn.
+    entry). Call it after the view limits are set.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        An image axes in physical units (e.g. [Å] or [mrad]).
+    length : float, optional
+        Bar length [axis units]; None: a round length for the current view
+        (:func:`nice_length`).
+    units : str
+        Unit printed after the length, e.g. ``"Å"`` or ``"mrad"``.
+    color : str
+        Colour of bar and label; their outline (or box) is black or white, whichever
+        differs more.
+    loc : tuple of float
+        Left end of the bar, as fractions of the view's width and height from its lower
+        left corner as displayed [dimensionless].
+    label : {"above", "right"}
+        The label above the bar's centre, or right of its end (a flatter bar, for a
+        corner crowded with data).
+    box : bool
+        Draw the label on a semi-opaque box and the bar above other artists, so that
+        column markers under them do not hide them.
+
+    Returns
+    -------
+    float
+        The length drawn [axis units].
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> _ = ax.imshow(np.zeros((10, 30)), extent=[0, 9.0, 3.0, 0])  # 0.3 Å pixels
+    >>> scale_bar(ax, units="Å", box=True)
+    2.0
+    >>> plt.close(fig)
     """
     import matplotlib.patheffects as pe
     from matplotlib.colors import to_rgb
 
+    if label not in ("above", "right"):
+        raise ValueError(f"label must be 'above' or 'right'; got {label!r}")
     x0, x1 = sorted(ax.get_xlim())
     y0, y1 = sorted(ax.get_ylim())
     if length is None:
         length = nice_length(x1 - x0)
     flipped = ax.yaxis_inverted()
-    px = x0 + 0.06 * (x1 - x0)
-    py = y1 - 0.08 * (y1 - y0) if flipped else y0 + 0.08 * (y1 - y0)
-    ty = py - 0.03 * (y1 - y0) if flipped else py + 0.03 * (y1 - y0)
+    fx, fy = loc
+    px = x0 + fx * (x1 - x0)
+    py = y1 - fy * (y1 - y0) if flipped else y0 + fy * (y1 - y0)
     edge = "k" if np.mean(to_rgb(color)) > 0.5 else "w"  # readable on any background
+    z = 5 if box else None  # above column markers (scatter, zorder 1)
     ax.plot([px, px + length], [py, py], color=color, lw=3, solid_capstyle="butt",
-            gid=SCALE_BAR_GID, label="_scale bar",
+            gid=SCALE_BAR_GID, label="_scale bar", zorder=z,
             path_effects=[pe.Stroke(linewidth=4.5, foreground=edge), pe.Normal()])
-    ax.text(px + length / 2, ty, f"{length:g} {units}", color=color, ha="center",
-            va="bottom", fontsize=7, gid=SCALE_BAR_GID, label="_scale bar label",
-            path_effects=[pe.withStroke(linewidth=2, foreground=edge)])
+    if label == "above":
+        ty = py - 0.03 * (y1 - y0) if flipped else py + 0.03 * (y1 - y0)
+        tx, ha, va = px + length / 2, "center", "bottom"
+    else:
+        tx, ty, ha, va = px + length + 0.015 * (x1 - x0), py, "left", "center"
+    style = {"bbox": {"boxstyle": "round,pad=0.15", "fc": edge, "ec": "none", "alpha": 0.6},
+             "zorder": 6} if box else {
+        "path_effects": [pe.withStroke(linewidth=2, foreground=edge)]}
+    ax.text(tx, ty, f"{length:g} {units}", color=color, ha=ha, va=va, fontsize=8,
+            gid=SCALE_BAR_GID, label="_scale bar label", **style)
     return length
 
 
 def overlay_columns(ax, columns, scale=(1.0, 1.0), offset=(0.0, 0.0), size=9,
                     species=None, legend=False):
     """Column positions [scan px] drawn as open circles in axis units
-    (``offset + px * scale``, (y, x)), coloured by species (:data:`SPECIES_COLORS`)."""
+    (``offset + px * scale``, (y, x)), coloured by species (:data:`SPECIES_COLORS`).
+    ``legend=True`` puts a legend of the species in one row below the axes, outside
+    the image, so that it hides no column."""
     names = list(columns) if species is None else list(species)
     for name in names:
         pos = np.asarray(columns[name], float).reshape(-1, 2)
@@ -81,8 +136,41 @@ def overlay_columns(ax, columns, scale=(1.0, 1.0), offset=(0.0, 0.0), size=9,
                    s=size, facecolors="none", edgecolors=SPECIES_COLORS.get(name, "c"),
                    linewidths=0.8, label=name)
     if legend:
-        ax.legend(loc="upper right", fontsize=6, framealpha=0.8, handletextpad=0.2,
-                  borderpad=0.3, markerscale=1.5)
+        outside_legend(ax, ncol=len(names))
+
+
+def outside_legend(ax, ncol=1, **kwargs):
+    """A legend below an axes, outside it, so that it covers no data.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        The axes whose labelled artists the legend lists.
+    ncol : int
+        Number of legend columns.
+    **kwargs
+        Passed to :meth:`matplotlib.axes.Axes.legend` (e.g. ``handles``, ``labels``,
+        ``fontsize``).
+
+    Returns
+    -------
+    matplotlib.legend.Legend
+        The legend.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> _ = ax.plot([0, 1], label="a")
+    >>> outside_legend(ax).get_texts()[0].get_text()
+    'a'
+    >>> plt.close(fig)
+    """
+    opts = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.01), "ncol": ncol,
+            "fontsize": 7, "frameon": False, "handletextpad": 0.2, "columnspacing": 0.8,
+            "borderaxespad": 0.2, "markerscale": 1.5}
+    opts.update(kwargs)
+    return ax.legend(**opts)
 
 
 def _bar_color(img):
@@ -94,23 +182,80 @@ def _bar_color(img):
     return "k" if lum > 0.5 else "w"
 
 
-def show_image(ax, sig, title="", columns=None, bar=None, cmap="gray", legend=False):
+def zscore(img):
+    """An image as z-scores: ``(img - mean) / std`` over its finite pixels.
+
+    Parameters
+    ----------
+    img : ndarray or Signal2D
+        The image (data units).
+
+    Returns
+    -------
+    ndarray
+        The z-scores [image std], float64.
+
+    Examples
+    --------
+    >>> zscore(np.array([[0.0, 2.0]]))
+    array([[-1.,  1.]])
+    """
+    a = np.asarray(getattr(img, "data", img), float)
+    sd = np.nanstd(a)
+    return (a - np.nanmean(a)) / (sd if sd > 0 else 1.0)
+
+
+def shared_range(images, z=True):
+    """One colour range for a row of images, so that their values compare.
+
+    Parameters
+    ----------
+    images : sequence of ndarray or Signal2D
+        The images.
+    z : bool
+        Range of their z-scores (:func:`zscore`), as ``show_image(..., zscore=True)``
+        draws them, instead of their data.
+
+    Returns
+    -------
+    tuple of float
+        ``(vmin, vmax)`` [image std, or data units].
+
+    Examples
+    --------
+    >>> lo, hi = shared_range([np.array([0.0, 2.0]), np.array([0.0, 0.0, 0.0, 4.0])])
+    >>> round(lo, 3), round(hi, 3)
+    (-1.0, 1.732)
+    """
+    arrays = [zscore(i) if z else np.asarray(getattr(i, "data", i), float) for i in images]
+    return (float(min(np.nanmin(a) for a in arrays)),
+            float(max(np.nanmax(a) for a in arrays)))
+
+
+def show_image(ax, sig, title="", columns=None, bar=None, cmap="gray", legend=False,
+               zscore=False, vmin=None, vmax=None):
     """An image signal in angstrom with optional column overlay (positions in px).
 
-    ``bar``: a scale-bar length [axis units], ``"auto"`` for a round length, or None;
-    ``legend``: a legend of the species overlaid.
+    ``bar``: a scale-bar length [axis units], ``"auto"`` for a round length, or None
+    (on a column overlay the bar's label is boxed, :func:`scale_bar`); ``legend``: a
+    legend of the species overlaid, below the axes; ``zscore``: draw the image's
+    z-scores (:func:`zscore`, colour-bar label :data:`ZSCORE_LABEL`) instead of its data;
+    ``vmin``, ``vmax``: the colour range [data units or image std], e.g. one for a row
+    (:func:`shared_range`). Returns the ``AxesImage`` (for :func:`add_colorbar`).
     """
-    img = np.asarray(sig.data)
+    img = globals()["zscore"](sig) if zscore else np.asarray(sig.data)
     ext, units = _extent(sig)
-    ax.imshow(img, cmap=cmap, extent=ext, interpolation="nearest")
+    im = ax.imshow(img, cmap=cmap, extent=ext, interpolation="nearest", vmin=vmin, vmax=vmax)
     if columns:
         ax_x, ax_y = sig.axes_manager.signal_axes
         overlay_columns(ax, columns, (ax_y.scale, ax_x.scale), (ax_y.offset, ax_x.offset),
                         legend=legend)
     if bar:
-        scale_bar(ax, None if bar == "auto" else bar, units, color=_bar_color(img))
+        scale_bar(ax, None if bar == "auto" else bar, units, color=_bar_color(img),
+                  box=bool(columns))
     ax.set_title(title, fontsize=8)
     ax.set_axis_off()
+    return im
 
 
 def show_pattern(ax, pattern, scale, offset, radii=(), title="", limit=None):
@@ -142,18 +287,52 @@ def show_pattern(ax, pattern, scale, offset, radii=(), title="", limit=None):
     ax.set_axis_off()
 
 
-def show_mask(ax, sig, title="", limit_mrad=None, bar=None, binary=False, clip=None):
+def symmetric_limit(masks, clip=None):
+    """One symmetric colour limit for several masks, so that a row of them shares one
+    colour bar and their magnitudes compare.
+
+    Parameters
+    ----------
+    masks : sequence of ndarray or Signal2D, or ndarray
+        The masks (a stack ``(k, det_y, det_x)`` counts as ``k`` masks).
+    clip : float, optional
+        Percentile of ``|mask|`` (over all masks) to end the scale at; default the
+        largest value.
+
+    Returns
+    -------
+    float
+        The limit ``v`` of the colour range ``(-v, v)`` [mask units].
+
+    Examples
+    --------
+    >>> symmetric_limit([np.array([0.1, -0.4]), np.array([0.3])])
+    0.4
+    """
+    a = np.concatenate([np.abs(np.asarray(getattr(m, "data", m), float)).ravel()
+                        for m in masks])
+    a = a[np.isfinite(a)]
+    v = float(np.percentile(a, clip) if clip else a.max()) if a.size else 0.0
+    return v or 1.0
+
+
+def show_mask(ax, sig, title="", limit_mrad=None, bar=None, binary=False, clip=None,
+              vmax=None):
     """A detector mask in mrad on the zero-centred diverging map (orange positive,
     blue negative), or with ``binary=True`` a 0/1 mask in black and white (the
     paper's Fig 1d/2a convention). ``bar`` as in :func:`show_image`; ``clip``: the
-    colour scale ends at this percentile of ``|mask|`` (default the largest value)."""
+    colour scale ends at this percentile of ``|mask|`` (default the largest value);
+    ``vmax``: the colour range is ``(-vmax, vmax)`` [mask units] instead (one for a row
+    of masks, :func:`symmetric_limit`). Returns the ``AxesImage`` (for
+    :func:`add_colorbar`)."""
     m = np.asarray(sig.data)
     ext, units = _extent(sig)
     if binary:
-        ax.imshow(m, cmap="gray", vmin=0, vmax=1, extent=ext, interpolation="nearest")
+        im = ax.imshow(m, cmap="gray", vmin=0, vmax=1, extent=ext, interpolation="nearest")
     else:
-        v = (np.percentile(np.abs(m), clip) if clip else np.max(np.abs(m))) or 1.0
-        ax.imshow(m, cmap=mask_cmap(), vmin=-v, vmax=v, extent=ext, interpolation="nearest")
+        v = vmax or (np.percentile(np.abs(m), clip) if clip else np.max(np.abs(m))) or 1.0
+        im = ax.imshow(m, cmap=mask_cmap(), vmin=-v, vmax=v, extent=ext,
+                       interpolation="nearest")
     if limit_mrad:
         ax.set_xlim(-limit_mrad, limit_mrad)
         ax.set_ylim(limit_mrad, -limit_mrad)
@@ -162,6 +341,47 @@ def show_mask(ax, sig, title="", limit_mrad=None, bar=None, binary=False, clip=N
                   color="w" if binary else "k")
     ax.set_title(title, fontsize=8)
     ax.set_axis_off()
+    return im
+
+
+def add_colorbar(axes, label, image=None, **kwargs):
+    """One labelled colour bar for an axes or a row of axes that share a colour range.
+
+    Parameters
+    ----------
+    axes : matplotlib.axes.Axes or sequence of Axes
+        The panels the bar belongs to; it takes its space from them.
+    label : str
+        The bar's label with its unit, e.g. :data:`PCC_LABEL` or :data:`ZSCORE_LABEL`.
+    image : matplotlib.image.AxesImage, optional
+        The image whose colour map and range it shows; default the last image of the
+        first axes.
+    **kwargs
+        Passed to :meth:`matplotlib.figure.Figure.colorbar` (default ``shrink=0.85``,
+        ``pad=0.01``, ``aspect=15``).
+
+    Returns
+    -------
+    matplotlib.colorbar.Colorbar
+        The colour bar.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots(1, 2)
+    >>> _ = [a.imshow(np.eye(3), vmin=-1, vmax=1) for a in ax]
+    >>> add_colorbar(ax, PCC_LABEL).ax.get_ylabel()
+    'PCC [dimensionless]'
+    >>> plt.close(fig)
+    """
+    axs = list(np.ravel(axes)) if not hasattr(axes, "images") else [axes]
+    im = image if image is not None else axs[0].images[-1]
+    opts = {"shrink": 0.85, "pad": 0.01, "aspect": 15}
+    opts.update(kwargs)
+    cb = axs[0].figure.colorbar(im, ax=axs if len(axs) > 1 else axs[0], **opts)
+    cb.set_label(label, fontsize=8)
+    cb.ax.tick_params(labelsize=8)
+    return cb
 
 
 def show_displacements(ax, image, centres, displacement, step_A=(1.0, 1.0), scale=0.1,

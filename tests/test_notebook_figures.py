@@ -22,20 +22,25 @@ import tdm_widgets as tw
 from conftest import ROOT
 from tdm_widgets import noise
 from tdm_widgets.plotting import (
+    PCC_LABEL,
     SCALE_BAR_GID,
+    add_colorbar,
     check_figure,
     figure_report,
     nice_length,
     scale_bar,
+    shared_range,
     show_image,
     show_mask,
+    symmetric_limit,
 )
 from tdm_widgets.simulate import columns_of, tile_cells
 
 #: notebook -> {figure name in its check_figure line: panels it must have}
 EXPECTED = {
     "02_fig1_fig2_matrix_and_adf.ipynb": {"Fig 1": 4, "Fig 2": 6},
-    "03_fig3_species_images.ipynb": {"Fig 3": 12, "Fig 3, every configuration": 80},
+    "03_fig3_species_images.ipynb": {"Fig 3": 12, "Fig 3, every configuration, 40 nm": 40,
+                                     "Fig 3, every configuration, 70 nm": 40},
     "04_fig4_defects.ipynb": {"Fig 4": 12},
     "06_fig6_compare_methods.ipynb": {"Fig 6": 8},
     "07_si_robustness.ipynb": {"SI robustness": 4},
@@ -187,3 +192,36 @@ def test_poisson_noise_drawn_in_blocks_equals_one_draw(monkeypatch):
     got = tw.add_poisson_noise(s, 2e3, seed=7).data
     assert got.dtype == np.uint32
     assert np.array_equal(got, expect)
+
+
+def test_a_row_of_masks_shares_one_symmetric_scale_and_one_colour_bar():
+    masks = [tw.from_array(np.full((1, 1, 8, 8), v), mrad_per_px=1.0).inav[0, 0]
+             for v in (0.1, -0.4, 0.2)]
+    fig, ax = plt.subplots(1, 3, layout="constrained")
+    vmax = symmetric_limit(masks)
+    assert vmax == pytest.approx(0.4)
+    ims = [show_mask(a, m, f"mask {i}", bar="auto", vmax=vmax) for i, (a, m) in
+           enumerate(zip(ax, masks))]
+    assert all(im.get_clim() == pytest.approx((-0.4, 0.4)) for im in ims)
+    cb = add_colorbar(ax, PCC_LABEL)
+    assert cb.ax.get_ylabel() == "PCC [dimensionless]"
+    assert SUMMARY.fullmatch(check_figure(fig, "row", panels=3))["bars"] == "3"
+    plt.close(fig)
+
+
+def test_z_scored_images_share_a_range_and_boxed_scale_bars_sit_above_the_columns():
+    rng = np.random.default_rng(0)
+    imgs = [_image() for _ in range(2)]
+    for im in imgs:
+        im.data = rng.random(im.data.shape)
+    lo, hi = shared_range(imgs)
+    fig, ax = plt.subplots(1, 2)
+    for a, im in zip(ax, imgs):
+        shown = show_image(a, im, "z", columns={"O": np.array([[1.0, 1.0]])}, bar="auto",
+                           zscore=True, vmin=lo, vmax=hi)
+        assert np.nanmean(shown.get_array()) == pytest.approx(0.0, abs=1e-12)
+        assert shown.get_clim() == pytest.approx((lo, hi))
+        (label,) = [t for t in a.texts if t.get_gid() == SCALE_BAR_GID]
+        assert label.get_bbox_patch() is not None and label.get_zorder() > 1
+    assert ax[0].get_legend() is None
+    plt.close(fig)
