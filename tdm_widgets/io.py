@@ -140,6 +140,46 @@ class _SignalTypeNotUnderstood(logging.Filter):
         return True
 
 
+class NpyFile:
+    """A ``.npy`` file that dask reads chunk by chunk (each read maps the file and copies
+    out the chunk): a lazy array that holds no data, which a dask.distributed worker
+    opens again by its path. (dask copies a whole memory map given to
+    ``da.from_array``.)
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
+    >>> np.save(path, np.arange(24.0).reshape(2, 3, 2, 2))
+    >>> NpyFile(path, (2, 3, 2, 2), np.float64)[1, 2].tolist()
+    [[20.0, 21.0], [22.0, 23.0]]
+    """
+
+    def __init__(self, path, shape, dtype):
+        self.path, self.shape, self.dtype = str(path), tuple(shape), np.dtype(dtype)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key):
+        return np.array(np.load(self.path, mmap_mode="r")[key])
+
+
+def scan_chunks(shape, dtype) -> tuple[int, int, int, int]:
+    """Chunks of whole patterns of about :data:`~.core.blocks.CHUNK_BYTES`: whole scan
+    rows where a row fits, else part of one row.
+
+    Examples
+    --------
+    >>> scan_chunks((256, 256, 256, 256), np.uint16)
+    (1, 256, 256, 256)
+    """
+    from .core.blocks import CHUNK_BYTES
+
+    per_chunk = max(1, CHUNK_BYTES // (shape[2] * shape[3] * np.dtype(dtype).itemsize))
+    if per_chunk >= shape[1]:
+        return (min(shape[0], per_chunk // shape[1]), shape[1], shape[2], shape[3])
+    return (1, per_chunk, shape[2], shape[3])
+
+
 def _scan_by_detector(s, path: Path):
     """A signal with four signal axes and no navigation axis (a 4D EMD as py4DSTEM
     writes it) as scan x detector: the first two array axes the scan, the last two the
@@ -320,10 +360,12 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
         except (ValueError, EOFError, OSError) as err:  # EOFError: an empty file
             raise ValueError(f"could not read {path} as a .npy array: "
                              f"{type(err).__name__}: {err or 'empty file'}") from err
-        if lazy:
+        if lazy and arr.ndim == 4:
             import dask.array as da
 
-            arr = da.from_array(arr, chunks=(8, -1, -1, -1) if arr.ndim == 4 else "auto")
+            arr = da.from_array(NpyFile(path, arr.shape, arr.dtype),
+                                chunks=scan_chunks(arr.shape, arr.dtype),
+                                meta=np.empty((0,) * 4, arr.dtype))
         else:
             arr = np.array(arr)
         if np.ndim(arr) != 4:

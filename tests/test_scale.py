@@ -80,6 +80,52 @@ def test_distributed_cluster_gives_identical_results(data4d, rng):
     np.testing.assert_allclose(img, eager, rtol=1e-12, atol=1e-12 * np.abs(eager).max())
 
 
+def test_distributed_cluster_runs_a_lazy_hspy_and_a_lazy_npy(tmp_path, rng, capfd):
+    """A lazy ``.hspy`` (HyperSpy reads it through h5py) and a lazy ``.npy`` go through
+    masks, Eq 2 and Eq 6 images, a virtual image and a session's images on a
+    dask.distributed cluster, equal to the eager numpy results; the cluster's progress
+    goes to stderr, not stdout."""
+    distributed = pytest.importorskip("distributed")
+    import hyperspy.api as hs
+
+    data = rng.poisson(6.0, (12, 10, 16, 16)).astype(np.uint16)
+    data[::3, ::2, 6:10, 6:10] += 20
+    s = tw.from_array(data, scan_step_A=0.3, mrad_per_px=2.0)
+    s.save(tmp_path / "scan.hspy")
+    np.save(tmp_path / "scan.npy", data)
+    t = np.zeros((12, 10))
+    t[::3, ::2] = 1
+    cols = {"A": np.argwhere(t > 0)}
+    kw = dict(show_progressbar=False)
+    masks = tw.pcc_mask(s, t, **kw)
+    eq2 = tw.apply_mask(s, masks, **kw).data
+    eq6 = tw.apply_mask(s, masks, normalized=True, **kw).data
+    virtual = tw.virtual_image(s, 0, 6, **kw).data
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, host="127.0.0.1") as cluster, \
+            distributed.Client(cluster):
+        for lazy in (hs.load(tmp_path / "scan.hspy", lazy=True),
+                     tw.load(tmp_path / "scan.npy", lazy=True, scan_step_A=0.3)):
+            if lazy.axes_manager.signal_axes[0].units != "mrad":
+                lazy.axes_manager.signal_axes[0].units = "mrad"
+                lazy.axes_manager.signal_axes[1].units = "mrad"
+                for ax in lazy.axes_manager.signal_axes:
+                    ax.scale, ax.offset = 2.0, -16.0
+            m = tw.pcc_mask(lazy, t, show_progressbar=True)
+            np.testing.assert_allclose(m.data, masks.data, atol=1e-13)
+            np.testing.assert_allclose(tw.apply_mask(lazy, m, **kw).data.compute(), eq2,
+                                       rtol=1e-12)
+            np.testing.assert_allclose(
+                tw.apply_mask(lazy, m, normalized=True, **kw).data.compute(), eq6,
+                rtol=1e-10, atol=1e-10)
+            np.testing.assert_allclose(tw.virtual_image(lazy, 0, 6, **kw).data.compute(),
+                                       virtual)
+            session = tw.TDMSession.from_columns(lazy, cols, combined=None, **kw)
+            np.testing.assert_allclose(np.asarray(session.images().data)[0], eq2, rtol=1e-12)
+    out, err = capfd.readouterr()
+    assert "Completed" not in out
+
+
 OUT_OF_CORE = textwrap.dedent("""
     import json, resource, sys
     import numpy as np, dask, dask.array as da
@@ -149,3 +195,29 @@ def test_cupy_arrays_take_the_same_path(data4d, rng):
     t = rng.random(data4d.shape[:2])
     m_gpu, _ = pcc_masks(cp.asarray(data4d), t, progress=False)
     np.testing.assert_allclose(m_gpu, pcc_masks(data4d, t, progress=False)[0], rtol=1e-9)
+
+
+def test_whole_patterns_bounds_the_chunks_and_warns_about_split_detectors():
+    """Chunks that split the detector become whole patterns of at most CHUNK_BYTES (not
+    the old chunk times the number of detector pieces), with a warning naming the cure;
+    one huge chunk is split the same way; many tiny chunks are joined silently; good
+    chunks are kept as they are."""
+    import warnings
+
+    from tdm_widgets.core.blocks import CHUNK_BYTES, whole_patterns
+
+    def largest(a):
+        return np.prod([max(c) for c in a.chunks]) * a.dtype.itemsize
+
+    for chunks in ((256, 256, 32, 32), (90, 90, 90, 90), (-1, -1, -1, -1)):
+        a = da.zeros((256, 256, 128, 128), dtype=np.uint16, chunks=chunks)
+        with pytest.warns(UserWarning, match="whole patterns and a few scan rows"):
+            w = whole_patterns(a)
+        assert w.chunks[2:] == ((128,), (128,)) and largest(w) <= CHUNK_BYTES
+    tiny = da.zeros((64, 64, 32, 32), dtype=np.uint16, chunks=(1, 1, 32, 32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        joined = whole_patterns(tiny)
+        good = da.zeros((120, 136, 144, 144), dtype=np.uint16, chunks=(10, -1, -1, -1))
+        assert whole_patterns(good) is good
+    assert joined.npartitions < tiny.npartitions / 64 and largest(joined) <= CHUNK_BYTES

@@ -12,6 +12,12 @@ from ..core.progress import hyperspy_progressbar
 from ..signals import as_column_stats, provenance, unwrap, wrap_scan_images
 
 
+def _weighted_patterns(block, v):
+    """``v^T D`` of one block: its patterns weighted by ``v`` and summed, float64."""
+    x = np.asarray(block).reshape(v.size, -1)
+    return v.reshape(-1) @ x.astype(np.float64)
+
+
 def _projector(data, stats):
     """``v -> C v`` with two streaming passes: ``w = D_hat^T v / p``, then ``D_hat w``."""
     sy, sx = data.shape[:2]
@@ -19,13 +25,9 @@ def _projector(data, stats):
     inv = np.where(stats.valid, 1 / np.where(stats.valid, stats.std, 1), 0).reshape(-1)
     mean = stats.mean.reshape(-1)
 
-    def kernel(block, v):
-        x = np.asarray(block).reshape(v.size, -1)
-        return v.reshape(-1) @ x.astype(np.float64)
-
     def matvec(v):
         v = np.asarray(v, float).reshape(sy, sx)
-        dtv = reduce_scan(data, kernel, np.add, side=(v,), progress=False)
+        dtv = reduce_scan(data, _weighted_patterns, np.add, side=(v,), progress=False)
         w = (dtv - mean * v.sum()) * inv / p
         img = apply_masks(data, w.reshape(data.shape[2:]), normalized=True, stats=stats,
                           progress=False)

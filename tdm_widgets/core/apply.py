@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from .blocks import map_scan
@@ -39,15 +41,15 @@ def physical_weights(masks: np.ndarray, stats: ColumnStats
     return w, -np.einsum("kij,ij->k", w, stats.mean)
 
 
-def _weighted_sum(weights_kq: np.ndarray):
-    def kernel(block):
-        by, bx, dy, dx = block.shape
-        out = weighted_sums(block.reshape(by * bx, dy * dx), weights_kq)
-        if not np.isfinite(out).all():
-            raise ValueError("data contains NaN or inf values; replace them (e.g. with "
-                             "a dead-pixel mask) before applying masks")
-        return out.reshape(by, bx, -1)
-    return kernel
+def _weighted_block(block, weights_kq: np.ndarray):
+    """``(by, bx, k)`` weighted sums of one block (a module-level kernel: dask.distributed
+    ships it by reference)."""
+    by, bx, dy, dx = block.shape
+    out = weighted_sums(block.reshape(by * bx, dy * dx), weights_kq)
+    if not np.isfinite(out).all():
+        raise ValueError("data contains NaN or inf values; replace them (e.g. with "
+                         "a dead-pixel mask) before applying masks")
+    return out.reshape(by, bx, -1)
 
 
 def apply_masks(data, mask, normalized: bool = False, stats: ColumnStats | None = None,
@@ -82,6 +84,7 @@ def apply_masks(data, mask, normalized: bool = False, stats: ColumnStats | None 
             stats = column_statistics(data, progress=progress)
         m, offsets = physical_weights(m, stats)
     k = m.shape[0]
-    images = map_scan(data, _weighted_sum(m.reshape(k, -1)), k, progress=progress)
+    images = map_scan(data, partial(_weighted_block, weights_kq=m.reshape(k, -1)), k,
+                      progress=progress)
     images = images.transpose(2, 0, 1) + offsets[:, None, None]
     return images[0] if single else images

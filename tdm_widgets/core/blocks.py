@@ -19,6 +19,9 @@ import numpy as np
 #: (the array-module path, e.g. cupy) holds at once. The compiled numpy kernels read
 #: blocks in place; fewer, larger blocks keep their per-block overhead small.
 BLOCK_BYTES = 128 * 2**20
+#: Size of a dask chunk [bytes, as stored] that :func:`whole_patterns` aims at when it
+#: has to rechunk: whole patterns, a bounded memory per task.
+CHUNK_BYTES = 64 * 2**20
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,21 @@ class _FirstPattern:
         return self.first(block[:1, :1], slice(0, 1), slice(0, 1))
 
 
+class _Located:
+    """A blockwise kernel on one dask block at its place in the scan. A module-level
+    class, so that dask.distributed ships the graph by plain pickle (a closure sends
+    the whole graph through cloudpickle, which cannot take the h5py dataset a lazy
+    ``.hspy`` reads from)."""
+
+    def __init__(self, kernel: Callable, side: Sequence[np.ndarray]):
+        self.kernel, self.side = kernel, tuple(side)
+
+    def __call__(self, block, block_info=None):
+        (y0, y1), (x0, x1) = block_info[0]["array-location"][:2]
+        return self.kernel(block, slice(y0, y1), slice(x0, x1),
+                           *(a[..., y0:y1, x0:x1] for a in self.side))
+
+
 def _raw(data, kernel):
     """``(raw data, blockwise kernel)``."""
     return getattr(data, "raw", data), _Blockwise(kernel, getattr(data, "correction", None))
@@ -73,10 +91,34 @@ def computed(x):
 
 
 def whole_patterns(data):
-    """A dask array rechunked (if needed) so each chunk holds whole patterns."""
-    if len(data.chunks[2]) == 1 and len(data.chunks[3]) == 1:
+    """A dask array rechunked (if needed) so each chunk holds whole patterns, in chunks
+    of about :data:`CHUNK_BYTES`.
+
+    Chunks that split the detector are joined into whole patterns with the scan re-split
+    to that size (joining them along the detector alone multiplies the chunk by the
+    number of detector pieces); a chunk over eight times that size is split along the
+    scan, and many chunks under a thirty-second of it are joined (each chunk costs graph
+    and scheduling time). Other chunkings are kept as they are: no rechunk.
+    """
+    largest = np.prod([max(c) for c in data.chunks]) * data.dtype.itemsize
+    split = len(data.chunks[2]) > 1 or len(data.chunks[3]) > 1
+    huge = largest > 8 * CHUNK_BYTES
+    tiny = data.npartitions > 64 and largest < CHUNK_BYTES / 32
+    if not (split or huge or tiny):
         return data
-    return data.rechunk({2: -1, 3: -1})
+    if split or huge:
+        import warnings
+
+        warnings.warn(
+            f"the data's dask chunks ({', '.join(str(max(c)) for c in data.chunks)}; "
+            f"{largest / 2**20:.0f} MiB) {'split the detector' if split else 'are large'}: "
+            f"each pass rechunks them to whole patterns of about {CHUNK_BYTES // 2**20} MiB, "
+            "and reading chunks of this shape can hold much of the data in memory at once. "
+            "Store or load it in chunks of whole patterns and a few scan rows "
+            "(tdm_widgets.load does for .mib, .npy and .zarr; "
+            "s.rechunk(nav_chunks=..., sig_chunks=-1) for a HyperSpy signal)",
+            UserWarning, stacklevel=2)
+    return data.rechunk({0: "auto", 1: "auto", 2: -1, 3: -1}, block_size_limit=CHUNK_BYTES)
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -91,16 +133,38 @@ def compute_with_progress(*values, progress: bool = True):
 
     if not progress:
         return dask.compute(*values)
+    import sys
+
     try:
         from distributed import get_client
 
-        get_client()
+        client = get_client()
     except (ImportError, ValueError):
         from dask.diagnostics import ProgressBar
 
-        with ProgressBar(minimum=1.0):
+        with ProgressBar(minimum=1.0, out=sys.stderr):  # stdout keeps the results
             return dask.compute(*values)
-    return dask.compute(*values)
+    return _distributed_compute(client, values)
+
+
+def _distributed_compute(client, values):
+    """``values`` computed on a dask.distributed cluster with the cluster's own progress
+    bar: a widget in a notebook, else text on stderr (stdout keeps the results)."""
+    import contextlib
+    import sys
+
+    from distributed.diagnostics.progressbar import ProgressWidget, TextProgressBar
+    from distributed.utils import is_kernel
+
+    futures = client.compute(list(values))
+    if is_kernel():
+        from IPython.display import display
+
+        display(ProgressWidget(futures, complete=True))
+    else:
+        with contextlib.redirect_stdout(sys.stderr):
+            TextProgressBar(futures, complete=True)  # returns when they are done
+    return tuple(client.gather(futures))
 
 
 def reduce_scan(data, kernel: Callable, merge: Callable, side: Sequence[np.ndarray] = (),
@@ -191,11 +255,5 @@ def map_scan(data, kernel: Callable, n_out: int, progress: bool = True,
                 bar.update()
         return out
     data = whole_patterns(data)
-
-    def located(block, block_info=None):
-        (y0, y1), (x0, x1) = block_info[0]["array-location"][:2]
-        return kernel(block, slice(y0, y1), slice(x0, x1),
-                      *(a[..., y0:y1, x0:x1] for a in side))
-
-    return data.map_blocks(located, dtype=np.float64, drop_axis=(2, 3), new_axis=2,
-                           chunks=data.chunks[:2] + ((n_out,),))
+    return data.map_blocks(_Located(kernel, side), dtype=np.float64, drop_axis=(2, 3),
+                           new_axis=2, chunks=data.chunks[:2] + ((n_out,),))

@@ -50,10 +50,17 @@ def sorted_matrix(data: np.ndarray, radius: np.ndarray, high_angle: np.ndarray,
     col_order = np.argsort(radius.reshape(-1), kind="stable")
     row_order = np.argsort(high_angle.reshape(-1), kind="stable")
     d = np.asarray(data).reshape(sy * sx, dy * dx)
-    m = d[row_order][:, col_order].astype(np.float32)
+    m = np.empty((sy * sx, dy * dx), np.float32)  # the result, filled by row blocks
     if stats is not None:
-        mu = stats.mean.reshape(-1)[col_order]
-        sd = stats.std.reshape(-1)[col_order]
         ok = stats.valid.reshape(-1)[col_order]
-        m = np.where(ok, (m - mu) / np.where(ok, sd, 1.0), 0.0).astype(np.float32)
+        mu = np.where(ok, stats.mean.reshape(-1)[col_order], 0.0).astype(np.float32)
+        inv = np.where(ok, 1.0 / np.where(ok, stats.std.reshape(-1)[col_order], 1.0),
+                       0.0).astype(np.float32)  # constant columns become 0
+    rows = max(1, (32 * 2**20) // (4 * dy * dx))  # about 32 MiB of float32 per block
+    for start in range(0, sy * sx, rows):
+        block = m[start:start + rows]
+        block[...] = d[row_order[start:start + rows]][:, col_order]
+        if stats is not None:
+            block -= mu
+            block *= inv
     return DataMatrix(m, row_order, col_order, radius.reshape(-1)[col_order])
