@@ -169,8 +169,10 @@ def scan_chunks(shape, dtype) -> tuple[int, int, int, int]:
 
     Examples
     --------
-    >>> scan_chunks((256, 256, 256, 256), np.uint16)
-    (1, 256, 256, 256)
+    >>> scan_chunks((256, 256, 128, 128), np.uint16)     # 32 KiB patterns: 8 rows
+    (8, 256, 128, 128)
+    >>> scan_chunks((256, 256, 512, 512), np.uint16)     # 512 KiB: half a row
+    (1, 128, 512, 512)
     """
     from .core.blocks import CHUNK_BYTES
 

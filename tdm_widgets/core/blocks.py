@@ -148,22 +148,16 @@ def compute_with_progress(*values, progress: bool = True):
 
 
 def _distributed_compute(client, values):
-    """``values`` computed on a dask.distributed cluster with the cluster's own progress
-    bar: a widget in a notebook, else text on stderr (stdout keeps the results)."""
+    """``values`` computed on a dask.distributed cluster with the cluster's own text
+    progress bar, on stderr (stdout keeps the results; a notebook shows it too)."""
     import contextlib
     import sys
 
-    from distributed.diagnostics.progressbar import ProgressWidget, TextProgressBar
-    from distributed.utils import is_kernel
+    from distributed.diagnostics.progressbar import TextProgressBar
 
     futures = client.compute(list(values))
-    if is_kernel():
-        from IPython.display import display
-
-        display(ProgressWidget(futures, complete=True))
-    else:
-        with contextlib.redirect_stdout(sys.stderr):
-            TextProgressBar(futures, complete=True)  # returns when they are done
+    with contextlib.redirect_stdout(sys.stderr):
+        TextProgressBar(futures, complete=True)  # returns when they are done
     return tuple(client.gather(futures))
 
 
