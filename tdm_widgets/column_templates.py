@@ -83,7 +83,8 @@ def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0
     Raises
     ------
     ValueError
-        For positions that are NaN or outside the scan (see :func:`check_positions`).
+        For positions that are NaN or outside the scan (see :func:`check_positions`),
+        and for a species named like the combined template.
 
     Examples
     --------
@@ -104,6 +105,10 @@ def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0
     missing = [n for n in names if n not in columns]
     if missing:
         raise ValueError(f"species {missing} not in columns (have {list(columns)})")
+    if combined is not None and combined in names:
+        raise ValueError(f"a species is named {combined!r}, the name of the combined "
+                         "template: rename the species or pass combined= another name "
+                         "(None for no combined template)")
     sy, sx = scan_shape
     out = []
     for n in names:

@@ -709,6 +709,9 @@ def test_names_and_regions_that_cannot_work_are_named(data4d):
         session.set_template("", np.eye(*data4d.shape[:2]))
     with pytest.raises(ValueError, match="'all' is the name of the combined template"):
         tw.TDMSession.from_columns(s, {"all": [[1, 1]], "B": [[2, 2]]})
+    with pytest.raises(ValueError, match="a species is named 'all', the name of the combined"):
+        tw.point_templates({"all": [[1, 1]], "B": [[2, 2]]}, data4d.shape[:2])
+    assert tw.point_templates({"all": [[1, 1]]}, data4d.shape[:2], combined=None)[1] == ["all"]
     with pytest.raises(ValueError, match=r"species \['Zn'\] not in columns"):
         tw.TDMSession.from_columns(s, cols, species=["Zn"])
     with pytest.raises(ValueError, match=r"image names must differ: \['A'\]"):

@@ -17,7 +17,9 @@ cell, so each image holds a single Ti column: with 4 configurations (the sets as
 made) the phonon draw itself moved the measured displacement by up to about 0.05
 angstrom (another seed, same settings: +0.042 / +0.057 / +0.072 -> +0.021 / +0.017 /
 +0.025 angstrom at -0.317 angstrom), and the x component, zero by the mirror symmetry of
-the structure, came out up to 0.066 angstrom; with 16 it stays within 0.028.
+the structure, came out up to 0.056-0.066 angstrom (two records of that time, the README's
+and this docstring's, disagree and the 4-configuration sets are gone); with 16 it stays
+within 0.028.
 
 ``dev`` (development set: the one looked at while changing the column model, and on
 which its ``partner_ratio`` 0.24 was chosen, with 4 configurations): 22 angstrom slab,
