@@ -334,7 +334,9 @@ def apply_mask(s, mask, normalized: bool = False, stats=None,
         mask given as an array). ``metadata.TDM.parameters.statistics`` of the result
         says which were used.
     show_progressbar : bool, optional
-        Progress bar for passes longer than a second.
+        Progress bar for passes longer than a second. For lazy data the image pass
+        happens when the lazy result is computed, which takes its own
+        (``img.compute(show_progressbar=True)``); here it covers the statistics pass.
 
     Returns
     -------
