@@ -107,8 +107,9 @@ def _demo(args) -> int:
     print(format_specificity(table))
     print("Same-data contrast: a mask fitted to the data it images reproduces its template "
           "even with no atomic meaning (the 'null' image at its own random positions, column "
-          "'null'); only a cross-validated report (tdm apply --split dose on counts) shows "
-          "that an image is column-specific.")
+          "'null'). A cross-validated report read against its null shows what is "
+          "column-specific: tdm apply --split dose on counts removes the noise self-fit, "
+          "--split cells on a scan of several cells also the positional one (README).")
     print(f"Wrote {args.out}/tdm_demo.png, *.hspy and contrast_table.txt")
     return 0
 
