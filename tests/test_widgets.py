@@ -27,6 +27,12 @@ def test_painter_clicks_snap_replicate_and_file(tmp_path):
     assert p.click(5, 6) == "added"              # snapped to the maximum at (4, 5)
     np.testing.assert_array_equal(p.columns["A"], [[4, 5]])
     assert p.click(4, 5) == "removed"
+    p.click(5, 6)
+    # a click beside a column that snaps onto it adds nothing (it stacked a second one)
+    with pytest.raises(ValueError, match=r"snaps to \(4, 5\), where a A column already is"):
+        p.click(5, 5)
+    np.testing.assert_array_equal(p.columns["A"], [[4, 5]])
+    p.remove("A", 0)
     p.snap_px = 0
     assert p.snap.value == 0                     # the snap radius is a visible control
     # the browser's messages: a click on the image reports data coordinates (pixel
@@ -39,9 +45,9 @@ def test_painter_clicks_snap_replicate_and_file(tmp_path):
     np.testing.assert_array_equal(p.columns["A"], [[7, 9]])
     p.undo()
     np.testing.assert_array_equal(p.columns["A"], [[2, 3], [7, 9]])
-    assert "undone (A 1 -> 2); 4 more to undo" in p.message.value
+    assert "undone (A 1 -> 2); 6 more to undo" in p.message.value
     p.undo()                                     # a second undo says something new
-    assert "undone (A 2 -> 1); 3 more to undo" in p.message.value
+    assert "undone (A 2 -> 1); 5 more to undo" in p.message.value
     p.click(7, 9)
     p.remove("A", 1)
     p.species_picker.value = "B"
@@ -71,6 +77,11 @@ def test_painter_clicks_snap_replicate_and_file(tmp_path):
     r.save(tmp_path / "one.json")
     r.load(tmp_path / "one.json")
     assert "imported 1 columns" in r.message.value and len(r.columns["C"]) == 0
+    # species the painter does not have: refused, nothing imported (they could not be
+    # seen or removed, and undo left them in the results)
+    with pytest.raises(ValueError, match=r"species \['C'\] that this painter does not have"):
+        q.load(tmp_path / "one.json")
+    np.testing.assert_array_equal(q.columns["B"], p.columns["B"])
     # an error stays until the next action, which clears it
     r._guarded(lambda: r.load(tmp_path / "missing.json"))
     assert "tdm-error" in r.message.value
@@ -512,7 +523,10 @@ def test_save_writes_through_the_session_what_is_shown(sim, tmp_path):
     with pytest.raises(ValueError, match="last update failed"):
         ex.save(tmp_path / "c")
     ex._guarded_save()
-    assert "save failed" in ex.notice.value
+    # the save's refusal keeps the error it asks to fix on screen
+    assert "save failed" in ex.notice.value and "integer counts" in ex.notice.value
+    with pytest.raises(ValueError, match="the folder is empty"):
+        ex.save("  ")
 
 
 def test_session_keeps_the_species_order_and_replaces_positions(sim):

@@ -207,6 +207,7 @@ class Explorer:
         self._edits: list[Edit] = []
         self._stats_key = False  # the region of the statistics (False: none yet)
         self._up_to_date = False  # the last update succeeded
+        self._last_error = "no update yet"  # what the last failed update said
         self._worker = None
         self._pending = False
         self._running = False
@@ -458,7 +459,10 @@ class Explorer:
                 # the library's argument named as the menu choice a user makes here
                 said = str(e).replace("split='cells'", "the images menu's 'cross-validated: "
                                                        "cells split'")
-                self.notice.value = message_html(f"{type(e).__name__}: {said}", "error")
+                said = said.replace("split='dose'", "the images menu's 'cross-validated: "
+                                                    "dose split'")
+                self._last_error = f"{type(e).__name__}: {said}"
+                self.notice.value = message_html(self._last_error, "error")
                 self.status.value = "error: last results kept"
                 return
             self._up_to_date = True
@@ -549,13 +553,15 @@ class Explorer:
         and the specificity table, to ``folder``. A pending update is run first, so
         the files hold exactly what the explorer shows; ``self.saved`` records which
         update was saved."""
+        if not str(folder).strip():
+            raise ValueError("the folder is empty: type the folder to save into")
         self.flush()
         with self._lock:
             if self.masks is None:
                 raise ValueError("nothing to save yet: paint some columns first")
             if not self._up_to_date:
                 raise ValueError("the last update failed, so the explorer shows older "
-                                 "results: fix the error shown, then save")
+                                 f"results: fix its error ({self._last_error}), then save")
             se = self.session
             names = se.names
             templates = np.stack([se.templates[n] for n in names])

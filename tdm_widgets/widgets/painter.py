@@ -246,7 +246,8 @@ class TemplatePainter:
     def click(self, y: int, x: int, species: str | None = None) -> str:
         """Add a column of ``species`` (default the current one) at scan pixel (y, x),
         or remove the column of that species already on that pixel. Returns "added"
-        or "removed"."""
+        or "removed"; a click that snaps onto a column of that species already there is
+        a ``ValueError`` (nothing added)."""
         sp = species or self.current
         # the nearest scan pixel; outside the scan or NaN is an error, never wrapped
         y, x = np.rint(check_positions([[y, x]], self.shape, "click (y, x)")[0])
@@ -256,8 +257,12 @@ class TemplatePainter:
             if d.min() <= 0.5:
                 self.remove(sp, int(np.argmin(d)))
                 return "removed"
-        self._remember()
         pos = self._snap(int(y), int(x))
+        if len(pts) and np.hypot(pts[:, 0] - pos[0], pts[:, 1] - pos[1]).min() <= 0.5:
+            raise ValueError(f"the click at ({int(y)}, {int(x)}) snaps to ({pos[0]:g}, "
+                             f"{pos[1]:g}), where a {sp} column already is: nothing added "
+                             "(click its marker to remove it, or set snap to 0)")
+        self._remember()
         self.columns[sp] = np.vstack([pts, [pos]])
         self._changed(Edit("add", sp, pos))
         return "added"
@@ -400,8 +405,14 @@ class TemplatePainter:
 
     def load(self, path) -> None:
         """Import positions from a JSON file made for this scan (a file recorded for
-        another scan shape, or positions outside this scan, is a ``ValueError``)."""
+        another scan shape, positions outside this scan, or species this painter does
+        not have, is a ``ValueError`` and imports nothing)."""
         cols, lat, _ = load_positions(Path(path), self.shape)
+        unknown = sorted(set(cols) - set(self.species))
+        if unknown:
+            raise ValueError(f"{Path(path).name} holds species {unknown} that this painter "
+                             f"does not have ({list(self.species)}): nothing imported. Start "
+                             "it with them (species=...) or remove them from the file")
         self._remember()
         self.columns = {s: np.zeros((0, 2)) for s in self.species}
         self.columns.update({k: np.asarray(v, float).reshape(-1, 2) for k, v in cols.items()})
