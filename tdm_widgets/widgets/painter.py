@@ -125,9 +125,11 @@ class TemplatePainter:
         self.panel.mark.on_element_click(lambda m, ev: self._on_image(ev))
         self.region_lines = bq.Lines(x=[], y=[], colors=["#ffd000"], stroke_width=3,
                                      scales=sc)
-        self.lattice_lines = bq.Lines(x=[], y=[], colors=["#00e5ff"], stroke_width=1,
-                                      opacities=[0.6], scales=sc)
-        self.lattice_vectors = bq.Lines(x=[], y=[], colors=["#ff00ff", "#00ff66"],
+        # lattice colours apart from every species marker (Li green, Fe cyan, P purple,
+        # O red) and the region's yellow: orange cell edges, magenta a, dark blue b
+        self.lattice_lines = bq.Lines(x=[], y=[], colors=["#ff8c00"], stroke_width=1,
+                                      opacities=[0.7], scales=sc)
+        self.lattice_vectors = bq.Lines(x=[], y=[], colors=["#ff00ff", "#0000cd"],
                                         stroke_width=3, scales=sc)
         self.picks_mark = bq.Scatter(x=[], y=[], colors=["#ff00ff"], marker="cross",
                                      default_size=80, scales=sc)
@@ -222,9 +224,9 @@ class TemplatePainter:
 
     def _guarded(self, fn):
         """Run a button's or a click's action; any error is shown in the widget, and
-        the next action clears it (an old error no longer stands over later edits)."""
-        if "tdm-error" in self.message.value:
-            self.message.value = ""
+        the next action clears it, and any other message (an old one no longer stands
+        over later edits)."""
+        self.message.value = ""  # an old message, error or not, no longer stands
         try:
             fn()
         except Exception as e:  # noqa: BLE001 - every error reaches the user
