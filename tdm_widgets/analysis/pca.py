@@ -18,8 +18,9 @@ def _weighted_patterns(block, v):
     return v.reshape(-1) @ x.astype(np.float64)
 
 
-def _projector(data, stats):
-    """``v -> C v`` with two streaming passes: ``w = D_hat^T v / p``, then ``D_hat w``."""
+def _projector(data, stats, bar=None):
+    """``v -> C v`` with two streaming passes: ``w = D_hat^T v / p``, then ``D_hat w``
+    (each product counted on ``bar``, a tqdm bar, if given)."""
     sy, sx = data.shape[:2]
     p = sy * sx
     inv = np.where(stats.valid, 1 / np.where(stats.valid, stats.std, 1), 0).reshape(-1)
@@ -32,6 +33,8 @@ def _projector(data, stats):
         img = apply_masks(data, w.reshape(data.shape[2:]), normalized=True, stats=stats,
                           progress=False)
         img = computed(img)
+        if bar is not None:
+            bar.update()
         return img.reshape(-1)
 
     return LinearOperator((p, p), matvec=matvec, dtype=np.float64)
@@ -54,7 +57,9 @@ def eigen_images(s, k: int = 3, tol: float = 1e-8, show_progressbar: bool | None
     tol : float
         Relative accuracy of the eigenvalues (``eigsh``'s ``tol``).
     show_progressbar : bool, optional
-        Progress bar for the statistics pass; None follows HyperSpy's preference.
+        Progress bars for the statistics pass and for the Lanczos iterations (two
+        passes each; their number is not known ahead); None follows HyperSpy's
+        preference.
 
     Returns
     -------
@@ -74,8 +79,11 @@ def eigen_images(s, k: int = 3, tol: float = 1e-8, show_progressbar: bool | None
     """
     data, cal, src = unwrap(s)
     stats = column_statistics(data, progress=show_progressbar)
-    op = _projector(data, stats)
-    vals, vecs = eigsh(op, k=k, which="LA", tol=tol)
+    from tqdm.auto import tqdm
+
+    with tqdm(desc="Lanczos iterations (2 passes each)", delay=1.0, leave=False,
+              disable=not show_progressbar) as bar:
+        vals, vecs = eigsh(_projector(data, stats, bar), k=k, which="LA", tol=tol)
     order = np.argsort(vals)[::-1]
     images = vecs[:, order].T.reshape((k,) + data.shape[:2])
     sig = wrap_scan_images(images, cal, "eigen-images of C (Eq 9)",
