@@ -220,9 +220,13 @@ class Explorer:
                              ipw.HBox([self.contrast_label, self.contrast_painter]), self.clip,
                              self.gamma, ipw.HBox([self.save_path, self.save_button]),
                              self.busy, self.status, self.notice],
-                            layout={"margin": "0px 0px 0px 16px"})
-        self.widget = ipw.VBox([ipw.HBox([self.painter.widget, controls]), self.viewer_box,
-                                self.table])
+                            layout={"margin": "0px 0px 0px 16px", "flex": "0 0 auto"})
+        # neither column shrinks (a zoomed painter scrolled inside itself and cut the
+        # controls' buttons): the controls wrap below the painter when the row is full
+        self.painter.widget.layout.flex = "0 0 auto"
+        self.widget = ipw.VBox([ipw.HBox([self.painter.widget, controls],
+                                         layout={"flex_flow": "row wrap"}),
+                                self.viewer_box, self.table])
         self.painter.panel.mark.on_element_click(
             lambda m, ev: self._set_contrast_target(self.painter.panel, "painter image"))
         _trace("explorer built")
