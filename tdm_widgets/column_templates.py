@@ -50,6 +50,27 @@ def _pixel_indices(positions, scan_shape):
     return np.rint(check_positions(positions, scan_shape)).astype(int)
 
 
+def species_names(columns: dict, species=None, combined: str | None = "all") -> list[str]:
+    """The species to make templates of: ``species`` (all keys of ``columns`` if None),
+    each in ``columns`` and none named like the ``combined`` template.
+
+    Examples
+    --------
+    >>> species_names({"O": [[1, 2]], "Li": [[0, 0]]}, ["Li"])
+    ['Li']
+    """
+    names = list(columns) if species is None else list(species)
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise ValueError(f"species {missing} not in columns (have {list(columns)})")
+    if combined is not None and combined in names:
+        raise ValueError(f"a species is named {combined!r}, the name of the combined "
+                         f"template ({combined!r} is the name of the combined template "
+                         "unless combined= names another): rename the species, or pass "
+                         "combined= another name (None for none)")
+    return names
+
+
 def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0.0,
                     combined: str | None = "all", disc_px: float = 0.0
                     ) -> tuple[np.ndarray, list[str]]:
@@ -101,14 +122,7 @@ def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0
                                          for v in scan_shape)):
         raise ValueError(f"scan_shape must be two positive integers (scan_y, scan_x); got "
                          f"{tuple(scan_shape)!r}")
-    names = list(columns) if species is None else list(species)
-    missing = [n for n in names if n not in columns]
-    if missing:
-        raise ValueError(f"species {missing} not in columns (have {list(columns)})")
-    if combined is not None and combined in names:
-        raise ValueError(f"a species is named {combined!r}, the name of the combined "
-                         "template: rename the species or pass combined= another name "
-                         "(None for no combined template)")
+    names = species_names(columns, species, combined)
     sy, sx = scan_shape
     out = []
     for n in names:

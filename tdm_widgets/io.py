@@ -63,17 +63,6 @@ def mib_frames(path) -> tuple[int, tuple[int, int], np.dtype]:
     return n, (height, width), dtype
 
 
-def _mib_chunks(nav_yx, det_shape, dtype) -> tuple[int, int, int, int]:
-    """Whole-pattern chunks of about :data:`MIB_CHUNK_BYTES`: whole scan rows, or a
-    part of one row when a row is larger."""
-    sy, sx = nav_yx
-    frame = int(np.prod(det_shape)) * np.dtype(dtype).itemsize
-    per_chunk = max(1, MIB_CHUNK_BYTES // frame)
-    if per_chunk >= sx:
-        return (min(sy, per_chunk // sx), sx, -1, -1)
-    return (1, per_chunk, -1, -1)
-
-
 def _load_mib(path: Path, lazy: bool, navigation_shape, **kwargs):
     """A Merlin ``.mib`` as 4D, its frame count checked against the navigation shape."""
     n, det, dtype = mib_frames(path)
@@ -105,7 +94,8 @@ def _load_mib(path: Path, lazy: bool, navigation_shape, **kwargs):
                            "is the reader's guess from the time stamps or a square; pass "
                            "navigation_shape if it is not", path.name, nav)
     if lazy:
-        kwargs.setdefault("chunks", _mib_chunks(nav[::-1], det, dtype))
+        kwargs.setdefault("chunks", scan_chunks(nav[::-1] + tuple(det), dtype,
+                                                MIB_CHUNK_BYTES))
     s = hs_load(path, lazy=lazy, navigation_shape=nav, **kwargs)
     if s.axes_manager.navigation_dimension == 1:  # a line scan: the reader drops the 1
         s = _with_navigation(s, nav)
@@ -163,20 +153,18 @@ class NpyFile:
         return np.array(np.load(self.path, mmap_mode="r")[key])
 
 
-def scan_chunks(shape, dtype) -> tuple[int, int, int, int]:
-    """Chunks of whole patterns of about :data:`~.core.blocks.CHUNK_BYTES`: whole scan
+def scan_chunks(shape, dtype, chunk_bytes: int) -> tuple[int, int, int, int]:
+    """Chunks of whole patterns of about ``chunk_bytes`` [bytes, as stored]: whole scan
     rows where a row fits, else part of one row.
 
     Examples
     --------
-    >>> scan_chunks((256, 256, 128, 128), np.uint16)     # 32 KiB patterns: 8 rows
+    >>> scan_chunks((256, 256, 128, 128), np.uint16, 2**26)    # 32 KiB patterns: 8 rows
     (8, 256, 128, 128)
-    >>> scan_chunks((256, 256, 512, 512), np.uint16)     # 512 KiB: half a row
+    >>> scan_chunks((256, 256, 512, 512), np.uint16, 2**26)    # 512 KiB: half a row
     (1, 128, 512, 512)
     """
-    from .core.blocks import CHUNK_BYTES
-
-    per_chunk = max(1, CHUNK_BYTES // (shape[2] * shape[3] * np.dtype(dtype).itemsize))
+    per_chunk = max(1, chunk_bytes // (shape[2] * shape[3] * np.dtype(dtype).itemsize))
     if per_chunk >= shape[1]:
         return (min(shape[0], per_chunk // shape[1]), shape[1], shape[2], shape[3])
     return (1, per_chunk, shape[2], shape[3])
@@ -362,17 +350,19 @@ def load(path, lazy: bool = False, dose_e_per_A2: float | None = None, seed: int
         except (ValueError, EOFError, OSError) as err:  # EOFError: an empty file
             raise ValueError(f"could not read {path} as a .npy array: "
                              f"{type(err).__name__}: {err or 'empty file'}") from err
-        if lazy and arr.ndim == 4:
+        if arr.ndim != 4:  # before reading anything
+            raise ValueError(f"{path} holds a {arr.ndim}D array of shape "
+                             f"{arr.shape}; 4D (scan_y, scan_x, det_y, det_x) expected")
+        if lazy:
             import dask.array as da
 
+            from .core.blocks import CHUNK_BYTES
+
             arr = da.from_array(NpyFile(path, arr.shape, arr.dtype),
-                                chunks=scan_chunks(arr.shape, arr.dtype),
+                                chunks=scan_chunks(arr.shape, arr.dtype, CHUNK_BYTES),
                                 meta=np.empty((0,) * 4, arr.dtype))
         else:
             arr = np.array(arr)
-        if np.ndim(arr) != 4:
-            raise ValueError(f"{path} holds a {np.ndim(arr)}D array of shape "
-                             f"{np.shape(arr)}; 4D (scan_y, scan_x, det_y, det_x) expected")
         s = from_array(arr, title=path.stem)
         s.metadata.General.original_filename = path.name
     elif path.suffix.lower() == ".mib":

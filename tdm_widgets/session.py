@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .column_templates import check_positions, point_templates
+from .column_templates import check_positions, point_templates, species_names
 from .core.apply import apply_masks, physical_weights
 from .core.checks import region_mask
 from .core.engine import TDMEngine
@@ -173,14 +173,7 @@ class TDMSession:
             As for :class:`TDMSession`.
         """
         session = cls(s, **kwargs)
-        names = list(columns) if species is None else list(species)
-        missing = [n for n in names if n not in columns]
-        if missing:
-            raise ValueError(f"species {missing} not in columns (have {list(columns)})")
-        if combined is not None and combined in names:
-            raise ValueError(f"{combined!r} is the name of the combined template and a "
-                             "species in columns: rename the species, or pass another "
-                             "combined name (or None)")
+        names = species_names(columns, species, combined)
         session.columns = {n: np.asarray(columns[n], float).reshape(-1, 2) for n in names}
         session.sigma_px = float(sigma_px)
         session.combined = combined
