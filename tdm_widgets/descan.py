@@ -205,34 +205,30 @@ def correct_descan(s, descan: Descan | None, subpixel: bool = True):
     return s
 
 
-def _sample(data, iy, ix):
-    """Patterns at the grid ``iy x ix`` as ``(len(iy), len(ix), det_y, det_x)``."""
-    if isinstance(data, CorrectedData):
-        rows = (iy[:, None] * data.shape[1] + ix[None, :]).ravel()
-        return data.patterns(rows).reshape((len(iy), len(ix)) + data.shape[2:])
-    return np.asarray(computed(data[iy][:, ix]))
+def descan_grid(scan_shape, n: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Scan rows and columns ``(iy, ix)`` of the ``n`` x ``n`` grid (at most)
+    :func:`check_descan` samples, spread from edge to edge."""
+    sy, sx = scan_shape
+    return (np.unique(np.linspace(0, sy - 1, min(n, sy)).round().astype(int)),
+            np.unique(np.linspace(0, sx - 1, min(n, sx)).round().astype(int)))
 
 
-def check_descan(data, disk: BFDisk, n: int = 5, stacklevel: int = 3) -> float:
+def check_descan(data, disk: BFDisk, patterns: np.ndarray, stacklevel: int = 3) -> float:
     """Warn when the disc centre moves more than :data:`DESCAN_WARN_PX` across the
-    scan, measured on an ``n`` x ``n`` grid of positions (cheap: n^2 patterns).
+    scan, measured on the patterns of the grid :func:`descan_grid` (read with the mean
+    pattern, :func:`~.core.moments.mean_and_grid_patterns`: no pass of its own).
 
     Returns
     -------
     float
         The movement of a plane fitted to the sampled centres [detector px].
     """
-    if disk.levels is None:
-        return 0.0
-    sy, sx = data.shape[:2]
-    iy = np.unique(np.linspace(0, sy - 1, min(n, sy)).round().astype(int))
-    ix = np.unique(np.linspace(0, sx - 1, min(n, sx)).round().astype(int))
-    if len(iy) * len(ix) < 4:
+    if disk.levels is None or patterns.shape[0] * patterns.shape[1] < 4:
         return 0.0
     level = _level(disk)
-    centres = disc_centres(_sample(data, iy, ix), _window(data, disk, None), level)
+    centres = disc_centres(patterns, _window(data, disk, None), level)
     try:
-        field = fit_field(centres, 1).evaluate((len(iy), len(ix)))
+        field = fit_field(centres, 1).evaluate(patterns.shape[:2])
     except ValueError:
         return 0.0
     move = float(np.hypot(*np.ptp(field.reshape(-1, 2), axis=0)))

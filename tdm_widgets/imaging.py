@@ -19,9 +19,10 @@ from .core.corrections import CorrectedData
 from .core.correlate import column_statistics
 from .core.disk import MIN_RADIUS_PX, BFDisk, find_bf_disk
 from .core.matrix import sorted_matrix
-from .core.moments import mean_pattern
+from .core.moments import mean_and_grid_patterns, mean_pattern
 from .core.progress import hyperspy_progressbar
 from .descan import check_descan as descan_check
+from .descan import descan_grid
 from .detector import center_in_axis_units, detector_annulus
 from .session import TDMSession, reference_region_of, statistics_for
 from .signals import (
@@ -87,13 +88,15 @@ def bf_disk(s, semiangle_mrad: float | None = None, min_radius_px: float = MIN_R
         raise ValueError(f"semiangle_mrad must be a positive number [mrad]; got "
                          f"{semiangle_mrad}")
     data, _, _ = unwrap(s)
-    disk = find_bf_disk(mean_pattern(data, show_progressbar), semiangle_mrad, min_radius_px,
-                        max_residual_px)
+    descan_set = isinstance(data, CorrectedData) and data.correction.descan_px is not None
+    check = check_descan and not descan_set
+    grid = descan_grid(data.shape[:2]) if check else (np.arange(0), np.arange(0))
+    mean, patterns = mean_and_grid_patterns(data, *grid, progress=show_progressbar)
+    disk = find_bf_disk(mean, semiangle_mrad, min_radius_px, max_residual_px)
     logger.info("bf_disk: centre (%.2f, %.2f) px, radius %.2f px, %s mrad/px",
                 *disk.center_px, disk.radius_px, disk.mrad_per_px)
-    descan_set = isinstance(data, CorrectedData) and data.correction.descan_px is not None
-    if check_descan and not descan_set:
-        descan_check(data, disk)
+    if check:
+        descan_check(data, disk, patterns)
     return disk
 
 

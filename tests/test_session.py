@@ -239,3 +239,21 @@ def test_eq6_of_a_region_mask_uses_the_region_also_after_reloading(tmp_path, rng
     with pytest.raises(ValueError, match=r"region of a \(12, 10\) scan.*pass stats="):
         tw.apply_mask(crop, hs.load(tmp_path / "m.hspy"), normalized=True,
                       show_progressbar=False)
+
+
+def test_bf_disk_reads_the_data_once_with_its_descan_check():
+    """The descan check's grid of patterns comes from the mean pattern's pass: one read
+    of every value (it read some chunks a second time), and a disc that moves across
+    the scan is still warned about."""
+    yy, xx = np.mgrid[:32, :32]
+    sy, sx = 12, 10
+    data = np.zeros((sy, sx, 32, 32))
+    for y in range(sy):
+        for x in range(sx):  # the disc drifts 2 px along x over the scan
+            data[y, x] = 100.0 * (np.hypot(yy - 16, xx - 14 - 2 * x / (sx - 1)) < 8) + 1
+    lazy, counter = counted(data, (2, -1, -1, -1))
+    s = tw.from_array(lazy, mrad_per_px=2.0)
+    with pytest.warns(UserWarning, match="moves 2.0. detector px"):
+        disk = tw.bf_disk(s, show_progressbar=False)
+    assert passes(counter, data.size) == 1
+    np.testing.assert_allclose(disk.center_px, (16.0, 15.0), atol=0.3)

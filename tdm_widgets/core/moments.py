@@ -95,3 +95,37 @@ def mean_pattern(data, progress: bool = True) -> np.ndarray:
     block by block for :class:`~.corrections.CorrectedData`)."""
     total = reduce_scan(data, _pattern_sum, np.add, progress=progress, desc="mean pattern")
     return total / (data.shape[0] * data.shape[1])
+
+
+def _sum_and_picks(block, marks):
+    block = np.asarray(block)
+    ys, xs = np.nonzero(marks >= 0)
+    return (block.sum(axis=(0, 1), dtype=np.float64),
+            {int(marks[y, x]): np.asarray(block[y, x], np.float64) for y, x in zip(ys, xs)})
+
+
+def _merge_sum_and_picks(a, b):
+    return a[0] + b[0], {**a[1], **b[1]}
+
+
+def mean_and_grid_patterns(data, iy: np.ndarray, ix: np.ndarray,
+                           progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Position-averaged pattern and the patterns at the scan grid ``iy x ix``, both
+    read in the same single pass (no chunk is read again for the grid).
+
+    Returns
+    -------
+    mean : ndarray
+        ``(det_y, det_x)`` float64.
+    patterns : ndarray
+        ``(len(iy), len(ix), det_y, det_x)`` float64, corrected like the mean.
+    """
+    marks = np.full(data.shape[:2], -1, np.int64)
+    marks[np.ix_(iy, ix)] = np.arange(len(iy) * len(ix)).reshape(len(iy), len(ix))
+    total, picks = reduce_scan(data, _sum_and_picks, _merge_sum_and_picks, side=(marks,),
+                               progress=progress, desc="mean pattern")
+    patterns = np.zeros((len(iy) * len(ix),) + tuple(data.shape[2:]))
+    for k, pattern in picks.items():
+        patterns[k] = pattern
+    return (total / (data.shape[0] * data.shape[1]),
+            patterns.reshape((len(iy), len(ix)) + tuple(data.shape[2:])))
