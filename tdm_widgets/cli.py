@@ -106,8 +106,9 @@ def _demo(args) -> int:
     print("Mean z-score of each image at each column type (image standard deviations):")
     print(format_specificity(table))
     print("Same-data contrast: a mask fitted to the data it images reproduces its template "
-          "even with no atomic meaning (the 'null' image at its own random positions, column "
-          "'null'). A cross-validated report read against its null shows what is "
+          "even with no atomic meaning (the 'null N' image of N random positions, at its "
+          "own positions, column 'null N'). Read each species against the null of its "
+          "own number of columns; a cross-validated report read so shows what is "
           "column-specific: tdm apply --split dose on counts removes the noise self-fit, "
           "--split cells on a scan of several cells also the positional one (README).")
     print(f"Wrote {args.out}/tdm_demo.png, *.hspy and contrast_table.txt")
@@ -166,7 +167,7 @@ def _apply(args) -> int:
     import json
 
     from .column_templates import format_specificity, specificity
-    from .cross_validation import null_template, with_null_positions
+    from .cross_validation import null_templates, with_null_positions
     from .io import load
     from .positions import load_positions
     from .session import TDMSession
@@ -194,10 +195,12 @@ def _apply(args) -> int:
                                       normalization=args.normalization, detector_region=det)
     names = session.names  # the species and "all"
     judged = columns
-    if args.split:  # the null control of the cross-validated rows, imaged with the rest
-        null = null_template(columns, shape, sigma_px=args.sigma)
-        session.set_template("null", null)
-        judged = with_null_positions(columns, null)
+    nulls = {}
+    if args.split:  # the null controls of the cross-validated rows, imaged with the rest
+        nulls = null_templates(columns, shape)
+        for name, t in nulls.items():
+            session.set_template(name, t)
+        judged = with_null_positions(columns, nulls)
     images = session.images(normalized=args.normalized)  # with the statistics: two passes
     masks = session.masks(names)
     out.mkdir(parents=True, exist_ok=True)
@@ -205,12 +208,13 @@ def _apply(args) -> int:
     pick(images, names).save(out / "images.hspy", overwrite=True)
     table = {f"TDM {n}": specificity(pick(images, n), judged) for n in names}
     if args.split:
-        cv = session.cross_validated(args.split, list(columns) + ["null"],
+        cv = session.cross_validated(args.split, list(columns) + list(nulls),
                                      normalized=args.normalized)
         table.update({f"{n} cross-validated": specificity(pick(cv, n), judged)
                       for n in columns})
-        table["null same-data"] = specificity(pick(images, "null"), judged)
-        table["null cross-validated"] = specificity(pick(cv, "null"), judged)
+        for n in nulls:
+            table[f"{n} same-data"] = specificity(pick(images, n), judged)
+            table[f"{n} cross-validated"] = specificity(pick(cv, n), judged)
     text = format_specificity(table)
     (out / "specificity.txt").write_text(text + "\n")
     params = {k: (v if not isinstance(v, Path) else str(v)) for k, v in vars(args).items()
@@ -374,7 +378,7 @@ def main(argv=None) -> int:
                     help="mask only within this annulus [mrad]")
     ap.add_argument("--normalized", action="store_true", help="Eq 6 instead of Eq 2")
     ap.add_argument("--split", choices=["dose", "cells"], default=None,
-                    help="add cross-validated rows and a null control")
+                    help="add cross-validated rows and null controls (one per species size)")
     ap.add_argument("--thickness", type=_positive, default=None, help="series member [nm]")
     ap.add_argument("--defocus", type=_finite, default=None, help="series member [nm]")
     ap.add_argument("--navigation-shape", type=_count, nargs=2, metavar=("SCAN_X", "SCAN_Y"),

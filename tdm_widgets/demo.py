@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .column_templates import format_specificity, random_positions_template, specificity
+from .column_templates import format_specificity, specificity
 from .core.progress import hyperspy_progressbar
-from .cross_validation import with_null_positions
+from .cross_validation import null_templates, with_null_positions
 from .io import load
 from .session import TDMSession
 from .signals import pick, refuse_overwriting_input
@@ -83,9 +83,10 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float | None = None,
     session = TDMSession.from_columns(s, cols, SPECIES, combined="all",
                                       detector_region=(0.0, 23.5),
                                       show_progressbar=show_progressbar)
-    null = random_positions_template(cols, session.scan_shape, len(cols["Li"]), seed=seed)
-    session.set_template("null", null)
-    judged = with_null_positions(cols, null)
+    nulls = null_templates(cols, session.scan_shape, seed=seed)
+    for name, t in nulls.items():
+        session.set_template(name, t)
+    judged = with_null_positions(cols, nulls)
     names = session.names
     # two passes over the data: the statistics, then every image (TDM and virtual) at once
     images = session.images(virtual=VIRTUAL)
@@ -113,7 +114,7 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float | None = None,
     t = s.metadata.get_item("Simulation.selected_thickness_nm", np.nan)
     axes[0, 3].text(0, 0.5, f"LiFePO4 [001], {t:.0f} nm, abTEM\n"
                     "masks within the BF disc (23.5 mrad)\n"
-                    "single-pixel templates; 'null' = random\npositions away from columns",
+                    "single-pixel templates; 'null N' = N random\npositions away from columns",
                     fontsize=7, va="center")
     for i, n in enumerate(names):
         show_mask(axes[1, i], masks.inav[i], f"mask {n}", limit_mrad=26, bar=10 if i == 0 else None)

@@ -82,13 +82,17 @@ def test_demo_writes_figure_results_and_table(demo):
     for name in ("tdm_demo.png", "virtual_ABF.hspy", "virtual_ADF.hspy", "tdm_masks.hspy",
                  "tdm_images.hspy", "contrast_table.txt"):
         assert (out / name).stat().st_size > 0
+    # one null control per number of columns: Li, Fe and P have 4 in the cell, O 12
     assert set(table) == {"virtual ABF", "virtual ADF", "TDM Li", "TDM Fe", "TDM P", "TDM O",
-                          "TDM all", "TDM null"}
-    assert all(set(r) == {"Li", "Fe", "P", "O", "null"} for r in table.values())
-    # the null control's own random positions are a column: on the same data a template
-    # with no atomic meaning shows itself there (frozen-phonon differences fitted)
-    assert table["TDM null"]["null"] > 2.0
-    assert all(table[f"TDM {n}"]["null"] < 0.5 for n in ("Li", "Fe", "P", "O"))
+                          "TDM all", "TDM null 4", "TDM null 12"}
+    assert all(set(r) == {"Li", "Fe", "P", "O", "null 4", "null 12"} for r in table.values())
+    # each null's own random positions are a column: on the same data a template with no
+    # atomic meaning shows itself there (frozen-phonon differences fitted), the more
+    # strongly the fewer its positions
+    assert table["TDM null 4"]["null 4"] > table["TDM null 12"]["null 12"] + 1.0
+    assert table["TDM null 12"]["null 12"] > 1.0
+    assert all(table[f"TDM {n}"][null] < 0.5 for n in ("Li", "Fe", "P", "O")
+               for null in ("null 4", "null 12"))
     vals = tw.load(BUNDLED).metadata.Simulation.thickness_nm
     member = min(vals, key=lambda t: abs(t - 70))   # the table names the member it used
     head = (out / "contrast_table.txt").read_text().splitlines()[0]
@@ -109,7 +113,7 @@ def test_demo_results_reload_and_agree_with_the_api(demo):
     names = list(images.metadata.TDM.names)
     cols = columns_of(series)
     for i, n in enumerate(names):
-        row = {k: v for k, v in table[f"TDM {n}"].items() if k != "null"}
+        row = {k: v for k, v in table[f"TDM {n}"].items() if not k.startswith("null")}
         assert specificity(images.data[i], cols) == pytest.approx(row)
     masks = hs.load(out / "tdm_masks.hspy")
     assert masks.metadata.TDM.parameters.detector_region == [0.0, 23.5]
