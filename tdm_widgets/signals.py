@@ -38,7 +38,7 @@ _TO_MRAD = {"mrad": 1.0, "rad": 1e3, "µrad": 1e-3, "urad": 1e-3}
 #: Reciprocal-length units of a diffraction axis (k = 1/d, as pyxem and RosettaSciIO
 #: write them, LaTeX spellings included) converted to 1/angstrom.
 _TO_INV_ANGSTROM = {
-    **dict.fromkeys(("1/Å", "1/A", "Å^-1", "A^-1", "Å⁻¹", "A⁻¹", "A-1", "k_A^-1",
+    **dict.fromkeys(("1/Å", "1/A", "Å^-1", "A^-1", "Å⁻¹", "A⁻¹", "A-1", "Å-1", "k_A^-1",
                      "$A^{-1}$", r"$\AA^{-1}$", "1 / Å", "1 / A", "1/angstrom",
                      "1/Angstrom"), 1.0),
     **dict.fromkeys(("1/nm", "nm^-1", "nm⁻¹", "nm-1", "k_nm^-1", "nm$^{-1}$",
@@ -48,8 +48,11 @@ _TO_INV_ANGSTROM = {
 
 def _unit_key(units) -> str:
     """A unit string as the tables spell it: NFKC (the Angstrom sign U+212B is Å, the
-    micro sign and the Greek mu are one letter) without surrounding spaces."""
-    return unicodedata.normalize("NFKC", str(units or "")).strip()
+    micro sign and the Greek mu are one letter) without spaces and without LaTeX's
+    ``$``, braces and ``\\AA`` (``nm^{-1}``, ``Å$^{-1}$`` and ``$\\AA^{-1}$`` are
+    ``nm^-1``, ``Å^-1`` and ``Å^-1``)."""
+    key = unicodedata.normalize("NFKC", str(units or "")).replace("\\AA", "Å")
+    return "".join(c for c in key if c not in "${} \t")
 
 
 _TO_ANGSTROM = {_unit_key(k): v for k, v in _TO_ANGSTROM.items()}
