@@ -47,7 +47,10 @@ def check_positions(positions, scan_shape=None, name: str = "columns") -> np.nda
 
 
 def _pixel_indices(positions, scan_shape):
-    return np.rint(check_positions(positions, scan_shape)).astype(int)
+    # the nearest pixel, halves up: pixel i holds [i - 0.5, i + 0.5), as check_positions
+    # bounds the scan (np.rint rounds halves to even: columns at 4.5, 13.5, 22.5 of a
+    # 9 px cell fell on pixels 4, 14, 22, and the template was not periodic)
+    return np.floor(check_positions(positions, scan_shape) + 0.5).astype(int)
 
 
 def species_names(columns: dict, species=None, combined: str | None = "all") -> list[str]:

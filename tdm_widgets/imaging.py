@@ -31,6 +31,7 @@ from .signals import (
     check_mask_detector,
     column_stats_signal,
     provenance,
+    stack_names,
     unwrap,
     wrap_scan_images,
 )
@@ -388,7 +389,7 @@ def apply_mask(s, mask, normalized: bool = False, stats=None,
                       equation="Eq 6" if normalized else "Eq 2", statistics=used,
                       mask=m, mask_provenance=mask_meta.as_dictionary()
                       if hasattr(mask_meta, "as_dictionary") else None)
-    names = mask_meta.get_item("names") if hasattr(mask_meta, "get_item") else None
+    names = stack_names(mask)  # of the masks given: a slice of a stack names its own
     return wrap_scan_images(img, cal, "TDM image" if mask_meta else "masked image", meta,
                             names=names)  # the images of named masks carry their names
 

@@ -47,7 +47,10 @@ def add_poisson_noise(s, dose_e_per_A2: float, seed: int = 0):
     dose_e_per_A2 : float
         Electron dose [e / angstrom^2].
     seed : int
-        Seed of the random generator (>= 0); the same seed gives the same counts.
+        Seed of the random generator (>= 0); the same seed gives the same counts
+        for the same array layout: a lazy signal draws one stream per dask chunk,
+        so its counts differ from the in-memory signal's and change with the
+        chunks (the same statistics, another draw).
 
     Returns
     -------

@@ -38,7 +38,7 @@ _TO_MRAD = {"mrad": 1.0, "rad": 1e3, "µrad": 1e-3, "urad": 1e-3}
 #: Reciprocal-length units of a diffraction axis (k = 1/d, as pyxem and RosettaSciIO
 #: write them, LaTeX spellings included) converted to 1/angstrom.
 _TO_INV_ANGSTROM = {
-    **dict.fromkeys(("1/Å", "1/A", "Å^-1", "A^-1", "Å⁻¹", "A⁻¹", "A-1", "k_A^-1",
+    **dict.fromkeys(("1/Å", "1/A", "Å^-1", "A^-1", "Å⁻¹", "A⁻¹", "A-1", "Å-1", "k_A^-1",
                      "$A^{-1}$", r"$\AA^{-1}$", "1 / Å", "1 / A", "1/angstrom",
                      "1/Angstrom"), 1.0),
     **dict.fromkeys(("1/nm", "nm^-1", "nm⁻¹", "nm-1", "k_nm^-1", "nm$^{-1}$",
@@ -48,8 +48,11 @@ _TO_INV_ANGSTROM = {
 
 def _unit_key(units) -> str:
     """A unit string as the tables spell it: NFKC (the Angstrom sign U+212B is Å, the
-    micro sign and the Greek mu are one letter) without surrounding spaces."""
-    return unicodedata.normalize("NFKC", str(units or "")).strip()
+    micro sign and the Greek mu are one letter) without spaces and without LaTeX's
+    ``$``, braces and ``\\AA`` (``nm^{-1}``, ``Å$^{-1}$`` and ``$\\AA^{-1}$`` are
+    ``nm^-1``, ``Å^-1`` and ``Å^-1``)."""
+    key = unicodedata.normalize("NFKC", str(units or "")).replace("\\AA", "Å")
+    return "".join(c for c in key if c not in "${} \t")
 
 
 _TO_ANGSTROM = {_unit_key(k): v for k, v in _TO_ANGSTROM.items()}
@@ -449,6 +452,50 @@ def wrap_detector_images(masks, cal: Calibration, title: str, meta: dict,
                  cal.signal_type)
 
 
+def stack_names(sig):
+    """The names (``metadata.TDM.names``) of the images a stack holds now, in order.
+
+    HyperSpy's slicing of a named stack (``s.inav[1:3]``, ``s.inav[::-1]``,
+    ``s.inav[0]``) copies the metadata whole, names of the images left out included;
+    the stack axis keeps which images are left (its values are their indices in the
+    stack the names belong to), so the names are picked the same way.
+
+    Parameters
+    ----------
+    sig : hyperspy.signals.BaseSignal or array_like
+        A signal, possibly a named stack or one image of it.
+
+    Returns
+    -------
+    list of str or None
+        One name per image; None without names, or when they cannot be matched to the
+        images (one image cut out of a stack of several, which the axis no longer
+        says; an axis rescaled by hand).
+
+    Examples
+    --------
+    >>> stack = wrap_scan_images(np.zeros((3, 4, 5)), Calibration(), "", {},
+    ...                          names=["Li", "O", "BF"])
+    >>> stack_names(stack.inav[::-1]), stack_names(stack.inav[1:]), stack_names(stack.inav[0])
+    (['BF', 'O', 'Li'], ['O', 'BF'], None)
+    """
+    meta = getattr(sig, "metadata", None)
+    names = meta.get_item("TDM.names") if meta is not None else None
+    if names is None:
+        return None
+    names = [str(n) for n in names]
+    nav = sig.axes_manager.navigation_axes
+    if len(nav) == 0:  # one image: named only if the names are its own
+        return names if len(names) == 1 else None
+    if len(nav) != 1:
+        return None
+    at = np.asarray(nav[0].axis, float)
+    idx = np.rint(at)
+    if not (np.allclose(at, idx) and idx.min() >= 0 and idx.max() < len(names)):
+        return None
+    return [names[int(i)] for i in idx]
+
+
 def pick(sig, names):
     """The images of a named stack (``metadata.TDM.names``) called ``names``: a named
     stack for a list, one image for a single name.
@@ -484,7 +531,13 @@ def pick(sig, names):
     >>> pick(stack, ["O", "BF"]).metadata.TDM.names, pick(stack, "BF").data.shape
     (['O', 'BF'], (4, 5))
     """
-    have = list(sig.metadata.get_item("TDM.names", []))
+    have = stack_names(sig)
+    if have is None and sig.metadata.get_item("TDM.names") is not None:
+        raise ValueError(
+            f"the stack's names {list(sig.metadata.get_item('TDM.names'))} do not say "
+            "which images it holds now (one image cut out of a stack with s.inav[i], or "
+            "a stack axis rescaled): pick from the whole stack")
+    have = have or []
     wanted = [names] if isinstance(names, str) else list(names)
     missing = [n for n in wanted if n not in have]
     if missing:
@@ -497,7 +550,8 @@ def pick(sig, names):
         import hyperspy.api as hs
 
         axes = list(sig.axes_manager.as_dictionary().values())
-        axes[0] = dict(axes[0], size=len(idx))
+        # a new stack: its axis counts its own images (names and axis agree again)
+        axes[0] = dict(axes[0], size=len(idx), offset=0.0, scale=1.0)
         out = hs.signals.Signal2D(sig.data[idx], axes=axes,
                                   metadata=sig.metadata.as_dictionary())
         if is_lazy(sig.data):

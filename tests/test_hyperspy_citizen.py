@@ -298,3 +298,61 @@ def test_a_mask_from_another_detector_calibration_is_warned(rng):
     for s in loud:
         with pytest.warns(UserWarning, match=r"not the data's .*other camera length or centre"):
             tw.apply_mask(s, mask, show_progressbar=False)
+
+
+def test_a_stack_sliced_by_hyperspy_keeps_the_names_of_its_own_images(rng):
+    """``masks.inav[::-1]``, ``masks.inav[1:3]``, ``masks.inav[0]``: HyperSpy copies
+    ``metadata.TDM.names`` whole. The images of a reversed stack were named in the old
+    order (the image of the "all" mask called "A", and ``pick(..., "A")`` gave the
+    "all" mask); a part of a stack was a ValueError "4 names for 2 images"."""
+    counts = rng.poisson(20.0, (6, 7, 9, 11)).astype(np.uint16)
+    s = tw.from_array(counts, scan_step_A=0.3, mrad_per_px=1.0)
+    t, names = tw.point_templates({"A": [[1, 1], [4, 5]], "B": [[2, 4]], "C": [[5, 1]]},
+                                  (6, 7))
+    masks = tw.pcc_mask(s, t, names=names, show_progressbar=False)
+    kw = dict(show_progressbar=False)
+
+    def own(name):  # the image of one named mask, from the whole stack
+        return tw.apply_mask(s, tw.pick(masks, name), **kw).data
+
+    rev = tw.apply_mask(s, masks.inav[::-1], **kw)
+    assert rev.metadata.TDM.names == ["all", "C", "B", "A"]
+    for name in names:
+        np.testing.assert_allclose(tw.pick(rev, name).data, own(name))
+        np.testing.assert_allclose(tw.pick(masks.inav[::-1], name).data,
+                                   tw.pick(masks, name).data)
+    part = tw.apply_mask(s, masks.inav[1:3], **kw)
+    assert part.metadata.TDM.names == ["B", "C"]
+    np.testing.assert_allclose(tw.pick(part, "C").data, own("C"))
+    two = tw.pick(masks.inav[1:], ["all", "B"])   # a new stack: its axis counts again
+    assert two.metadata.TDM.names == ["all", "B"]
+    np.testing.assert_allclose(tw.pick(two, "B").data, tw.pick(masks, "B").data)
+    one = tw.apply_mask(s, masks.inav[0], **kw)     # which image it was is not known
+    assert one.metadata.TDM.get_item("names") is None
+    np.testing.assert_allclose(one.data, own("A"))
+    with pytest.raises(ValueError, match="pick from the whole stack"):
+        tw.pick(masks.inav[0], "A")
+
+
+@pytest.mark.parametrize("units, per_inv_A", [("nm^{-1}", 10.0), ("Å^{-1}", 1.0),
+                                              ("A^{-1}", 1.0), ("Å$^{-1}$", 1.0),
+                                              ("Å-1", 1.0), ("1 /nm", 10.0)])
+def test_reciprocal_units_in_latex_or_brace_spelling_are_converted(units, per_inv_A):
+    """``nm^{-1}`` (HyperSpy's own axes examples), ``Å^{-1}``, ``Å$^{-1}$``: the same
+    reciprocal units as ``nm^-1`` and ``1/Å``; they were refused as 'not calibrated in
+    mrad' with the advice to fit the BF disc."""
+    data = np.random.default_rng(0).poisson(9.0, (4, 5, 12, 14)).astype(np.uint16)
+    lam = wavelength_A(200e3)
+    ref = tw.from_array(data, scan_step_A=0.3, mrad_per_px=0.8, center_px=(5.3, 8.6))
+    k = ref.deepcopy()
+    k.metadata.set_item("Acquisition_instrument.TEM.beam_energy", 200.0)
+    for ax in k.axes_manager.signal_axes:  # mrad -> 1/A -> the units asked for
+        f = 1e-3 / lam * per_inv_A
+        ax.scale, ax.offset, ax.units = ax.scale * f, ax.offset * f, units
+    kw = dict(show_progressbar=False)
+    np.testing.assert_allclose(tw.virtual_image(k, 1.3, 4.1, **kw).data,
+                               tw.virtual_image(ref, 1.3, 4.1, **kw).data)
+    stats = tw.column_stats(k, **kw)
+    for a, b in zip(stats.axes_manager.signal_axes, ref.axes_manager.signal_axes):
+        assert a.units == "mrad"
+        assert (a.scale, a.offset) == (pytest.approx(b.scale), pytest.approx(b.offset))

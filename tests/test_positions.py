@@ -93,3 +93,17 @@ def test_automatic_lattice_from_image_peaks():
     f = lat.to_frac(cols)
     np.testing.assert_allclose(f, np.rint(f), atol=0.02)
     assert abs(np.cross(lat.a, lat.b)) == pytest.approx(abs(np.cross(true.a, true.b)), rel=0.01)
+
+
+def test_columns_on_half_pixels_fall_on_the_same_pixel_of_every_cell():
+    """A column at x.5 goes to the pixel above it in every cell (pixel i holds
+    [i - 0.5, i + 0.5)), so a lattice's template stays periodic. np.rint rounded halves
+    to even: columns at 4.5, 13.5, 22.5, 31.5 of a 9 px cell fell on 4, 14, 22, 32."""
+    cols = {"A": [[4.5, 4.5 + 9 * i] for i in range(4)] + [[-0.5, 0.5]]}
+    t, _ = tw.point_templates(cols, (9, 36), combined=None)
+    assert np.argwhere(t[0]).tolist() == [[0, 1], [5, 5], [5, 14], [5, 23], [5, 32]]
+    img = np.zeros((9, 36))
+    img[5, 5::9] = 1.0
+    img[0, 1] = 1.0
+    z = tw.specificity(img, cols)["A"]
+    assert z == pytest.approx((1 - img.mean()) / img.std())
