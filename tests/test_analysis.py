@@ -517,3 +517,18 @@ def test_unmix_images_removes_known_cross_talk(rng):
         tw.unmix_images(images, t, ridge=-1)
     with pytest.raises(ValueError, match="same shape|of one"):
         tw.unmix_images(images[:2], t)
+
+
+def test_fit_columns_flags_a_column_stopped_at_its_move_limit():
+    """A column 1.3 px from its start may move only window_px / 2 = 1 px: the fit stops
+    at that limit 0.3 px short, which is flagged and warned about, not reported as a
+    position with a 0.1 px uncertainty; a start 0.6 px off is measured (unflagged)."""
+    yy, xx = np.mgrid[0:20, 0:20].astype(float)
+    img = np.exp(-((yy - 10) ** 2 + (xx - 10) ** 2) / (2 * 1.2 ** 2))
+    with pytest.warns(UserWarning, match="stopped at the largest move allowed"):
+        far = tw.fit_columns(img, [[10.0, 8.7]])
+    assert far.at_limit.tolist() == [True]
+    np.testing.assert_allclose(far.positions, [[10.0, 9.7]], atol=1e-3)
+    near = tw.fit_columns(img, [[10.0, 9.4]])
+    assert near.at_limit.tolist() == [False]
+    np.testing.assert_allclose(near.positions, [[10.0, 10.0]], atol=1e-3)

@@ -88,12 +88,17 @@ class ColumnFit:
         position is then the start).
     amplitude, sigma_px : ndarray
         ``(n,)`` Gaussian height [image units] and width [px] of each column.
+    at_limit : ndarray
+        ``(n,)`` bool: the column stopped at the largest move allowed
+        (``window_px / 2`` from its start in y or x), so its position is that limit,
+        not a measurement, and its uncertainty understates the error.
     """
 
     positions: np.ndarray
     uncertainty_px: np.ndarray
     amplitude: np.ndarray
     sigma_px: np.ndarray
+    at_limit: np.ndarray
 
 
 def _offsets(points, centre, period):
@@ -162,12 +167,41 @@ def fit_columns(image, positions, neighbours=None, partners=None, partner_shape=
     -------
     ColumnFit
 
+    Warns
+    -----
+    UserWarning
+        When a column stops at the largest move allowed (``ColumnFit.at_limit``):
+        start closer to it or widen ``window_px``.
+
     Examples
     --------
     >>> fit = fit_columns(adf, ti, neighbours=np.vstack([pb, o]), partners=o_near_ti,
     ...                   partner_shape=(0.1, 0.8), period=adf.shape)  # doctest: +SKIP
     >>> fit.positions, fit.uncertainty_px  # doctest: +SKIP
     """
+    fit = _column_model_fit(image, positions, neighbours, partners, partner_shape, window_px,
+                           period, move, partner_ratio, background, soft_edge_px)
+    _warn_at_limit("fit_columns", fit, window_px)
+    return fit
+
+
+def _warn_at_limit(name: str, fit: ColumnFit, window_px: float, stacklevel: int = 3) -> None:
+    """Warn when columns of ``fit`` stopped at the largest move allowed."""
+    n = int(np.sum(fit.at_limit))
+    if n:
+        warnings.warn(f"{name}: {n} column(s) stopped at the largest move allowed "
+                      f"(window_px / 2 = {window_px / 2:g} px from the start), e.g. at "
+                      f"{np.round(fit.positions[fit.at_limit][0], 2).tolist()}: that "
+                      "position is the limit, not a measurement; start closer to the "
+                      "column or widen window_px", UserWarning, stacklevel=stacklevel)
+
+
+def _column_model_fit(image, positions, neighbours=None, partners=None, partner_shape=None,
+                     window_px: float = 2.0, period=None, move: bool = True,
+                     partner_ratio: float | None = None, background: str = "constant",
+                     soft_edge_px: float = 1.0) -> ColumnFit:
+    """:func:`fit_columns` without its warning (for iterations whose intermediate
+    fits may stop at the limit and move on)."""
     img = np.asarray(getattr(image, "data", image), float)
     if img.ndim != 2:
         raise ValueError(f"image must be 2D; got shape {img.shape}")
@@ -196,6 +230,7 @@ def fit_columns(image, positions, neighbours=None, partners=None, partner_shape=
     grid = np.stack([yy.ravel(), xx.ravel()], 1)
     out = np.full((len(pos), 2), np.nan)
     err, amp, sig = out.copy(), np.full(len(pos), np.nan), np.full(len(pos), np.nan)
+    at_limit = np.zeros(len(pos), bool)
     span = float(np.ptp(img)) or 1.0
     for i, c in enumerate(pos):
         d = _offsets(grid, c, period)
@@ -246,9 +281,10 @@ def fit_columns(image, positions, neighbours=None, partners=None, partner_shape=
         out[i] = c + res.x[3:5]
         err[i] = np.sqrt(np.clip(np.diag(cov)[3:5], 0, None)) if move else 0.0
         amp[i], sig[i] = res.x[1], res.x[2]
+        at_limit[i] = move and bool(np.any(np.abs(res.x[3:5]) >= h * (1 - 1e-6)))
     if period is not None:
         out = np.mod(out, np.asarray(period, float))
-    return ColumnFit(out, err, amp, sig)
+    return ColumnFit(out, err, amp, sig, at_limit)
 
 
 def _converged(name, history, tol_px, max_iter, settled=None, rule=None) -> bool:
@@ -429,7 +465,7 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
         members = np.unique(idx)
         rest = np.vstack([v for k, v in pos.items() if k != cage]
                          + [np.delete(pos[cage], members, axis=0)])
-        fit_o = fit_columns(light, pos[cage][members], neighbours=np.vstack(
+        fit_o = _column_model_fit(light, pos[cage][members], neighbours=np.vstack(
             [rest, pos[cage][members]]), window_px=window_px, period=period,
             background=cage_background, soft_edge_px=soft_edge_px)
         pos[cage][members] = fit_o.positions
@@ -448,13 +484,13 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
         shape = None
         if partner_ratio is None:
             eq_cols = np.unique(np.take_along_axis(idx, eq, 1))
-            eq_fit = fit_columns(heavy, pos[cage][eq_cols], neighbours=np.vstack(
+            eq_fit = _column_model_fit(heavy, pos[cage][eq_cols], neighbours=np.vstack(
                 [v for v in pos.values()]), window_px=window_px, period=period, move=False,
                 soft_edge_px=soft_edge_px)
             shape = (float(np.nanmedian(eq_fit.amplitude)),
                      float(np.nanmedian(eq_fit.sigma_px)))
         nb = np.vstack([v for k, v in pos.items() if k != centre] + [pos[centre]])
-        fit_c = fit_columns(heavy, pos[centre], neighbours=nb, partners=partner,
+        fit_c = _column_model_fit(heavy, pos[centre], neighbours=nb, partners=partner,
                             partner_shape=shape, partner_ratio=partner_ratio,
                             background=centre_background, window_px=window_px, period=period,
                             soft_edge_px=soft_edge_px)
@@ -470,6 +506,8 @@ def fit_displacements(heavy_image, cage_image, columns: dict, centre: str = "Ti"
             break
     converged = _converged("fit_displacements", history, tol_px, max_iter, settled,
                            f"tol_px={tol_px}, tol_sigma={tol_sigma}")
+    for fit in (fit_c, fit_o):  # the last iteration's fits are the answer
+        _warn_at_limit("fit_displacements", fit, window_px)
     idx, offs = _cage(pos[centre], pos[cage], 4, min_distance_px, period)
     disp = -offs.mean(axis=1)
     unc = np.sqrt(fit_c.uncertainty_px ** 2 + np.sum(o_err[idx] ** 2, axis=1) / 16)
