@@ -130,17 +130,18 @@ def lattice_from_points(points) -> Lattice:
 
 def _translation(pk, tree, v, tol):
     """Fraction of peaks ``p`` (with ``p + v`` inside the peaks' box) that have a peak
-    within ``tol`` of ``p + v``, and ``v`` refined as the mean matched difference."""
+    within ``tol`` of ``p + v``, ``v`` refined as the mean matched difference, and the
+    number of peaks the fraction is of."""
     lo, hi = pk.min(0), pk.max(0)
     q = pk + v
     inside = np.all((q >= lo) & (q <= hi), axis=1)
     if inside.sum() < max(3, 0.1 * len(pk)):
-        return 0.0, v
+        return 0.0, v, 0
     d, idx = tree.query(q[inside])
     hit = d < tol
     if not hit.any():
-        return 0.0, v
-    return hit.mean(), (pk[idx[hit]] - pk[inside][hit]).mean(0)
+        return 0.0, v, int(inside.sum())
+    return hit.mean(), (pk[idx[hit]] - pk[inside][hit]).mean(0), int(inside.sum())
 
 
 def _translation_basis(pk, tol, min_length_px, min_score=0.75, max_tests=3000):
@@ -150,16 +151,25 @@ def _translation_basis(pk, tol, min_length_px, min_score=0.75, max_tests=3000):
     d = (pk[None] - near[:, None]).reshape(-1, 2)
     d = d[np.hypot(*d.T) > max(min_length_px, tol)]
     d = d[np.argsort(np.hypot(*d.T))]
-    tested, found = [], []
+    tested = []
     for v in d:
         if any(np.hypot(*(v - t)) < tol for t in tested):
             continue
         tested.append(v)
-        if len(tested) > max_tests:
+        if len(tested) >= max_tests:
             break
-        score, v = _translation(pk, tree, v, tol)
+    scored = [_translation(pk, tree, v, tol) for v in tested]
+    # a lattice translation maps every peak but the missing ones, so the short ones
+    # (most peaks inside the box) score about the best score; a translation within the
+    # cell that maps some sublattices onto others (three columns of a four-site cell)
+    # scores clearly less, though it can reach min_score when the misses of one
+    # sublattice fall outside the peaks' box
+    best = max((sc for sc, _, n in scored if n >= 0.5 * len(pk)), default=0.0)
+    found = []
+    for score, v, _ in scored:
         # a period must be seen twice (p, p + v, p + 2v): one repeat can be a coincidence
-        if score < min_score or _translation(pk, tree, 2 * v, tol)[0] < min_score:
+        if score < max(min_score, best - 0.1) or \
+                _translation(pk, tree, 2 * v, tol)[0] < min_score:
             continue
         if not found:
             found.append(v)

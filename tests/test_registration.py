@@ -335,3 +335,21 @@ def test_refined_positions_at_the_scan_edge_stay_inside_the_scan():
     ref = tw.refine_positions(img, peaks, periodic=False)
     assert ((ref > -0.5) & (ref < np.array(img.shape) - 0.5)).all(), ref
     tw.point_templates({"A": ref}, img.shape)  # usable as columns of this scan
+
+
+def test_lattice_from_peaks_is_not_fooled_by_a_translation_within_the_cell():
+    """Three columns of a 12 x 12 px cell at (3, 3), (3, 9), (9, 6): (6, -3) maps two of
+    them onto each other and the third, at the box's edge, mostly outside the peaks'
+    box, so it scored the 0.75 threshold and gave a 36 px^2 cell; the true cell is
+    12 x 12 with the brightest column (9, 6) at a lattice point."""
+    yy, xx = np.mgrid[0:48, 0:36].astype(float)
+    cols = [(y0 + dy, x0 + dx) for y0 in range(0, 48, 12) for x0 in range(0, 36, 12)
+            for dy, dx in ((3, 3), (3, 9), (9, 6))]
+    amp = [1.0, 1.0, 1.5] * (len(cols) // 3)
+    img = sum(a * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 1.3 ** 2))
+              for (y, x), a in zip(cols, amp))
+    pk = tw.refine_positions(img, tw.find_peaks(img, 3, 0.3, periodic=False), periodic=False)
+    lat = tw.lattice_from_peaks(pk, intensities=tw.peak_heights(img, pk))
+    _same_lattice(lat, np.array([[12.0, 0.0], [0.0, 12.0]]).T)
+    f = lat.origin - np.array([9.0, 6.0])
+    assert np.hypot(*(f - 12 * np.rint(f / 12))) < 0.05
