@@ -104,6 +104,10 @@ def _axis_cal(axis, table, target):
     return scale, offset, units or "px"
 
 
+#: Beam energies accepted [keV]: outside them a value is taken for a unit mistake.
+MIN_BEAM_KEV, MAX_BEAM_KEV = 1.0, 3000.0
+
+
 def _beam_energy_keV(s) -> float | None:
     kev = s.metadata.get_item(BEAM_ENERGY)
     if hasattr(kev, "m_as"):  # a pint quantity
@@ -123,6 +127,12 @@ def _detector_cal(axis, s):
     if units not in _TO_INV_ANGSTROM:
         return _axis_cal(axis, _TO_MRAD, "mrad")
     kev = _beam_energy_keV(s)
+    if kev is not None and not MIN_BEAM_KEV <= kev <= MAX_BEAM_KEV:
+        raise ValueError(
+            f"metadata.{BEAM_ENERGY} is {kev:g}, read as keV: no electron microscope "
+            f"runs at {kev:g} keV ({MIN_BEAM_KEV:g}-{MAX_BEAM_KEV:g} keV expected; "
+            f"{kev / 1e3:g} if it was given in eV). Set it in keV, e.g. "
+            f"s.metadata.set_item('{BEAM_ENERGY}', 200)")
     if kev is None:
         raise ValueError(
             f"the detector axes are in {units!r} (reciprocal space); converting them to "

@@ -183,6 +183,11 @@ def test_reciprocal_axes_without_beam_energy_name_it(lfp):
     del k.metadata.Acquisition_instrument.TEM.beam_energy
     with pytest.raises(ValueError, match="beam_energy"):
         tw.virtual_image(k, 11, 23.5, show_progressbar=False)
+    # 200 kV written in eV is named as a unit mistake, not an empty annulus
+    k.metadata.set_item("Acquisition_instrument.TEM.beam_energy", 200000.0)
+    with pytest.raises(ValueError, match=r"beam_energy is 200000, read as keV.*200 if it "
+                                         r"was given in eV"):
+        tw.virtual_image(k, 11, 23.5, show_progressbar=False)
 
 
 # --- loading: the signal-type warning, .zspy ----------------------------------------
