@@ -31,11 +31,13 @@ def _positive_pair(value, name: str) -> np.ndarray:
 
 def set_scan_step(s, scan_step_A) -> None:
     """Set the scan axes of a 4D signal to ``scan_step_A`` [angstrom], one value or
-    (y, x), in place."""
+    (y, x), in place. The origin keeps its place in scan steps (a scan cropped at
+    position 10 starts at 10 steps)."""
     st = _positive_pair(scan_step_A, "scan_step_A")
     nx, ny = s.axes_manager.navigation_axes[:2]
     for ax, name, v in zip((ny, nx), SCAN_AXES, st):
-        ax.name, ax.scale, ax.offset, ax.units = name, float(v), 0.0, SCAN_UNITS
+        first = float(ax.offset) / float(ax.scale) if ax.scale else 0.0  # [steps]
+        ax.name, ax.scale, ax.offset, ax.units = name, float(v), first * float(v), SCAN_UNITS
 
 
 def mib_frames(path) -> tuple[int, tuple[int, int], np.dtype]:

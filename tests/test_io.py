@@ -152,3 +152,17 @@ def test_poisson_noise_matches_dose(rng):
     # one stream per chunk: the four chunks of this constant intensity differ
     chunks = counts.reshape(4, 10, 40, 4, 4)
     assert all(not np.array_equal(chunks[0], c) for c in chunks[1:])
+
+
+def test_set_scan_step_keeps_a_cropped_scan_where_it_was():
+    """A scan cropped at row 4, column 2 of an uncalibrated (px) scan starts 4 and 2
+    steps in after the step is set, as the crop's pixels were."""
+    import hyperspy.api as hs
+
+    from tdm_widgets.io import set_scan_step
+
+    s = hs.signals.Signal2D(np.zeros((10, 12, 3, 3))).inav[2:, 4:]
+    set_scan_step(s, (0.5, 0.25))
+    y, x = s.axes_manager.navigation_axes[1], s.axes_manager.navigation_axes[0]
+    assert (y.offset, y.scale, x.offset, x.scale) == pytest.approx((2.0, 0.5, 0.5, 0.25))
+    assert y.units == x.units == "Å"
