@@ -3,7 +3,8 @@
 the defect supercell, over several noise draws.
 
     python tools/validate_defects.py [--data FILE] [--seeds N] [--region LO,HI ...]
-                                     [--folds K] [--eq6] [--detector-ridge LAM ...]
+                                     [--folds K] [--eq6] [--exact-masks]
+                                     [--detector-ridge LAM ...]
 
 Masks are fitted on the perfect reference cell only (the lower-right scan cell). For
 each detector region it prints, for the noise-free data and for Poisson counts at
@@ -17,6 +18,10 @@ beforehand (the combination fitted on the reference cell of the Pearson images, 
 cross-validated ones on counts). Noisy rows are mean +- standard deviation
 over ``--seeds`` noise draws (seeds 0, 1, ...); a criterion passes when the mean does,
 and the count of single draws that pass is given.
+
+``--exact-masks`` adds the masks fitted on the noise-free data (Pearson, and the ridge-1
+combination fitted there) applied to each count draw: what a perfect fit of the masks
+would give at each dose (whole detector).
 
 ``--eq6`` adds the Eq 6 images (each pixel standardised by its mean and standard
 deviation on the reference cell before the mask; each held-out fold by its own), whole
@@ -163,6 +168,27 @@ def eq6_rows(s, templates, names, truth, reference, dose, folds, seeds, label):
               flush=True)
 
 
+def exact_mask_rows(s, templates, names, truth, reference, doses, seeds):
+    """Rows of the masks fitted on the noise-free data applied to Poisson counts."""
+    shape = s.data.shape[:2]
+    masks = tw.pcc_mask(s, templates, region=reference, show_progressbar=False)
+    clean = tw.apply_mask(s, masks, show_progressbar=False).data
+    weights = tw.unmix_images(clean, templates, 1.0, region=reference)[1]
+    area = s.axes_manager[0].scale * s.axes_manager[1].scale
+    for dose in doses:
+        pearson, joint = [], []
+        for seed in range(seeds):
+            counts = tw.add_poisson_noise(s, dose / area, seed=seed)
+            images = tw.apply_mask(counts, masks, show_progressbar=False).data
+            pearson.append(criteria_row(images, names, truth, shape))
+            joint.append(criteria_row(np.tensordot(weights.T, images, 1), names, truth,
+                                      shape))
+        data = f"{dose:.0e} e/probe, noise-free masks"
+        print(f"| whole | {data} | Pearson | " + " | ".join(fmt(np.array(pearson))) + " |")
+        print(f"| whole | {data} | joint, ridge 1 | " + " | ".join(fmt(np.array(joint)))
+              + " |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=None, help="defect supercell (default: bundled)")
@@ -178,6 +204,10 @@ def main() -> None:
     ap.add_argument("--detector-ridge", nargs="+", type=float, default=None, metavar="LAM",
                     help="also the detector-space ridge prototype at these lam "
                          "(whole detector), e.g. 0.3 1 2 3 5 10 20")
+    ap.add_argument("--exact-masks", action="store_true",
+                    help="also the masks fitted on the noise-free data (Pearson, and the "
+                         "ridge-1 combination fitted there) applied to each count draw: "
+                         "what a perfect mask fit would give at each dose, whole detector")
     ap.add_argument("--eq6", action="store_true",
                     help="also the Eq 6 images (data standardised before the mask), whole "
                          "detector")
@@ -228,6 +258,8 @@ def main() -> None:
                   + " | ".join(fmt(np.array(joint))) + " |")
             print(f"| {label} | {data} | joint, ridge 1 | " + " | ".join(fmt(np.array(joint1)))
                   + " |", flush=True)
+    if args.exact_masks:
+        exact_mask_rows(s, templates, names, truth, reference, args.doses, args.seeds)
     if args.eq6:
         masks = tw.pcc_mask(s, templates, region=reference, show_progressbar=False)
         images = tw.apply_mask(s, masks, normalized=True, show_progressbar=False).data
