@@ -583,3 +583,26 @@ def test_image_fills_the_plot_area_when_markers_pad_the_scales(zoom):
         left, right = (p + (v - scale.min) * slope for v in (lo, hi))
         assert left == pytest.approx(0, abs=1e-9) and right == pytest.approx(area, abs=1e-9)
         assert slope == pytest.approx(round(34 * zoom) / 34, rel=0.01)
+
+
+def test_pixels_are_drawn_in_the_scan_aspect(sim):
+    """Unequal scan steps (0.3 A along y, 0.2 A along x): a pixel is drawn 1.5 times as
+    tall as wide, and a click still lands on the pixel under it (the scales run in
+    pixel edges, whatever the figure's size); the scale bar keeps the x step."""
+    from tdm_widgets.widgets.raster import ImagePanel
+
+    p = ImagePanel((10, 20), pixel_size=(0.3, 0.2), units="Å", zoom=4.0)
+    m = 2 * ImagePanel.MARGIN
+    assert (p.fig.layout.width, p.fig.layout.height) == (f"{20 * 4 + m}px", f"{10 * 6 + m}px")
+    assert p.pixel_size == 0.2
+    square = ImagePanel((10, 20), pixel_size=0.25, units="Å", zoom=4.0)
+    assert square.fig.layout.height == f"{10 * 4 + m}px"
+    # the explorer passes the signal's own steps, to its painter and its image panels
+    s, cols = sim
+    s = s.deepcopy()
+    ny, nx = s.axes_manager.navigation_axes[1], s.axes_manager.navigation_axes[0]
+    ny.scale *= 1.1  # y step 10 % longer
+    aspect = ny.scale / nx.scale
+    ex = tw.explore(s, {"O": cols["O"]}, background=False)
+    assert ex.painter.panel.aspect == pytest.approx(aspect)
+    assert all(v.image_panel.aspect == pytest.approx(aspect) for v in ex.viewers.values())

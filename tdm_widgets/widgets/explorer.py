@@ -145,7 +145,7 @@ class Explorer:
             _trace("painter image made")
         self.painter = TemplatePainter(image, order, columns, snap_sign=-1,  # dark columns
                                        title="virtual ABF (11-23.5 mrad): click columns",
-                                       pixel_size=self.cal.scan_scale[1],
+                                       pixel_size=tuple(self.cal.scan_scale),
                                        units=self.cal.scan_units)
         self.debounce_s = float(debounce_s)
         self.background = bool(background)

@@ -48,8 +48,8 @@ class MaskViewer:
         cal = calibration
         det_units = cal.det_units if cal is not None else "px"
         scan_units = cal.scan_units if cal is not None else "px"
-        det_px = cal.det_scale[1] if cal is not None else 1.0
-        scan_px = cal.scan_scale[1] if cal is not None else 1.0
+        det_px = tuple(cal.det_scale) if cal is not None else 1.0  # (y, x)
+        scan_px = tuple(cal.scan_scale) if cal is not None else 1.0
         self.name = title
         self.mask_panel = ImagePanel(det_shape, f"mask {title}", det_px, det_units, zoom_det,
                                      diverging=True, crop=crop_box(det_region, det_shape))

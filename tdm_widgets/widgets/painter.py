@@ -79,8 +79,9 @@ class TemplatePainter:
         Snap radius [scan px]; 0 for none.
     snap_sign : {1, -1}
         Snap to maxima (1, ADF) or minima (-1, ABF).
-    pixel_size : float
-        Scan step for the scale bar, in ``units``.
+    pixel_size : float or tuple of float
+        Scan step, or ``(step_y, step_x)``, in ``units``: the scale bar's length, and
+        pixels drawn in the scan's aspect.
     units : str
         Scan units (``"Å"``).
     zoom : float, optional
@@ -88,7 +89,7 @@ class TemplatePainter:
     """
 
     def __init__(self, image, species=("Li", "Fe", "P", "O"), columns=None, snap_px: int = 0,
-                 snap_sign: int = 1, title: str = "template painter", pixel_size: float = 1.0,
+                 snap_sign: int = 1, title: str = "template painter", pixel_size=1.0,
                  units: str = "px", zoom: float | None = None):
         import bqplot as bq
         import ipywidgets as ipw

@@ -177,7 +177,8 @@ def colorbar_html(vmin: float, vmax: float, diverging: bool, units: str = "") ->
 
 
 class ImagePanel:
-    """A 2D array shown as a PNG in a bqplot figure with square pixels.
+    """A 2D array shown as a PNG in a bqplot figure, pixels drawn in their physical
+    aspect (square for equal steps).
 
     The figure's scales run in pixel edges (pixel ``i`` spans ``[i, i + 1)``, row 0
     at the top), so marks drawn on top use ``column + 0.5, row + 0.5`` for pixel
@@ -189,8 +190,10 @@ class ImagePanel:
         ``(h, w)`` of the arrays to show.
     title : str
         Drawn above the figure (never over the image).
-    pixel_size : float
-        Physical size of one pixel (for the scale bar), in ``units``.
+    pixel_size : float or tuple of float
+        Physical size of one pixel, or its ``(height, width)``, in ``units``: the
+        scale bar runs along x, and a pixel is drawn ``height / width`` times as tall
+        as it is wide (a scan with unequal steps keeps its shape on screen).
     units : str
         ``"Å"``, ``"mrad"``, or ``"px"`` (then no physical bar is drawn, a pixel bar is).
     zoom : float
@@ -215,7 +218,9 @@ class ImagePanel:
         if not (0 <= y0 < y1 <= self.shape[0] and 0 <= x0 < x1 <= self.shape[1]):
             raise ValueError(f"crop must lie within shape {self.shape}; got {self.crop}")
         self.diverging = bool(diverging)
-        self.pixel_size, self.units = float(pixel_size), units
+        size_y, size_x = np.broadcast_to(np.asarray(pixel_size, float), (2,))
+        self.pixel_size, self.units = float(size_x), units
+        self.aspect = float(size_y / size_x) if size_x > 0 and size_y > 0 else 1.0
         self.clip_percent, self.gamma = (0.5, 99.5), 1.0
         self.x = bq.LinearScale(min=float(x0), max=float(x1))
         self.y = bq.LinearScale(min=float(y0), max=float(y1), reverse=True)
@@ -258,13 +263,13 @@ class ImagePanel:
         return bar, label
 
     def set_zoom(self, zoom: float) -> None:
-        """Screen pixels per data pixel (square pixels)."""
+        """Screen pixels per data pixel along x (along y times the pixel's aspect)."""
         if not zoom > 0:
             raise ValueError(f"zoom must be positive; got {zoom}")
         y0, y1, x0, x1 = self.crop
         m = 2 * self.MARGIN
         self.zoom = float(zoom)
-        w, h = round((x1 - x0) * zoom) + m, round((y1 - y0) * zoom) + m
+        w, h = round((x1 - x0) * zoom) + m, round((y1 - y0) * zoom * self.aspect) + m
         self.fig.layout.width, self.fig.layout.height = f"{w}px", f"{h}px"
         self.title.layout.width = self.colorbar.layout.width = f"{w}px"
         self.fit_domain()
