@@ -281,3 +281,29 @@ def test_cli_apply_opens_a_12bit_mib(tmp_path, capsys):
     err = [e for e in capsys.readouterr().err.strip().splitlines() if "WARNING" not in e]
     assert code == 2 and len(err) == 1 and err[0].startswith("tdm: error: "), err
     assert "detector is in px: add --semiangle MRAD" in err[0]
+
+
+def test_an_interrupted_acquisition_reads_its_whole_rows_with_last_frame(tmp_path):
+    """A scan stopped part-way (the .hdr announces every frame, the file holds 5 rows
+    and 4 frames, plus a partial frame): the load names the whole rows and reads them
+    with last_frame (it refused every shape, and suggested one whose product is the
+    frame count, which scrambles the rows)."""
+    counts, _ = _counts(12)
+    path = write_mib(tmp_path / "cut.mib", counts, 12)
+    frame = frame_dtype(DET, 12).itemsize
+    raw = path.read_bytes()
+    path.write_bytes(raw[:(5 * SCAN[1] + 4) * frame + 100])
+    before = _sha(path)
+    with pytest.raises(ValueError, match=r"5 whole rows of 9 .*navigation_shape=\(9, 5\), "
+                                         r"last_frame=45"):
+        tw.load(path)
+    with pytest.raises(ValueError, match=r"navigation_shape=\(9, 5\), last_frame=45"):
+        tw.load(path, navigation_shape=(9, 8))
+    for lazy in (False, True):
+        s = tw.load(path, navigation_shape=(9, 5), last_frame=45, lazy=lazy)
+        np.testing.assert_array_equal(np.asarray(s.data), counts[:5])
+    s = tw.load(path, navigation_shape=(9, 2), first_frame=18, last_frame=36)
+    np.testing.assert_array_equal(s.data, counts[2:4])
+    with pytest.raises(ValueError, match=r"holds 9 frames but cut.mib holds 49 .*18 of them in first_frame=18"):
+        tw.load(path, navigation_shape=(9, 1), first_frame=18, last_frame=36)
+    assert _sha(path) == before
