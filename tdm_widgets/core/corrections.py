@@ -115,7 +115,14 @@ class Correction:
             if b.ndim != 2 or b.dtype != bool:
                 raise ValueError(f"bad_pixels must be a 2D boolean detector mask; got "
                                  f"{b.dtype} {b.shape}")
-            object.__setattr__(self, "_weights", neighbour_weights(b) if b.any() else None)
+            if b.any():  # the weights by column: bad pixel k averages
+                # flat[:, _rows[_start[k]:_start[k + 1]]] with weights _vals (a gather: the
+                # sparse product with the transposed block copied every block whole)
+                w = neighbour_weights(b).tocsc()
+                w.sort_indices()
+                object.__setattr__(self, "_rows", w.indices)
+                object.__setattr__(self, "_vals", w.data)
+                object.__setattr__(self, "_start", w.indptr[:-1])
         if self.descan_px is not None:
             d = np.asarray(self.descan_px, np.float64)
             if d.ndim != 3 or d.shape[2] != 2 or not np.isfinite(d).all():
@@ -148,10 +155,11 @@ class Correction:
         """
         out = np.array(block, dtype=np.float64)
         by, bx, dy, dx = out.shape
-        w = getattr(self, "_weights", None)
-        if w is not None:
+        rows = getattr(self, "_rows", None)
+        if rows is not None:
             flat = out.reshape(by * bx, dy * dx)
-            flat[:, self.bad_pixels.reshape(-1)] = (w.T @ flat.T).T
+            flat[:, self.bad_pixels.reshape(-1)] = np.add.reduceat(
+                flat[:, rows] * self._vals, self._start, axis=1)
         if self.descan_px is not None:
             out = shift_patterns(out, self.descan_px[ys, xs], self.subpixel)
         return out
