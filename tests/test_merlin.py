@@ -304,6 +304,7 @@ def test_an_interrupted_acquisition_reads_its_whole_rows_with_last_frame(tmp_pat
         np.testing.assert_array_equal(np.asarray(s.data), counts[:5])
     s = tw.load(path, navigation_shape=(9, 2), first_frame=18, last_frame=36)
     np.testing.assert_array_equal(s.data, counts[2:4])
-    with pytest.raises(ValueError, match=r"holds 9 frames but cut.mib holds 49 .*18 of them in first_frame=18"):
+    with pytest.raises(ValueError,
+                       match=r"holds 9 frames but cut.mib holds 49 .*18 of them in first_frame=18"):
         tw.load(path, navigation_shape=(9, 1), first_frame=18, last_frame=36)
     assert _sha(path) == before
