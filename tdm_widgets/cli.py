@@ -245,10 +245,16 @@ def _correct(s, args) -> dict:
         set_bad_pixels(s, bad)
         found["bad_pixels"] = bad.report["counts"]
     if args.semiangle is not None:
-        with warnings.catch_warnings():
-            if args.descan:  # bf_disk's "the disc moves" warning: corrected next
-                warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             disk = bf_disk(s, semiangle_mrad=args.semiangle)
+        for w in caught:
+            text = " ".join(str(w.message).split())
+            if "descan" in text:
+                if args.descan:  # bf_disk's "the disc moves" warning: corrected next
+                    continue
+                text = text.split("; correct it with")[0] + "; add --descan to correct it"
+            print(f"tdm: warning: {text}", file=sys.stderr)
         calibrate_detector(s, disk)
         found["mrad_per_px"] = disk.mrad_per_px
         found["disc_center_px"] = list(disk.center_px)
@@ -284,6 +290,12 @@ def _data(args) -> int:
     diff = manifest.regenerate(args.name[0])
     print(f"{args.name[0]}: regenerated, largest relative difference {diff:.2e}")
     return 0
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """A warning as the command's one line on stderr (not Python's file, line and
+    source)."""
+    print(f"tdm: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 def main(argv=None) -> int:
@@ -415,6 +427,10 @@ def main(argv=None) -> int:
     levels = {name: log.level for name, log in quiet.items()}
     for log in quiet.values():
         log.setLevel(logging.CRITICAL)
+    import warnings
+
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warning
     try:
         return args.func(args)
     except BrokenPipeError:  # the output went to `head` or the like, which closed
@@ -430,6 +446,7 @@ def main(argv=None) -> int:
         print(f"tdm: error: {type(err).__name__}: {message}", file=sys.stderr)
         return 1
     finally:
+        warnings.showwarning = shown
         for name, log in quiet.items():
             log.setLevel(levels[name])
 

@@ -538,3 +538,32 @@ def test_bad_pixel_interpolation_costs_little_beyond_the_float_copy_of_a_block()
                 if 0 <= y + i < 256 and 0 <= x + j < 256 and not bad[y + i, x + j]]
         want[..., y, x] = np.mean([raw[..., a, b] for a, b in near], axis=0)
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_cli_says_an_uncorrected_descan_in_one_line_with_its_option(tmp_path, capsys):
+    """``tdm apply --semiangle`` without ``--descan`` on a scan whose disc moves 3 px:
+    one ``tdm: warning:`` line naming ``--descan`` (it printed Python's warning with its
+    file, line and source, and advised the Python functions); with ``--descan``, none."""
+    from merlin_writer import write_mib
+
+    from tdm_widgets.cli import main
+
+    sy, sx = 6, 7
+    shifts = np.stack(np.meshgrid(np.linspace(-1, 1, sy), np.linspace(-1.5, 1.5, sx),
+                                  indexing="ij"), axis=-1)
+    lam = _disc_stack((sy, sx), (40, 40), (19.0, 20.0), 8.0, shifts=shifts, hi=50.0)
+    counts = np.random.default_rng(1).poisson(lam).astype(np.uint16)
+    mib = write_mib(tmp_path / "scan.mib", counts, 12)
+    tw.save_positions(tmp_path / "pos.json", {"A": [[1, 1], [4, 5]]}, scan_shape=(sy, sx))
+    args = ["apply", str(mib), "--positions", str(tmp_path / "pos.json"), "--semiangle",
+            "20"]
+    capsys.readouterr()
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if "descan" in x]
+    assert len(lines) == 1 and lines[0].startswith("tdm: warning: the bright-field disc "
+                                                   "moves"), err
+    assert lines[0].endswith("add --descan to correct it"), err
+    assert "UserWarning" not in err and ".py:" not in err, err
+    assert main(args + ["--descan", "--out", str(tmp_path / "b")]) == 0
+    assert "descan" not in capsys.readouterr().err
