@@ -567,3 +567,34 @@ def test_cli_says_an_uncorrected_descan_in_one_line_with_its_option(tmp_path, ca
     assert "UserWarning" not in err and ".py:" not in err, err
     assert main(args + ["--descan", "--out", str(tmp_path / "b")]) == 0
     assert "descan" not in capsys.readouterr().err
+
+
+def test_descan_shift_of_a_large_block_is_compiled_and_equals_the_numpy_loop(monkeypatch):
+    """A pass with a descan correction took 34 times an uncorrected one (a numpy loop
+    over patterns, 230 ms for 192 patterns of 256 x 256); the compiled loop gives the
+    same float64 values, bilinear and whole-pixel, edges included, in about the time
+    of one copy of the block. Best of five, against the copy timed alike."""
+    import time
+
+    from tdm_widgets.core import corrections
+
+    rng = np.random.default_rng(3)
+    block = rng.random((2, 96, 256, 256)) * 100
+    shifts = rng.normal(0, 2.5, (2, 96, 2))
+    shifts[0, 0] = (0.5, -300.5)  # beyond the detector: the edge value
+    fast = [shift_patterns(block, shifts, sub) for sub in (True, False)]
+
+    def best(f):
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    copy = best(lambda: block.copy())
+    shift = best(lambda: shift_patterns(block, shifts))
+    assert shift < 4 * copy, (shift, copy)
+    monkeypatch.setattr(corrections, "_COMPILED_SHIFT_MIN", np.inf)  # the numpy loop
+    for sub, got in zip((True, False), fast):
+        np.testing.assert_array_equal(got, shift_patterns(block, shifts, sub))
