@@ -190,7 +190,10 @@ def _apply(args) -> int:
     if det is not None and s.axes_manager.signal_axes[0].units != "mrad":
         raise UsageError("--detector-region is in mrad and this file's detector is in px: "
                          "add --semiangle MRAD to calibrate it from the bright-field disc")
-    session = TDMSession.from_columns(s, columns, sigma_px=args.sigma,
+    # Gaussian templates wrap across the edges of a simulated cell only: an
+    # experimental scan's opposite edges do not meet
+    periodic = s.metadata.has_item("Simulation")
+    session = TDMSession.from_columns(s, columns, sigma_px=args.sigma, periodic=periodic,
                                       normalization=args.normalization, detector_region=det)
     names = session.names  # the species and "all"
     judged = columns
@@ -217,7 +220,8 @@ def _apply(args) -> int:
               if k not in ("func", "argv")}
     (out / "parameters.json").write_text(json.dumps(
         {"command": "tdm " + shlex.join(args.argv), "arguments": params,
-         "species": names, "series_member_nm": member, "corrections": corrections,
+         "species": names, "periodic_templates": periodic, "series_member_nm": member,
+         "corrections": corrections,
          "n_zero_variance": int(session.stats.n_zero_variance),
          "scan_shape": list(map(int, shape))}, indent=1, default=str))
     print(text)
@@ -380,7 +384,8 @@ def main(argv=None) -> int:
     ap.add_argument("--positions", required=True, help="positions JSON (tdm_widgets format)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--sigma", type=_non_negative, default=0.0,
-                    help="Gaussian template width [px]")
+                    help="Gaussian template width [px] (wrapped across the scan edges for a "
+                         "simulated cell only)")
     ap.add_argument("--normalization", choices=["pcc", "pcc_over_mean"], default="pcc")
     ap.add_argument("--detector-region", type=_non_negative, nargs=2, metavar=("INNER", "OUTER"),
                     help="mask only within this annulus [mrad]")
