@@ -191,7 +191,10 @@ def _apply(args) -> int:
     if det is not None and s.axes_manager.signal_axes[0].units != "mrad":
         raise UsageError("--detector-region is in mrad and this file's detector is in px: "
                          "add --semiangle MRAD to calibrate it from the bright-field disc")
-    session = TDMSession.from_columns(s, columns, sigma_px=args.sigma,
+    # Gaussian templates wrap across the edges of a simulated cell only: an
+    # experimental scan's opposite edges do not meet
+    periodic = s.metadata.has_item("Simulation")
+    session = TDMSession.from_columns(s, columns, sigma_px=args.sigma, periodic=periodic,
                                       normalization=args.normalization, detector_region=det)
     names = session.names  # the species and "all"
     judged = columns
@@ -221,7 +224,8 @@ def _apply(args) -> int:
               if k not in ("func", "argv")}
     (out / "parameters.json").write_text(json.dumps(
         {"command": "tdm " + shlex.join(args.argv), "arguments": params,
-         "species": names, "series_member_nm": member, "corrections": corrections,
+         "species": names, "periodic_templates": periodic, "series_member_nm": member,
+         "corrections": corrections,
          "n_zero_variance": int(session.stats.n_zero_variance),
          "scan_shape": list(map(int, shape))}, indent=1, default=str))
     print(text)
@@ -249,10 +253,16 @@ def _correct(s, args) -> dict:
         set_bad_pixels(s, bad)
         found["bad_pixels"] = bad.report["counts"]
     if args.semiangle is not None:
-        with warnings.catch_warnings():
-            if args.descan:  # bf_disk's "the disc moves" warning: corrected next
-                warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             disk = bf_disk(s, semiangle_mrad=args.semiangle)
+        for w in caught:
+            text = " ".join(str(w.message).split())
+            if "descan" in text:
+                if args.descan:  # bf_disk's "the disc moves" warning: corrected next
+                    continue
+                text = text.split("; correct it with")[0] + "; add --descan to correct it"
+            print(f"tdm: warning: {text}", file=sys.stderr)
         calibrate_detector(s, disk)
         found["mrad_per_px"] = disk.mrad_per_px
         found["disc_center_px"] = list(disk.center_px)
@@ -288,6 +298,12 @@ def _data(args) -> int:
     diff = manifest.regenerate(args.name[0])
     print(f"{args.name[0]}: regenerated, largest relative difference {diff:.2e}")
     return 0
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """A warning as the command's one line on stderr (not Python's file, line and
+    source)."""
+    print(f"tdm: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 def main(argv=None) -> int:
@@ -372,7 +388,8 @@ def main(argv=None) -> int:
     ap.add_argument("--positions", required=True, help="positions JSON (tdm_widgets format)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--sigma", type=_non_negative, default=0.0,
-                    help="Gaussian template width [px]")
+                    help="Gaussian template width [px] (wrapped across the scan edges for a "
+                         "simulated cell only)")
     ap.add_argument("--normalization", choices=["pcc", "pcc_over_mean"], default="pcc")
     ap.add_argument("--detector-region", type=_non_negative, nargs=2, metavar=("INNER", "OUTER"),
                     help="mask only within this annulus [mrad]")
@@ -419,6 +436,10 @@ def main(argv=None) -> int:
     levels = {name: log.level for name, log in quiet.items()}
     for log in quiet.values():
         log.setLevel(logging.CRITICAL)
+    import warnings
+
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warning
     try:
         return args.func(args)
     except BrokenPipeError:  # the output went to `head` or the like, which closed
@@ -434,6 +455,7 @@ def main(argv=None) -> int:
         print(f"tdm: error: {type(err).__name__}: {message}", file=sys.stderr)
         return 1
     finally:
+        warnings.showwarning = shown
         for name, log in quiet.items():
             log.setLevel(levels[name])
 

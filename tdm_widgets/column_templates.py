@@ -75,8 +75,8 @@ def species_names(columns: dict, species=None, combined: str | None = "all") -> 
 
 
 def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0.0,
-                    combined: str | None = "all", disc_px: float = 0.0
-                    ) -> tuple[np.ndarray, list[str]]:
+                    combined: str | None = "all", disc_px: float = 0.0,
+                    periodic: bool = True) -> tuple[np.ndarray, list[str]]:
     """Template stack from column positions: single pixels (the paper's binary
     templates), binary discs or periodic Gaussians.
 
@@ -89,13 +89,17 @@ def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0
     species : sequence of str, optional
         Which species, in order; all keys of ``columns`` if None.
     sigma_px : float
-        0 for binary templates, else the Gaussian width [scan px], wrapped
-        periodically (the paper tunes positive vs negative correlation with it).
+        0 for binary templates, else the Gaussian width [scan px] (the paper tunes
+        positive vs negative correlation with it).
     combined : str or None
         Name of an extra template holding every listed column; None for none.
     disc_px : float
         With ``sigma_px=0``: 0 for single pixels (nearest pixel set to 1), else every
         pixel within this radius [scan px] set to 1.
+    periodic : bool
+        Gaussians and discs wrap across the scan's edges (a simulated unit cell, whose
+        opposite edges meet); False for an experimental scan, whose edges do not: a
+        column at one edge then puts no weight at the other.
 
     Returns
     -------
@@ -115,6 +119,9 @@ def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0
     >>> t, names = point_templates({"O": [[1, 2], [3, 0]]}, (4, 5))
     >>> t.shape, names, float(t[0, 1, 2])
     ((2, 4, 5), ['O', 'all'], 1.0)
+    >>> g, _ = point_templates({"O": [[0, 0]]}, (4, 5), disc_px=1, periodic=False)
+    >>> int(g[0].sum()), float(g[0, 3, 0])      # no weight wrapped to the last row
+    (3, 0.0)
     """
     for value, arg in ((sigma_px, "sigma_px"), (disc_px, "disc_px")):
         if not (np.isfinite(value) and value >= 0):
@@ -139,8 +146,10 @@ def point_templates(columns: dict, scan_shape, species=None, sigma_px: float = 0
         else:
             yy, xx = np.arange(sy)[:, None], np.arange(sx)[None, :]
             for r, c in pos:
-                dy = (yy - r + sy / 2) % sy - sy / 2
-                dx = (xx - c + sx / 2) % sx - sx / 2
+                dy, dx = yy - r, xx - c
+                if periodic:
+                    dy = (dy + sy / 2) % sy - sy / 2
+                    dx = (dx + sx / 2) % sx - sx / 2
                 if sigma_px > 0:
                     t += np.exp(-(dy**2 + dx**2) / (2 * sigma_px**2))
                 else:

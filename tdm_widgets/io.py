@@ -67,8 +67,14 @@ def mib_frames(path) -> tuple[int, tuple[int, int], np.dtype]:
 
 def _load_mib(path: Path, lazy: bool, navigation_shape, **kwargs):
     """A Merlin ``.mib`` as 4D, its frame count checked against the navigation shape."""
-    n, det, dtype = mib_frames(path)
-    where = (f"{path.name} holds {n} frames of {det[1]} x {det[0]} px")
+    n_file, det, dtype = mib_frames(path)
+    # RosettaSciIO's first_frame / last_frame read part of the file (e.g. the whole scan
+    # rows of an interrupted acquisition): the navigation shape must hold those frames
+    part = slice(kwargs.get("first_frame"), kwargs.get("last_frame"))
+    n = len(range(*part.indices(n_file)))
+    where = (f"{path.name} holds {n_file} frames of {det[1]} x {det[0]} px"
+             + (f" ({n} of them in first_frame={part.start}, last_frame={part.stop})"
+                if n != n_file else ""))
     if navigation_shape is not None:
         try:
             nav = tuple(int(v) for v in navigation_shape)
@@ -78,13 +84,26 @@ def _load_mib(path: Path, lazy: bool, navigation_shape, **kwargs):
             raise ValueError(f"navigation_shape must be two positive integers "
                              f"(scan_x, scan_y); got {navigation_shape!r}")
         if nav[0] * nav[1] != n:
+            rows = n // nav[0]
+            hint = (f"; an interrupted acquisition? Its {rows} whole scan rows are "
+                    f"navigation_shape=({nav[0]}, {rows}), last_frame="
+                    f"{(part.start or 0) + rows * nav[0]}" if 0 < rows and n % nav[0] else "")
             raise ValueError(
                 f"navigation_shape={nav} (scan_x, scan_y) holds {nav[0] * nav[1]} frames "
-                f"but {where}; give (scan_x, scan_y) whose product is {n} (no frame is "
-                "dropped or invented)")
+                f"but {where}: no frame is dropped or invented, so give the frames per "
+                f"scan row and the scan rows of the file, or read part of it with "
+                f"first_frame / last_frame{hint}")
     else:
         probe = hs_load(path, lazy=True, note_type=False, **kwargs)  # the load says it
         shape = probe.data.shape
+        if len(shape) == 4 and shape[0] * shape[1] < n and part == slice(None, None):
+            raise ValueError(
+                f"{path.name} holds {n} frames, but the scan its .hdr and time stamps give "
+                f"has {shape[0]} whole rows of {shape[1]} ({shape[0] * shape[1]} frames; "
+                f"an interrupted acquisition?): read those with "
+                f"navigation_shape=({shape[1]}, {shape[0]}), "
+                f"last_frame={shape[0] * shape[1]}, or pass the navigation_shape "
+                "(scan_x, scan_y) of all the frames")
         if len(shape) != 4 or shape[0] * shape[1] != n:
             raise ValueError(
                 f"the navigation shape of {path.name} cannot be inferred from the file "

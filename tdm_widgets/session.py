@@ -146,6 +146,8 @@ class TDMSession:
         self._last_images: tuple[bytes, np.ndarray] | None = None
         self.columns: dict[str, np.ndarray] | None = None
         self.sigma_px = 0.0
+        #: Gaussian templates wrap across the scan's edges (a simulated unit cell).
+        self.periodic = True
         self.combined: str | None = None
         #: Name of the stack axis of saved masks ("species" when made from columns).
         self.stack_name = "template"
@@ -154,7 +156,8 @@ class TDMSession:
 
     @classmethod
     def from_columns(cls, s, columns: dict, species=None, sigma_px: float = 0.0,
-                     combined: str | None = "all", **kwargs) -> TDMSession:
+                     combined: str | None = "all", periodic: bool = True,
+                     **kwargs) -> TDMSession:
         """A session whose templates are made from column positions.
 
         Parameters
@@ -169,10 +172,14 @@ class TDMSession:
             0 for single-pixel templates, else the Gaussian width [scan px].
         combined : str or None
             Name of an extra template holding every column (None for none).
+        periodic : bool
+            Gaussian templates wrap across the scan's edges (a simulated unit cell);
+            False for an experimental scan (see :func:`point_templates`).
         **kwargs
             As for :class:`TDMSession`.
         """
         session = cls(s, **kwargs)
+        session.periodic = bool(periodic)
         names = species_names(columns, species, combined)
         session.columns = {n: np.asarray(columns[n], float).reshape(-1, 2) for n in names}
         session.sigma_px = float(sigma_px)
@@ -356,7 +363,8 @@ class TDMSession:
         for n in todo:
             if len(self.columns[n]):
                 (changes[n],), _ = point_templates({n: self.columns[n]}, self.scan_shape,
-                                                   sigma_px=self.sigma_px, combined=None)
+                                                   sigma_px=self.sigma_px, combined=None,
+                                                   periodic=self.periodic)
             elif n in self._names:
                 self._drop(n)
         live = [n for n in self.columns if len(self.columns[n])]

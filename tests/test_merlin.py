@@ -281,3 +281,62 @@ def test_cli_apply_opens_a_12bit_mib(tmp_path, capsys):
     err = [e for e in capsys.readouterr().err.strip().splitlines() if "WARNING" not in e]
     assert code == 2 and len(err) == 1 and err[0].startswith("tdm: error: "), err
     assert "detector is in px: add --semiangle MRAD" in err[0]
+
+
+def test_an_interrupted_acquisition_reads_its_whole_rows_with_last_frame(tmp_path):
+    """A scan stopped part-way (the .hdr announces every frame, the file holds 5 rows
+    and 4 frames, plus a partial frame): the load names the whole rows and reads them
+    with last_frame (it refused every shape, and suggested one whose product is the
+    frame count, which scrambles the rows)."""
+    counts, _ = _counts(12)
+    path = write_mib(tmp_path / "cut.mib", counts, 12)
+    frame = frame_dtype(DET, 12).itemsize
+    raw = path.read_bytes()
+    path.write_bytes(raw[:(5 * SCAN[1] + 4) * frame + 100])
+    before = _sha(path)
+    with pytest.raises(ValueError, match=r"5 whole rows of 9 .*navigation_shape=\(9, 5\), "
+                                         r"last_frame=45"):
+        tw.load(path)
+    with pytest.raises(ValueError, match=r"navigation_shape=\(9, 5\), last_frame=45"):
+        tw.load(path, navigation_shape=(9, 8))
+    for lazy in (False, True):
+        s = tw.load(path, navigation_shape=(9, 5), last_frame=45, lazy=lazy)
+        np.testing.assert_array_equal(np.asarray(s.data), counts[:5])
+    s = tw.load(path, navigation_shape=(9, 2), first_frame=18, last_frame=36)
+    np.testing.assert_array_equal(s.data, counts[2:4])
+    with pytest.raises(ValueError,
+                       match=r"holds 9 frames but cut.mib holds 49 .*18 of them in first_frame=18"):
+        tw.load(path, navigation_shape=(9, 1), first_frame=18, last_frame=36)
+    assert _sha(path) == before
+
+
+def test_gaussian_templates_of_a_camera_file_do_not_wrap_across_the_scan(tmp_path):
+    """``tdm apply --sigma`` on a Merlin file: a column on the top row puts no template
+    weight on the bottom row (the templates wrapped periodically, as for a simulated
+    unit cell, so masks correlated with positions at the opposite edges); the masks
+    are the Pearson correlation with the unwrapped Gaussians, computed here by numpy."""
+    import json
+
+    import hyperspy.api as hs
+
+    from tdm_widgets.cli import main
+
+    counts, _ = _counts(12)
+    path = write_mib(tmp_path / "scan.mib", counts, 12)
+    cols = {"A": [[0.0, 1.0], [4.0, 5.0]]}
+    top = {"A": cols["A"][:1]}
+    g, _ = tw.point_templates(top, SCAN, sigma_px=1.5, combined=None, periodic=False)
+    assert g[0, -1].max() < 1e-3  # nothing on the far row
+    wrapped, _ = tw.point_templates(top, SCAN, sigma_px=1.5, combined=None)
+    assert wrapped[0, -1].max() > 0.6  # the periodic default, for a simulated cell
+    g, _ = tw.point_templates(cols, SCAN, sigma_px=1.5, combined=None, periodic=False)
+    tw.save_positions(tmp_path / "pos.json", cols, scan_shape=SCAN)
+    out = tmp_path / "out"
+    assert main(["apply", str(path), "--positions", str(tmp_path / "pos.json"), "--out",
+                 str(out), "--sigma", "1.5"]) == 0
+    assert json.loads((out / "parameters.json").read_text())["periodic_templates"] is False
+    d = counts.reshape(-1, DET[0] * DET[1]).astype(float)
+    t = g[0].ravel() - g[0].mean()
+    dc = d - d.mean(0)
+    ref = (t @ dc) / np.sqrt((t ** 2).sum() * (dc ** 2).sum(0))
+    np.testing.assert_allclose(hs.load(out / "masks.hspy").data[0].ravel(), ref, atol=1e-12)
