@@ -506,26 +506,28 @@ def test_bad_pixel_sums_do_not_depend_on_how_a_block_is_cut(rng, monkeypatch):
         tw.bf_disk(tw.from_array(data), show_progressbar=False)
 
 
+def best(f) -> float:
+    """Shortest of five timings of ``f()`` [s]."""
+    import time
+
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
 def test_bad_pixel_interpolation_costs_little_beyond_the_float_copy_of_a_block():
     """Stored bad pixels (a dead column and a hot pixel) are interpolated in every pass:
     on a block of 192 patterns of 256 x 256 it cost 3.6 times the block's float64 copy
     (a sparse product with the transposed block, which copied it whole); a gather of
     the neighbours costs about 1.1 times. Best of five, against the copy timed alike."""
-    import time
-
     block = np.random.default_rng(0).poisson(5, (2, 96, 256, 256)).astype(np.uint16)
     bad = np.zeros((256, 256), bool)
     bad[:, 7] = True
     bad[10, 200] = True
     corr = Correction(bad)
-
-    def best(f):
-        times = []
-        for _ in range(5):
-            t = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - t)
-        return min(times)
 
     copy = best(lambda: np.array(block, dtype=np.float64))
     apply = best(lambda: corr.apply(block, slice(0, 2), slice(0, 96)))
@@ -574,8 +576,6 @@ def test_descan_shift_of_a_large_block_is_compiled_and_equals_the_numpy_loop(mon
     over patterns, 230 ms for 192 patterns of 256 x 256); the compiled loop gives the
     same float64 values, bilinear and whole-pixel, edges included, in about the time
     of one copy of the block. Best of five, against the copy timed alike."""
-    import time
-
     from tdm_widgets.core import corrections
 
     rng = np.random.default_rng(3)
@@ -583,14 +583,6 @@ def test_descan_shift_of_a_large_block_is_compiled_and_equals_the_numpy_loop(mon
     shifts = rng.normal(0, 2.5, (2, 96, 2))
     shifts[0, 0] = (0.5, -300.5)  # beyond the detector: the edge value
     fast = [shift_patterns(block, shifts, sub) for sub in (True, False)]
-
-    def best(f):
-        times = []
-        for _ in range(5):
-            t = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - t)
-        return min(times)
 
     copy = best(lambda: block.copy())
     shift = best(lambda: shift_patterns(block, shifts))
