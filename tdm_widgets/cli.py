@@ -178,9 +178,19 @@ def _apply(args) -> int:
     _check_out_not_input(out, (args.datafile, args.positions))
     _out_folder(out)
     nav = tuple(args.navigation_shape) if args.navigation_shape else None
+    frames = {k: v for k, v in (("first_frame", args.first_frame),
+                                ("last_frame", args.last_frame)) if v is not None}
+    if frames and Path(args.datafile).suffix.lower() != ".mib":
+        raise UsageError("--first-frame / --last-frame read part of a Merlin .mib; "
+                         f"{Path(args.datafile).name} is not one")
     s = select(load(args.datafile, lazy=args.lazy, navigation_shape=nav,
-                    scan_step_A=args.scan_step),
+                    scan_step_A=args.scan_step, **frames),
                thickness_nm=args.thickness, defocus_nm=args.defocus)
+    if args.flyback:
+        if args.flyback >= s.axes_manager.navigation_shape[0]:
+            raise UsageError(f"--flyback {args.flyback} drops every one of the "
+                             f"{s.axes_manager.navigation_shape[0]} scan columns")
+        s = s.inav[args.flyback:, :]  # the scan axes keep their offset
     corrections = _correct(s, args)
     member = {k: s.metadata.get_item(f"Simulation.selected_{k}_nm")
               for k in ("thickness", "defocus")}
@@ -401,6 +411,14 @@ def main(argv=None) -> int:
     ap.add_argument("--navigation-shape", type=_count, nargs=2, metavar=("SCAN_X", "SCAN_Y"),
                     help="frames per scan row and scan rows of a flat file (.mib)")
     ap.add_argument("--scan-step", type=_positive, default=None, help="scan step [A]")
+    ap.add_argument("--first-frame", type=_seed, default=None, metavar="N",
+                    help="first frame of a .mib to read (frames counted from 0)")
+    ap.add_argument("--last-frame", type=_count, default=None, metavar="N",
+                    help="read a .mib up to this frame (not included): the whole scan rows "
+                         "of an interrupted acquisition")
+    ap.add_argument("--flyback", type=_seed, default=0, metavar="N",
+                    help="drop the first N scan columns of every row (a camera's flyback "
+                         "frames)")
     ap.add_argument("--lazy", action="store_true")
     ap.add_argument("--bad-pixels", action="store_true",
                     help="find dead, hot and stuck detector pixels (one pass) and "

@@ -340,3 +340,37 @@ def test_gaussian_templates_of_a_camera_file_do_not_wrap_across_the_scan(tmp_pat
     dc = d - d.mean(0)
     ref = (t @ dc) / np.sqrt((t ** 2).sum() * (dc ** 2).sum(0))
     np.testing.assert_allclose(hs.load(out / "masks.hspy").data[0].ravel(), ref, atol=1e-12)
+
+
+def test_cli_reads_the_whole_rows_of_an_interrupted_scan_without_its_flyback(tmp_path):
+    """``tdm apply --last-frame 45 --flyback 1`` on a scan stopped after 5 of 8 rows
+    (plus a partial frame) whose first column is the flyback: the masks are the Pearson
+    correlation over the 5 x 8 scan that is left, computed here by numpy, with the
+    positions given on that scan; the file is unchanged and a --last-frame on another
+    format is one line naming it."""
+    import hyperspy.api as hs
+
+    from tdm_widgets.cli import main
+
+    counts, _ = _counts(12)
+    path = write_mib(tmp_path / "cut.mib", counts, 12)
+    frame = frame_dtype(DET, 12).itemsize
+    path.write_bytes(path.read_bytes()[:(5 * SCAN[1] + 4) * frame + 100])
+    before = _sha(path)
+    cols = {"A": [[1.0, 2.0], [3.0, 5.0]]}  # on the scan without its flyback column
+    tw.save_positions(tmp_path / "pos.json", cols, scan_shape=(5, 8))
+    out = tmp_path / "out"
+    assert main(["apply", str(path), "--positions", str(tmp_path / "pos.json"), "--out",
+                 str(out), "--navigation-shape", "9", "5", "--last-frame", "45",
+                 "--flyback", "1"]) == 0
+    kept = counts[:5, 1:].reshape(-1, DET[0] * DET[1]).astype(float)
+    t = np.zeros((5, 8))
+    t[1, 2] = t[3, 5] = 1
+    tc, dc = t.ravel() - t.mean(), kept - kept.mean(0)
+    ref = (tc @ dc) / np.sqrt((tc ** 2).sum() * (dc ** 2).sum(0))
+    masks = hs.load(out / "masks.hspy")
+    np.testing.assert_allclose(masks.data[0].ravel(), ref, atol=1e-12)
+    assert _sha(path) == before
+    np.save(tmp_path / "a.npy", counts)
+    assert main(["apply", str(tmp_path / "a.npy"), "--positions", str(tmp_path / "pos.json"),
+                 "--out", str(tmp_path / "o2"), "--last-frame", "45"]) == 2
