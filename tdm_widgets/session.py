@@ -967,7 +967,9 @@ class TDMSession:
         Writes ``masks.hspy`` (:meth:`masks`), ``images.hspy`` (:meth:`images` of
         every template and the virtual detectors, or :meth:`cross_validated`),
         ``positions.json`` (when made from columns) and ``session.json``
-        (provenance). The input file is never written: ``folder`` must not hold it.
+        (provenance). The input file is never written: a file that would overwrite it
+        is refused (the input's own folder is fine). Virtual images are written only
+        when ``virtual`` names them here, also after :meth:`images` made them.
 
         Parameters
         ----------
