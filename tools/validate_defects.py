@@ -47,7 +47,7 @@ import argparse
 import numpy as np
 
 import tdm_widgets as tw
-from tdm_widgets.simulate import columns_of
+from tdm_widgets.simulate import columns_of, select
 
 #: (image, defect, lower bound, upper bound) of issue #15
 CRITERIA = (("O", "vacancy_O_px", None, -3.0), ("Li", "vacancy_O_px", -1.5, 1.5),
@@ -192,6 +192,8 @@ def exact_mask_rows(s, templates, names, truth, reference, doses, seeds):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=None, help="defect supercell (default: bundled)")
+    ap.add_argument("--thickness", type=float, default=None,
+                    help="member of a defect series with several exit planes [nm]")
     ap.add_argument("--seeds", type=int, default=5, help="noise draws per dose")
     ap.add_argument("--region", nargs="+", default=["0,23.5", "0,1000"],
                     help="detector regions LO,HI [mrad] (1000: the whole detector)")
@@ -214,6 +216,8 @@ def main() -> None:
     args = ap.parse_args()
 
     s = tw.load(args.data or tw.data_path("lifepo4_defects"))
+    if args.thickness is not None or s.data.ndim > 4:
+        s = select(s, thickness_nm=args.thickness)
     if args.bin > 1:
         s = s.rebin(scale=(1, 1, args.bin, args.bin))  # keeps dtype, calibration, metadata
     truth = {k: np.asarray(v) for k, v in s.metadata.Simulation.truth.as_dictionary().items()}
