@@ -184,7 +184,16 @@ def test_validation_simulations_are_in_the_manifest():
                                           [vp.CACHE])
     pairs = [(k, d) for k, shifts in vd.SECOND_DRAW.items() for d in shifts]
     second = [vd.second_draw_path(k, d) for k, d in pairs]
-    assert set(entries) == set(expected) | {"pbtio3_displacement_second_draws"}
+    assert set(entries) == set(expected) | {"pbtio3_displacement_second_draws",
+                                            "lifepo4_defects_thin"}
+    thin = entries["lifepo4_defects_thin"]  # a whole simulated file, checked as a file
+    (member,) = thin["members"]
+    assert member["cache"] == ".sim/lifepo4_defects_thin.hspy"
+    assert thin["parameters"]["thickness_nm"] == [30, 40]
+    path = manifest.ROOT / member["cache"]
+    if path.exists():
+        assert manifest.sha256(path) == member["sha256"]
+        assert list(tw.load(path, lazy=True).data.shape) == member["shape"]
     draws = entries["pbtio3_displacement_second_draws"]["members"]
     assert [(m["set"], m["seed"], m["ti_displacement_A"]) for m in draws] == [
         (k, vd.SETS[k]["seed"] + 100, d) for k, d in pairs]

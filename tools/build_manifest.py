@@ -152,6 +152,24 @@ def _member(path, key: str, old: dict, **fields) -> dict:
     return old.get(rel, dict(fields, cache=rel, array=key))
 
 
+#: The thinner defect supercell of the defect validation (README, "Thinner specimens"):
+#: another thickness and phonon count than the bundled lifepo4_defects.
+THIN_DEFECTS = ROOT / ".sim" / "lifepo4_defects_thin.hspy"
+
+
+def _file_member(path, old: dict, **fields) -> dict:
+    """One simulated file: its data's shape and dtype (as ``tdm_widgets.load`` gives
+    them) and the file's sha256, or the previous manifest's entry without the file."""
+    rel = str(path.relative_to(ROOT))
+    if path.exists():
+        from tdm_widgets import load
+
+        s = load(path, lazy=True)
+        return dict(fields, cache=rel, shape=list(s.data.shape), dtype=str(s.data.dtype),
+                    sha256=sha256(path))
+    return old.get(rel, dict(fields, cache=rel))
+
+
 def validation_sets() -> list[dict]:
     """The simulations the validation tools make and cache in ``.sim/`` (README,
     validation table): settings from the tools themselves."""
@@ -184,6 +202,19 @@ def validation_sets() -> list[dict]:
                         thickness_nm=list(validate_pacbed.THICKNESS_NM),
                         preset=dict(base="bundled", **validate_pacbed.PRESET)),
         members=[_member(validate_pacbed.CACHE, "pacbed", old)]))
+    out.append(dict(
+        name="lifepo4_defects_thin", tier="validation",
+        generator="tdm simulate bundled lifepo4_defects --thickness 30 40 --configs 4 --seed 0 "
+                  "--raw .sim/lifepo4_defects_thin_raw && tdm pack .sim/lifepo4_defects_thin_raw "
+                  "--out .sim/lifepo4_defects_thin.hspy --fine-mrad 32 --max-mrad 72 "
+                  "--ring-factor 4",
+        parameters=dict(structure="lifepo4_defects", seed=0, thickness_nm=[30, 40],
+                        preset=dict(base="bundled", num_configs=4),
+                        used_by="python tools/validate_defects.py --data "
+                                ".sim/lifepo4_defects_thin.hspy --thickness 30|40",
+                        wall="45 min for the simulation on this 2-core machine (shared); "
+                             "the raw run is 1 GB"),
+        members=[_file_member(THIN_DEFECTS, old)]))
     return out
 
 
