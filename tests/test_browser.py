@@ -114,18 +114,20 @@ def test_explorer_in_the_browser(lab):
             hit = [page.evaluate("([x, y]) => document.elementFromPoint(x, y).tagName", pt)
                    for pt in (on_bar, pixel_point(page, shape, 0, shape[1] - 1))]
             assert hit == ["image", "image"], hit
-            # square pixels on the screen (the figure's own padding once took 7 px a side
-            # from the plot area: 2.5 % taller than wide at this zoom)
+            # pixels on the screen in the scan's physical aspect, width / height = step_x /
+            # step_y (1.2 % from square here; the figure's own padding once took 7 px a
+            # side from the plot area: 2.5 % taller than wide at this zoom)
+            want = s.axes_manager.navigation_axes[0].scale / s.axes_manager.navigation_axes[1].scale
             box = painter_image(page).bounding_box()
             aspect = (box["width"] / shape[1]) / (box["height"] / shape[0])
-            print(f"painter pixel aspect on screen: {aspect:.4f}")
-            assert abs(aspect - 1) < 0.01, box
+            print(f"painter pixel aspect on screen: {aspect:.4f} (scan steps: {want:.4f})")
+            assert abs(aspect / want - 1) < 0.005, box
             # and the image panels of the species (the scale bar's label pads them)
             boxes = page.evaluate("""() => [...document.querySelectorAll('.bqplot image')]
                 .map(i => i.getBoundingClientRect()).map(r => [r.width, r.height])""")
-            scan = [w / h / (shape[1] / shape[0]) for w, h in boxes
-                    if abs(w / h / (shape[1] / shape[0]) - 1) < 0.03]
-            assert len(scan) >= 3 and max(abs(a - 1) for a in scan) < 0.01, scan
+            scan = [w / h / (shape[1] / shape[0]) / want for w, h in boxes
+                    if abs(w / h / (shape[1] / shape[0]) / want - 1) < 0.03]
+            assert len(scan) >= 3 and max(abs(a - 1) for a in scan) < 0.005, scan
             # a drag in the region mode draws the reference rectangle
             page.get_by_role("button", name="region: drag").click()
             # the kernel answers the mode with a hint and installs the brush; a drag
