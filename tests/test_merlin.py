@@ -271,7 +271,11 @@ def test_cli_apply_opens_a_12bit_mib(tmp_path, capsys):
     images = hs.load(out / "images.hspy")
     assert images.data.shape == (3,) + SCAN  # A, B, all
     assert [(a.scale, a.units) for a in images.axes_manager.signal_axes] == [(0.25, "Å")] * 2
-    assert "A cross-validated" in (out / "specificity.txt").read_text()
+    table = (out / "specificity.txt").read_text()
+    assert "A cross-validated" in table
+    # one null per number of columns (A 3, B 2), as rows and as columns of the table
+    assert all(row in table for row in ("null 2 cross-validated", "null 3 same-data"))
+    assert table.splitlines()[0].split()[-4:] == ["null", "2", "null", "3"]
     assert _sha(path) == before
     capsys.readouterr()
     try:
