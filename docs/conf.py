@@ -151,7 +151,7 @@ def _help(argv: list[str]) -> str:
 def build_cli_help() -> None:
     """``tdm --help`` and ``tdm CMD --help`` of each subcommand as text files."""
     GENERATED.mkdir(exist_ok=True)
-    for cmd in ("", "demo", "apply", "simulate", "pack", "data"):
+    for cmd in ("", "demo", "apply", "simulate", "pack", "data", "notebook"):
         (GENERATED / f"cli_{cmd or 'main'}.txt").write_text(
             _help([cmd] if cmd else []), encoding="utf-8")
 

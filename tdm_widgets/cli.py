@@ -97,6 +97,23 @@ def _check_out_not_input(out: Path, inputs) -> None:
         raise UsageError(f"--out {out}: {err}") from None
 
 
+def _notebook(args) -> int:
+    import shutil
+
+    from .datasets import your_data_notebook
+
+    src = your_data_notebook()
+    out = _out_folder(Path(args.out))
+    target = out / src.name
+    if target.exists():
+        raise UsageError(f"{target} exists: it is not overwritten (give another --out)")
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, target)
+    print(f"Wrote {target}: set PATH in its second cell to your file, then run all "
+          "(jupyter lab " + shlex.quote(str(target)) + ")")
+    return 0
+
+
 def _demo(args) -> int:
     from .column_templates import format_specificity
     from .demo import BUNDLED, run_demo
@@ -440,6 +457,10 @@ def main(argv=None) -> int:
     dt.add_argument("--cache-dir", default=None, metavar="DIR",
                     help="download cache (default $TDM_WIDGETS_DATA_DIR, else the user cache)")
     dt.set_defaults(func=_data)
+    nb = sub.add_parser("notebook", help="write notebook 09 (the whole pipeline on your own "
+                        "file) to a folder, to open in JupyterLab")
+    nb.add_argument("--out", default=".", help="folder (default: here)")
+    nb.set_defaults(func=_notebook)
     argv = sys.argv[1:] if argv is None else list(argv)
     args, extra = p.parse_known_args(argv)
     if extra and getattr(args, "func", None) is _data and not any(

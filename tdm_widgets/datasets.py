@@ -208,3 +208,36 @@ def entry_path(entry: dict, base_url: str | None = None, cache_dir=None,
 
     return _fetch(entry, resolve_base_url(base_url), resolve_cache_dir(cache_dir),
                   progressbar_enabled(show_progressbar))
+
+
+#: The notebook for a user's own data (``tdm notebook``).
+YOUR_DATA_NOTEBOOK = "09_your_own_data.ipynb"
+
+
+def your_data_notebook() -> Path:
+    """Notebook 09 (the whole pipeline on your own file): the checkout's, or the copy
+    the wheel carries (outputs cleared).
+
+    Returns
+    -------
+    pathlib.Path
+        The notebook file (read it, or copy it with ``tdm notebook``).
+
+    Raises
+    ------
+    FileNotFoundError
+        In a tree that has neither.
+
+    Examples
+    --------
+    >>> your_data_notebook().name
+    '09_your_own_data.ipynb'
+    """
+    p = manifest.ROOT / "notebooks" / YOUR_DATA_NOTEBOOK
+    if p.is_file():
+        return p
+    p = _in_package(f"tdm_widgets/data/notebooks/{YOUR_DATA_NOTEBOOK}")
+    if p is None:
+        raise FileNotFoundError(f"{YOUR_DATA_NOTEBOOK} is neither in a checkout nor in the "
+                                "installed package")
+    return p

@@ -68,6 +68,11 @@ def test_wheel_builds_cleanly_and_passes_twine(wheel):
         names = z.namelist()
         meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         packaged = yaml.safe_load(z.read("tdm_widgets/data/data_manifest.yaml"))
+        notebook = json.loads(z.read("tdm_widgets/data/notebooks/09_your_own_data.ipynb"))
+    # notebook 09 for `tdm notebook`, its code as in the repository, its outputs cleared
+    source = json.loads((ROOT / "notebooks" / "09_your_own_data.ipynb").read_text())
+    assert [c["source"] for c in notebook["cells"]] == [c["source"] for c in source["cells"]]
+    assert all(not c.get("outputs") for c in notebook["cells"])
     assert "tdm_widgets/data/lifepo4_thickness.hspy" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert not any(n.startswith(("data/", "tests/", "notebooks/")) for n in names)
@@ -183,6 +188,10 @@ def test_readme_example_demo_export_zspy_and_data_from_an_install(core, tmp_path
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and "TDM Li" in p.stdout, p.stdout + p.stderr
     assert (work / "demo" / "tdm_demo.png").stat().st_size > 10_000
+    # the notebook for your own data, from the wheel
+    p = subprocess.run([str(py.parent / "tdm"), "notebook", "--out", "nb"], cwd=work,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and (work / "nb" / "09_your_own_data.ipynb").is_file(), p.stderr
     # export, .zspy, the data function with a file:// URL (a copy of the repository)
     cache = tmp_path / "cache"
     out = _run(py, work, f"""

@@ -229,3 +229,19 @@ def test_a_failing_generator_is_one_error_carrying_its_own_message(capfd):
         manifest.regenerate("x", manifest=man)
     err = capfd.readouterr().err
     assert "progress 50%" in err and "tdm: error" not in err
+
+
+def test_tdm_notebook_writes_the_your_own_data_notebook_and_never_overwrites(tmp_path, capsys):
+    """``tdm notebook --out DIR``: notebook 09 (the checkout's here; the wheel carries a
+    copy with its outputs cleared, tests/test_install.py), and a second call is a one-line
+    error that leaves the user's copy alone."""
+    from tdm_widgets.cli import main
+
+    assert main(["notebook", "--out", str(tmp_path)]) == 0
+    got = tmp_path / "09_your_own_data.ipynb"
+    assert got.read_bytes() == (manifest.ROOT / "notebooks" / got.name).read_bytes()
+    got.write_text("mine")
+    assert main(["notebook", "--out", str(tmp_path)]) == 2
+    assert got.read_text() == "mine"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not overwritten" in err[0], err
