@@ -184,7 +184,7 @@ def _apply(args) -> int:
     import json
 
     from .column_templates import format_specificity, specificity
-    from .cross_validation import null_templates, with_null_positions
+    from .cross_validation import add_null_controls
     from .io import load
     from .positions import load_positions
     from .session import TDMSession
@@ -225,12 +225,10 @@ def _apply(args) -> int:
                                       normalization=args.normalization, detector_region=det)
     names = session.names  # the species and "all"
     judged = columns
-    nulls = {}
+    nulls = []
     if args.split:  # the null controls of the cross-validated rows, imaged with the rest
-        nulls = null_templates(columns, shape)
-        for name, t in nulls.items():
-            session.set_template(name, t)
-        judged = with_null_positions(columns, nulls)
+        judged = add_null_controls(session, columns)
+        nulls = [n for n in judged if n not in columns]
     images = session.images(normalized=args.normalized)  # with the statistics: two passes
     masks = session.masks(names)
     out.mkdir(parents=True, exist_ok=True)

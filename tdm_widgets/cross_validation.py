@@ -297,10 +297,7 @@ def specificity_report(s, columns: dict, species=None, split: str = "dose",
                                       normalization=normalization,
                                       detector_region=detector_region,
                                       show_progressbar=show_progressbar)
-    nulls = null_templates(columns, session.scan_shape, species, seed)
-    for name, t in nulls.items():
-        session.set_template(name, t)
-    judged = with_null_positions(columns, nulls)
+    judged = add_null_controls(session, columns, species, seed)
     virtual = virtual_detectors(s, virtual, show_progressbar)
     same = session.images(virtual=virtual, normalized=normalized)  # with the statistics: 2
     cv = session.cross_validated(split, normalized=normalized, seed=seed,
@@ -310,6 +307,25 @@ def specificity_report(s, columns: dict, species=None, split: str = "dose",
         rows[f"{n} same-data"] = specificity(pick(same, n), judged)
         rows[f"{n} cross-validated"] = specificity(pick(cv, n), judged)  # held-out positions
     return rows
+
+
+def add_null_controls(session, columns: dict, species=None, seed: int = 0) -> dict:
+    """The null controls of :func:`null_templates` added to ``session`` as templates
+    (one read of their positions once the statistics exist), and ``columns`` with each
+    null's own positions (:func:`with_null_positions`), to judge images at.
+
+    Examples
+    --------
+    >>> data = np.random.default_rng(0).poisson(9.0, (8, 8, 6, 6)).astype(np.uint16)
+    >>> session = tw.TDMSession.from_columns(tw.from_array(data), {"A": [[1, 1], [5, 5]]},
+    ...                                      combined=None, show_progressbar=False)
+    >>> judged = add_null_controls(session, {"A": [[1, 1], [5, 5]]})
+    >>> session.names, judged["null"].shape
+    (['A', 'null'], (2, 2))
+    """
+    nulls = null_templates(columns, session.scan_shape, species, seed)
+    session.set_templates(nulls)
+    return with_null_positions(columns, nulls)
 
 
 def with_null_positions(columns: dict, nulls: dict) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 
 from .column_templates import format_specificity, specificity
 from .core.progress import hyperspy_progressbar
-from .cross_validation import null_templates, with_null_positions
+from .cross_validation import add_null_controls
 from .io import load
 from .session import TDMSession
 from .signals import pick, refuse_overwriting_input
@@ -83,10 +83,7 @@ def run_demo(out: Path, data: Path = BUNDLED, thickness_nm: float | None = None,
     session = TDMSession.from_columns(s, cols, SPECIES, combined="all",
                                       detector_region=(0.0, 23.5),
                                       show_progressbar=show_progressbar)
-    nulls = null_templates(cols, session.scan_shape, seed=seed)
-    for name, t in nulls.items():
-        session.set_template(name, t)
-    judged = with_null_positions(cols, nulls)
+    judged = add_null_controls(session, cols, seed=seed)
     names = session.names
     # two passes over the data: the statistics, then every image (TDM and virtual) at once
     images = session.images(virtual=VIRTUAL)

@@ -100,7 +100,7 @@ def mean_pattern(data, progress: bool = True) -> np.ndarray:
 def _sum_and_picks(block, marks):
     block = np.asarray(block)
     ys, xs = np.nonzero(marks >= 0)
-    return (block.sum(axis=(0, 1), dtype=np.float64),
+    return (_pattern_sum(block),
             {int(marks[y, x]): np.asarray(block[y, x], np.float64) for y, x in zip(ys, xs)})
 
 

@@ -461,10 +461,10 @@ class Explorer:
                     self._stats_key = stats_key
             except Exception as e:  # noqa: BLE001 - the thread must report, not die
                 # the library's argument named as the menu choice a user makes here
-                said = str(e).replace("split='cells'", "the images menu's 'cross-validated: "
-                                                       "cells split'")
-                said = said.replace("split='dose'", "the images menu's 'cross-validated: "
-                                                    "dose split'")
+                said = str(e)
+                for split in ("cells", "dose"):
+                    said = said.replace(f"split='{split}'", "the images menu's "
+                                        f"'cross-validated: {split} split'")
                 self._last_error = f"{type(e).__name__}: {said}"
                 self.notice.value = message_html(self._last_error, "error")
                 self.status.value = "error: last results kept"
